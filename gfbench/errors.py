@@ -1,0 +1,25 @@
+"""The errors a user can cause; the CLI turns each into one red line and exit code 1."""
+
+
+class GfbenchError(Exception):
+    """Bad input or an unmet precondition, explained in one line (what is wrong, what is allowed)."""
+
+
+class UnknownNameError(GfbenchError):
+    """A model, mixer or corruption name that no registry knows."""
+
+
+class ResolutionError(GfbenchError):
+    """A resolution the model cannot be built at."""
+
+
+class CheckpointError(GfbenchError):
+    """A checkpoint file that cannot be read safely or does not fit the model."""
+
+
+class ResultsFileError(GfbenchError):
+    """A results file that is missing, malformed or of another kind."""
+
+
+class DataError(GfbenchError):
+    """A data folder that is missing, empty or laid out wrongly."""

@@ -1,0 +1,315 @@
+"""One results schema for every command: provenance, typed rows, CSV + JSON files, resume keys.
+
+A results file pair is ``<stem>.json`` (the source of truth: schema, kind, provenance, rows)
+and ``<stem>.csv`` (the same rows, provenance as ``# key: value`` lines above the header,
+readable with ``pandas.read_csv(path, comment="#")``). Both are rewritten atomically
+(write to a temporary file, then rename) every time a row is added, so an interrupted run
+leaves valid files holding every row that finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gfbench.errors import ResultsFileError
+
+SCHEMA = "gfbench.results/1"
+KINDS = ("complexity", "robustness")
+
+FLOP_CONVENTION = (
+    "FLOPs follow fvcore and the papers: one fused multiply-add = one FLOP (so GFLOPs = GMACs, "
+    "half of torch's 2*m*n*k); element-wise ops, softmax, activations and residual adds are "
+    "not counted; normalisation layers are counted as fvcore does. Added rules: each 2D FFT "
+    "(forward or inverse, real or complex) of an H x W x D feature = H*W*D*ceil(log2(H*W)) "
+    "(the inverse counted on its output grid); the complex filter product = one per complex "
+    "element; attention (SDPA, fused or explicit) = 2*N^2*D (QK^T and AV); average pooling = "
+    "k*k per output element."
+)
+
+
+@dataclass
+class Provenance:
+    """Where and how a results file was made: enough to reproduce or distrust it."""
+
+    kind: str
+    command: str
+    date: str
+    gfbench_version: str
+    python_version: str
+    torch_version: str
+    timm_version: str
+    fvcore_version: str
+    platform: str
+    cpu_model: str
+    cpu_threads: int
+    torch_threads: int
+    device_name: str
+    cuda_version: str
+    driver_version: str
+    tf32_matmul: bool
+    cudnn_benchmark: bool
+    flop_convention: str = FLOP_CONVENTION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ComplexityRow:
+    """One measured (model or mixer, resolution, batch, precision, mode) setting."""
+
+    subject: str  # "model" or "mixer"
+    name: str
+    res_h: int
+    res_w: int
+    tokens: int  # tokens the token mixer sees (first stage for pyramids)
+    batch_size: int
+    precision: str
+    mode: str
+    device: str
+    impl: str = "reference"
+    dim: int | None = None
+    status: str = "ok"  # ok | oom | error | skipped
+    error: str = ""
+    flops: float | None = None  # per image, fvcore convention (multiply-adds)
+    flops_torch: float | None = None  # the second engine, same convention
+    params: int | None = None
+    uncounted_ops: str = ""  # "op:count;op:count" that neither rule nor fvcore counted
+    latency_ms_p10: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p90: float | None = None
+    throughput_ips: float | None = None  # images per second at the median latency
+    peak_mem_bytes: float | None = None  # above the resident model, during the measured step
+    mem_method: str = ""
+    threads: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    warmup: int | None = None
+    repeat: int | None = None
+
+    KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "dim", "batch_size", "precision",
+                  "mode", "device")
+
+
+@dataclass
+class RobustnessRow:
+    """Top-1/top-5 counts of one (model, corruption or attack, severity) evaluation."""
+
+    model: str
+    checkpoint: str
+    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack"
+    corruption: str  # corruption name, "clean", or the attack name ("fgsm", "pgd")
+    severity: int  # 1..5; 0 for clean and attacks
+    images: int
+    correct_top1: int
+    correct_top5: int
+    unreadable: int = 0
+    error_top1: float | None = None
+    error_top5: float | None = None
+    eps: float | None = None  # attack budget in [0,1] pixel units
+    precision: str = "fp32"
+    device: str = "cpu"
+
+    KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
+
+
+ROW_TYPES: dict[str, type] = {"complexity": ComplexityRow, "robustness": RobustnessRow}
+
+
+def _version(module_name: str) -> str:
+    """Version of an installed package, or 'not installed' (never fails)."""
+    try:
+        from importlib.metadata import version
+
+        return version(module_name)
+    except Exception:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo, falling back to platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _driver_version() -> str:
+    """The NVIDIA driver version when one is loaded, else ''."""
+    try:
+        return Path("/proc/driver/nvidia/version").read_text().split("Kernel Module")[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def collect_provenance(kind: str, device: str = "cpu", argv: Sequence[str] | None = None,
+                       **extra: Any) -> Provenance:
+    """Provenance of the current process for a results file of the given kind."""
+    import torch
+
+    argv = list(sys.argv if argv is None else argv)
+    if argv and argv[0].endswith(("gfbench", "__main__.py")):
+        argv[0] = "gfbench"
+    device_name = "cpu: " + _cpu_model()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device_name = torch.cuda.get_device_name(torch.device(device))
+    return Provenance(
+        kind=kind,
+        command=shlex.join(argv),
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        gfbench_version=_version("gfbench"),
+        python_version=platform.python_version(),
+        torch_version=torch.__version__,
+        timm_version=_version("timm"),
+        fvcore_version=_version("fvcore"),
+        platform=platform.platform(),
+        cpu_model=_cpu_model(),
+        cpu_threads=os.cpu_count() or 0,
+        torch_threads=torch.get_num_threads(),
+        device_name=device_name,
+        cuda_version=torch.version.cuda or "",
+        driver_version=_driver_version(),
+        tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+        extra=dict(extra),
+    )
+
+
+def row_key(row: Any) -> tuple:
+    """The identity of a row for resume: its KEY_FIELDS values."""
+    return tuple(getattr(row, f) for f in row.KEY_FIELDS)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe value: NaN becomes None."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write text so that readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultsWriter:
+    """Keeps a results file pair up to date, one row at a time, resuming from what is there."""
+
+    def __init__(self, stem: Path, provenance: Provenance, resume: bool = False):
+        self.stem = Path(stem)
+        self.json_path = self.stem.with_suffix(".json")
+        self.csv_path = self.stem.with_suffix(".csv")
+        self.provenance = provenance
+        self.row_type = ROW_TYPES[provenance.kind]
+        self.rows: list[Any] = []
+        if resume and self.json_path.exists():
+            _, old_rows = read_rows(self.json_path)
+            if _ != provenance.kind:
+                raise ResultsFileError(
+                    f"{self.json_path}: holds {_} results, cannot resume a {provenance.kind} run"
+                )
+            self.rows = old_rows
+
+    def done(self) -> set[tuple]:
+        """Keys of the rows already present (skipped by --resume)."""
+        return {row_key(r) for r in self.rows}
+
+    def add(self, row: Any) -> None:
+        """Append (or replace, same key) a row and rewrite both files atomically."""
+        key = row_key(row)
+        self.rows = [r for r in self.rows if row_key(r) != key] + [row]
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the JSON and CSV files from the rows held now."""
+        self.stem.parent.mkdir(parents=True, exist_ok=True)
+        records = [rows_record(r) for r in self.rows]
+        payload = {
+            "schema": SCHEMA,
+            "kind": self.provenance.kind,
+            "provenance": dataclasses.asdict(self.provenance),
+            "rows": records,
+        }
+        _atomic_write(self.json_path, json.dumps(payload, indent=1) + "\n")
+        columns = [f.name for f in dataclasses.fields(self.row_type)]
+        frame = pd.DataFrame(records, columns=columns)
+        header = "".join(
+            f"# {k}: {v}\n" for k, v in dataclasses.asdict(self.provenance).items() if k != "extra"
+        )
+        _atomic_write(self.csv_path, header + frame.to_csv(index=False))
+
+
+def rows_record(row: Any) -> dict[str, Any]:
+    """A row as a JSON-safe dict."""
+    return {k: _clean(v) for k, v in dataclasses.asdict(row).items()}
+
+
+def read_rows(path: Path) -> tuple[str, list[Any]]:
+    """Kind and typed rows of a gfbench JSON results file; ResultsFileError when it is not one."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(f"{path}: not a gfbench results file ({exc.__class__.__name__})") \
+            from None
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        raise ResultsFileError(f"{path}: not a gfbench results file (expected schema {SCHEMA})")
+    kind = payload.get("kind")
+    if kind not in ROW_TYPES:
+        raise ResultsFileError(f"{path}: unknown results kind {kind!r}; known: {', '.join(KINDS)}")
+    row_type = ROW_TYPES[kind]
+    names = {f.name for f in dataclasses.fields(row_type)}
+    rows = []
+    for i, record in enumerate(payload.get("rows") or []):
+        if not isinstance(record, dict):
+            raise ResultsFileError(f"{path}: row {i} is not an object")
+        try:
+            rows.append(row_type(**{k: v for k, v in record.items() if k in names}))
+        except TypeError as exc:
+            raise ResultsFileError(f"{path}: row {i} is malformed ({exc})") from None
+    return kind, rows
+
+
+def read_results(path: Path) -> tuple[Provenance, pd.DataFrame]:
+    """Provenance and rows (as a DataFrame) of one gfbench JSON results file."""
+    path = Path(path)
+    kind, rows = read_rows(path)
+    payload = json.loads(path.read_text())
+    prov_fields = {f.name for f in dataclasses.fields(Provenance)}
+    prov_raw = payload.get("provenance") or {}
+    try:
+        provenance = Provenance(**{k: v for k, v in prov_raw.items() if k in prov_fields})
+    except TypeError as exc:
+        raise ResultsFileError(f"{path}: provenance is malformed ({exc})") from None
+    columns = [f.name for f in dataclasses.fields(ROW_TYPES[kind])]
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=columns)
+    return provenance, frame
+
+
+def find_results(paths: Iterable[Path]) -> list[Path]:
+    """Every JSON file under the given files or folders (recursively), sorted."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*.json") if q.is_file()))
+        else:
+            found.append(p)
+    return found
