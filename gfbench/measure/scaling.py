@@ -1,0 +1,79 @@
+"""Scaling exponents: fit cost ~ a * N^k over token counts, and tell N log N from N^2 growth.
+
+Pure functions of numbers (no torch): the complexity table and the plots both use them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+GROWTH_TERMS = {
+    "N log N": lambda n: n * np.log2(n),
+    "N^2": lambda n: n * n,
+}
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """y ~ a * n^k, fitted by least squares in log-log space; r2 is measured there too."""
+
+    k: float
+    a: float
+    r2: float
+    points: int
+
+
+@dataclass(frozen=True)
+class GrowthFit:
+    """Which of y ~ c1*N + c2*N log N and y ~ c1*N + c2*N^2 fits better (relative RMS error)."""
+
+    best: str  # a key of GROWTH_TERMS, or "" when the points cannot tell them apart
+    rel_rms: dict[str, float]
+
+
+def _positive_pairs(n: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The (n, y) pairs a log fit can use: both finite and positive, sorted by n."""
+    pairs = sorted((float(a), float(b)) for a, b in zip(n, y, strict=True)
+                   if a is not None and b is not None and math.isfinite(float(a))
+                   and math.isfinite(float(b)) and float(a) > 0 and float(b) > 0)
+    arr = np.array(pairs, dtype=float).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def fit_power_law(n: Sequence[float], y: Sequence[float]) -> PowerLawFit:
+    """Exponent k and prefactor a of y ~ a * n^k; NaN fields when fewer than two distinct n."""
+    xs, ys = _positive_pairs(n, y)
+    if len(np.unique(xs)) < 2:
+        return PowerLawFit(k=math.nan, a=math.nan, r2=math.nan, points=len(xs))
+    log_n, log_y = np.log(xs), np.log(ys)
+    k, log_a = np.polyfit(log_n, log_y, 1)
+    residual = log_y - (k * log_n + log_a)
+    spread = float(np.sum((log_y - log_y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 1.0
+    return PowerLawFit(k=float(k), a=float(math.exp(log_a)), r2=r2, points=len(xs))
+
+
+def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = 1e-3) -> GrowthFit:
+    """Fit y = c1*N + c2*g(N) (c1, c2 >= 0) for g = N log N and g = N^2; name the better one.
+
+    Costs are a linear part (per-token layers) plus the mixer's own growth term, so each
+    candidate gets a free linear term. Errors are relative (each point weighted by 1/y).
+    With fewer than three distinct N, or errors within ``tolerance`` of each other, ``best``
+    is "" rather than a guess.
+    """
+    xs, ys = _positive_pairs(n, y)
+    if len(np.unique(xs)) < 3:
+        return GrowthFit(best="", rel_rms={name: math.nan for name in GROWTH_TERMS})
+    errors: dict[str, float] = {}
+    for name, term in GROWTH_TERMS.items():
+        design = np.stack([xs, term(xs)], axis=1) / ys[:, None]
+        coef, _ = nnls(design, np.ones_like(ys))
+        errors[name] = float(np.sqrt(np.mean((design @ coef - 1.0) ** 2)))
+    ranked = sorted(errors, key=errors.get)
+    decisive = errors[ranked[1]] - errors[ranked[0]] > tolerance
+    return GrowthFit(best=ranked[0] if decisive else "", rel_rms=errors)
