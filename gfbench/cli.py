@@ -19,15 +19,22 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """How does a token mixer scale, and how robust is a checkpoint?"""
+
+
 @app.command("list")
 def list_command() -> None:
     """List gfbench's models (parameters at 224) and token mixers (FLOP formulas)."""
-    from gfbench.models import model_catalogue
     from gfbench.layers import MIXERS
+    from gfbench.models import model_catalogue
 
     console.print(models_table(model_catalogue()))
     console.print(mixers_table([
-        {"name": s.name, "formula": s.formula, "paper": s.paper} for s in MIXERS.values()
+        {"name": s.name, "flops_formula": s.flops_formula, "params_formula": s.params_formula,
+         "paper": s.paper}
+        for s in MIXERS.values()
     ]))
 
 
@@ -39,24 +46,9 @@ def list_command() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: GfbenchError becomes one red line and exit code 1."""
+    """Console-script entry point: a GfbenchError becomes one red line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        app()
     except GfbenchError as exc:
         print_error(str(exc))
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        print_error("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print_error("interrupted; rows already written are kept (re-run with --resume)")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -2,7 +2,7 @@
 
 
 class GfbenchError(Exception):
-    """Bad input or an unmet precondition, explained in one line (what is wrong, what is allowed)."""
+    """Bad input or an unmet precondition, in one line: what is wrong, what is allowed."""
 
 
 class UnknownNameError(GfbenchError):

@@ -30,11 +30,11 @@ def format_count(value: float | None, unit: str = "") -> str:
 def models_table(rows: list[dict]) -> Table:
     """The models half of `gfbench list`."""
     table = Table(title="Models (any timm model name works too)")
-    for column in ("name", "family", "timm name", "params @224", "native res"):
+    for column in ("name", "alias", "family", "timm name", "params @224", "native res"):
         table.add_column(column, justify="right" if column.startswith(("params", "native"))
                          else "left")
     for row in rows:
-        table.add_row(row["name"], row["family"], row["timm_name"],
+        table.add_row(row["name"], row["alias"], row["family"], row["timm_name"],
                       format_count(row["params"]), str(row["native_res"]))
     return table
 
@@ -42,8 +42,8 @@ def models_table(rows: list[dict]) -> Table:
 def mixers_table(rows: list[dict]) -> Table:
     """The mixers half of `gfbench list`."""
     table = Table(title="Token mixers: (B, H, W, D) -> (B, H, W, D); FLOPs per image")
-    for column in ("name", "FLOPs  /  params", "GFNet paper"):
+    for column in ("name", "FLOPs (multiply-adds)", "params", "GFNet paper (FLOPs / params)"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["formula"], row["paper"])
+        table.add_row(row["name"], row["flops_formula"], row["params_formula"], row["paper"])
     return table

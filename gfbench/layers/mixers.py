@@ -34,7 +34,8 @@ class MixerSpec:
     build: Callable[..., nn.Module]  # (dim, height, width, **options) -> module
     flops: Callable[..., int]  # (dim, height, width, **options) -> multiply-adds per image
     params: Callable[..., int]  # (dim, height, width, **options) -> parameter count
-    formula: str  # human-readable FLOPs / params, as printed by `gfbench list`
+    flops_formula: str  # human-readable, as printed by `gfbench list`
+    params_formula: str
     paper: str  # the GFNet paper's complexity entry
 
 
@@ -72,7 +73,8 @@ MIXERS: dict[str, MixerSpec] = {
             flops=lambda dim, height, width, **_: (
                 2 * fft_flops(height, width, dim) + height * (width // 2 + 1) * dim),
             params=lambda dim, height, width, **_: 2 * height * (width // 2 + 1) * dim,
-            formula="2*HWD*ceil(log2 HW) + H(W/2+1)D  /  2*H(W/2+1)D",
+            flops_formula="2*HWD*ceil(log2 HW) + H(W/2+1)D",
+            params_formula="2*H(W/2+1)D",
             paper="O(HWD ceil(log2 HW) + HWD) / HWD",
         ),
         MixerSpec(
@@ -80,7 +82,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=_build_attention(fused=True),
             flops=_attention_flops,
             params=lambda dim, height, width, **_: 4 * dim * dim + 4 * dim,
-            formula="4ND^2 + 2N^2D  /  4D^2 + 4D   (N = HW, fused SDPA)",
+            flops_formula="4ND^2 + 2N^2D (N = HW, fused SDPA)",
+            params_formula="4D^2 + 4D",
             paper="O(HWD^2 + H^2W^2D) / 4D^2",
         ),
         MixerSpec(
@@ -88,7 +91,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=_build_attention(fused=False),
             flops=_attention_flops,
             params=lambda dim, height, width, **_: 4 * dim * dim + 4 * dim,
-            formula="4ND^2 + 2N^2D  /  4D^2 + 4D   (N = HW, softmax(QK^T)V)",
+            flops_formula="4ND^2 + 2N^2D (N = HW, softmax(QK^T)V)",
+            params_formula="4D^2 + 4D",
             paper="O(HWD^2 + H^2W^2D) / 4D^2",
         ),
         MixerSpec(
@@ -96,7 +100,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=lambda dim, height, width, **_: SpatialMLP(dim, height, width),
             flops=lambda dim, height, width, **_: (height * width) ** 2 * dim,
             params=lambda dim, height, width, **_: (height * width) ** 2 + height * width,
-            formula="N^2 D  /  N^2 + N",
+            flops_formula="N^2 D",
+            params_formula="N^2 + N",
             paper="O(H^2W^2D) / H^2W^2",
         ),
         MixerSpec(
@@ -105,7 +110,8 @@ MIXERS: dict[str, MixerSpec] = {
             flops=lambda dim, height, width, kernel_size=3, **_: kernel_size**2 * height * width
             * dim,
             params=lambda dim, height, width, kernel_size=3, **_: kernel_size**2 * dim + dim,
-            formula="k^2 HWD  /  k^2 D + D   (k = 3 by default)",
+            flops_formula="k^2 HWD (k = 3 by default)",
+            params_formula="k^2 D + D",
             paper="O(k^2 HWD) / k^2 D",
         ),
         MixerSpec(
@@ -113,7 +119,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=lambda dim, height, width, pool_size=3, **_: Pooling(pool_size),
             flops=lambda dim, height, width, pool_size=3, **_: pool_size**2 * height * width * dim,
             params=lambda dim, height, width, **_: 0,
-            formula="k^2 HWD  /  0   (k = 3 by default)",
+            flops_formula="k^2 HWD (k = 3 by default)",
+            params_formula="0",
             paper="(not in the table; PoolFormer)",
         ),
         MixerSpec(
@@ -121,7 +128,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=lambda dim, height, width, **_: FourierMixing(),
             flops=lambda dim, height, width, **_: fft_flops(height * width, dim, 1),
             params=lambda dim, height, width, **_: 0,
-            formula="ND ceil(log2 ND)  /  0   (FFT over tokens and channels)",
+            flops_formula="ND ceil(log2 ND) (FFT over tokens and channels)",
+            params_formula="0",
             paper="(not in the table; FNet)",
         ),
         MixerSpec(
@@ -129,7 +137,8 @@ MIXERS: dict[str, MixerSpec] = {
             build=lambda dim, height, width, **_: IdentityMixer(),
             flops=lambda dim, height, width, **_: 0,
             params=lambda dim, height, width, **_: 0,
-            formula="0  /  0",
+            flops_formula="0",
+            params_formula="0",
             paper="(baseline)",
         ),
     )

@@ -52,7 +52,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def unwrap_state_dict(obj: object, path: str | Path = "checkpoint") -> dict[str, torch.Tensor]:
-    """The state dict inside a checkpoint: bare, or under model/state_dict/model_ema; 'module.' stripped."""
+    """The tensors of a checkpoint: bare or under model/state_dict/model_ema, 'module.' stripped."""
     for _ in range(3):
         if isinstance(obj, dict):
             key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)

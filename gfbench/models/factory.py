@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gfbench.errors import ResolutionError, UnknownNameError
-from gfbench.models.gfnet import GFNetPyramid  # importing it registers gfnet_* in timm
+from gfbench.models import gfnet as _gfnet  # noqa: F401  (importing it registers gfnet_* in timm)
 
 Resolution = tuple[int, int]
 

@@ -35,7 +35,7 @@ LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
 class GFBlock(nn.Module):
-    """One residual branch around filter and MLP: x + drop_path(gamma * mlp(norm2(filter(norm1(x)))))."""
+    """One residual branch around filter and MLP: x + gamma * mlp(norm2(filter(norm1(x))))."""
 
     def __init__(self, dim: int, grid: tuple[int, int], mlp_ratio: float = 4.0,
                  drop_path: float = 0.0, init_values: float | None = None,
@@ -172,7 +172,7 @@ class GFNetPyramid(nn.Module):
         self.apply(_init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for i, (embed, stage) in enumerate(zip(self.patch_embed, self.blocks)):
+        for i, (embed, stage) in enumerate(zip(self.patch_embed, self.blocks, strict=True)):
             x = embed(x)
             if i == 0:
                 x = self.pos_drop(x + self.pos_embed.reshape(1, *self.grid, self.embed_dims[0]))

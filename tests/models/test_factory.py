@@ -11,7 +11,7 @@ from gfbench.models import canonical_name, model_catalogue, parse_resolution, to
 @pytest.mark.parametrize("name, expected", [
     ("gfnet", "gfnet-xs"), ("deit", "deit-s"), ("resmlp", "resmlp-12"),
     ("GFNet-H-S", "gfnet-h-s"), ("gfnet_h_b", "gfnet-h-b"), ("deit_base_patch16_224", "deit-b"),
-    ("resnet18", "resnet18"), ("vit_small_patch16_224.augreg_in21k", "vit_small_patch16_224.augreg_in21k"),
+    ("resnet18", "resnet18"), ("vit_small_patch16_224.augreg", "vit_small_patch16_224.augreg"),
 ])
 def test_canonical_names(name, expected):
     assert canonical_name(name) == expected

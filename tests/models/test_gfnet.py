@@ -123,7 +123,7 @@ def test_flat_forward_equals_release_semantics():
 
 
 def test_single_residual_branch():
-    """x + mlp(norm2(filter(norm1 x))): a two-residual block (x + f; x + mlp) gives another value."""
+    """x + mlp(norm2(filter(norm1 x))); two residuals (x + f, then + mlp) give another value."""
     torch.manual_seed(0)
     block = GFBlock(8, (4, 4)).eval()
     for p in block.parameters():

@@ -1,0 +1,103 @@
+"""The one results schema: files written per row, read back, resumed; bad files named."""
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from gfbench.errors import ResultsFileError
+from gfbench.results import (
+    FLOP_CONVENTION,
+    ComplexityRow,
+    ResultsWriter,
+    RobustnessRow,
+    collect_provenance,
+    find_results,
+    read_results,
+)
+
+
+def row(name: str, res: int, **kw) -> ComplexityRow:
+    return ComplexityRow(subject="model", name=name, res_h=res, res_w=res,
+                         tokens=(res // 16) ** 2, batch_size=1, precision="fp32",
+                         mode="infer", device="cpu", **kw)
+
+
+def test_provenance_fields_present():
+    prov = collect_provenance("complexity", argv=["gfbench", "complexity", "--res", "224"])
+    record = dataclasses.asdict(prov)
+    for field in ("gfbench_version", "torch_version", "timm_version", "fvcore_version",
+                  "device_name", "cuda_version", "driver_version", "cpu_model", "cpu_threads",
+                  "command", "date", "flop_convention"):
+        assert field in record
+    assert prov.command == "gfbench complexity --res 224"
+    assert prov.torch_version and prov.cpu_threads > 0
+    assert prov.flop_convention == FLOP_CONVENTION
+
+
+def test_rows_written_as_they_come_and_read_back(tmp_path):
+    writer = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
+    writer.add(row("gfnet-xs", 224, flops=2.857e9))
+    assert json.loads((tmp_path / "run.json").read_text())["rows"][0]["name"] == "gfnet-xs"
+    writer.add(row("deit-s", 224, status="oom"))
+    prov, frame = read_results(tmp_path / "run.json")
+    assert prov.kind == "complexity"
+    assert list(frame["name"]) == ["gfnet-xs", "deit-s"]
+    assert list(frame["status"]) == ["ok", "oom"]
+    csv = pd.read_csv(tmp_path / "run.csv", comment="#")
+    assert list(csv["name"]) == ["gfnet-xs", "deit-s"]
+    assert "# flop_convention:" in (tmp_path / "run.csv").read_text()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resume_keeps_rows_and_replaces_same_key(tmp_path):
+    first = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
+    first.add(row("gfnet-xs", 224, flops=1.0))
+    second = ResultsWriter(tmp_path / "run", collect_provenance("complexity"), resume=True)
+    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu") \
+        in second.done()
+    second.add(row("gfnet-xs", 224, flops=2.0))
+    second.add(row("gfnet-xs", 384, flops=3.0))
+    _, frame = read_results(tmp_path / "run.json")
+    assert list(frame["flops"]) == [2.0, 3.0]
+    fresh = ResultsWriter(tmp_path / "run", collect_provenance("complexity"), resume=False)
+    assert fresh.done() == set()
+
+
+def test_resume_refuses_another_kind(tmp_path):
+    ResultsWriter(tmp_path / "run", collect_provenance("complexity")).add(row("a", 224))
+    with pytest.raises(ResultsFileError, match="holds complexity results"):
+        ResultsWriter(tmp_path / "run", collect_provenance("robustness"), resume=True)
+
+
+def test_robustness_rows_share_the_schema(tmp_path):
+    writer = ResultsWriter(tmp_path / "r", collect_provenance("robustness"))
+    writer.add(RobustnessRow(model="gfnet-s", checkpoint="x.pth", source="imagenet-c",
+                             corruption="fog", severity=3, images=10, correct_top1=7,
+                             correct_top5=9, error_top1=0.3, error_top5=0.1))
+    prov, frame = read_results(tmp_path / "r.json")
+    assert prov.kind == "robustness" and frame.loc[0, "correct_top1"] == 7
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("{not json", "not a gfbench results file"),
+    ('{"schema": "other"}', "expected schema"),
+    ('{"schema": "gfbench.results/1", "kind": "weather"}', "unknown results kind"),
+    ('{"schema": "gfbench.results/1", "kind": "complexity", "rows": [{"name": 1}]}',
+     "row 0 is malformed"),
+])
+def test_bad_files_are_named(tmp_path, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ResultsFileError, match=fragment) as info:
+        read_results(path)
+    assert str(path) in str(info.value)
+
+
+def test_find_results_recurses(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.json").write_text("{}")
+    (tmp_path / "y.json").write_text("{}")
+    (tmp_path / "z.csv").write_text("")
+    assert [p.name for p in find_results([tmp_path])] == ["x.json", "y.json"]
