@@ -84,12 +84,14 @@ class ComplexityRow:
     error: str = ""
     flops: float | None = None  # per image, fvcore convention (multiply-adds)
     flops_torch: float | None = None  # the second engine, same convention
+    flops_engine: str = ""  # which engine gave `flops`: "fvcore" (cross-checked) or "torch-meta"
     params: int | None = None
     uncounted_ops: str = ""  # "op:count;op:count" that neither rule nor fvcore counted
     latency_ms_p10: float | None = None
     latency_ms_p50: float | None = None
     latency_ms_p90: float | None = None
     throughput_ips: float | None = None  # images per second at the median latency
+    first_call_ms: float | None = None  # the untimed first call (compilation, lazy init)
     peak_mem_bytes: float | None = None  # above the resident model, during the measured step
     mem_method: str = ""
     threads: int | None = None
