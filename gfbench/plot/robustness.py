@@ -1,0 +1,279 @@
+"""Robustness figures: error per corruption, error against severity, and the summary metrics.
+
+The metrics (CE, mCE, relative mCE, mean error, attack accuracy) come from
+gfbench.robustness.metrics, computed from the integer counts; this module only draws them.
+Checkpoints evaluated in different settings (precision, device) or on different corruption
+sources (released ImageNet-C JPEGs vs corruptions generated in memory) are separate entries,
+named apart in the legend. Bars carry a gid "bar|<entry>|<category>" so tests can read the
+plotted values back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from gfbench.plot.style import NEUTRAL_GREY, NamedFigure, colour_for, marker_for, new_figure
+
+HATCHES = ("", "///", "...", "xxx", "\\\\\\")
+SEVERITY_COLUMNS = 5
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One evaluated checkpoint in one setting and corruption source, as the figures show it."""
+
+    label: str
+    colour: str
+    hatch: str
+    marker: str
+    summary: object  # gfbench.robustness.metrics.RobustnessSummary (imported lazily: torch)
+    severities: pd.DataFrame  # corruption, severity, error_top1_pct of the corrupted rows
+
+
+def _variant_suffix(values: dict[str, str], varying: set[str]) -> str:
+    """What tells apart entries of one model: only the fields that vary are named."""
+    parts = [values["checkpoint_name"]] if "checkpoint" in varying else []
+    parts += [values[f] for f in ("source", "precision", "device") if f in varying]
+    return ", ".join(p for p in parts if p)
+
+
+def entries_of(frame: pd.DataFrame) -> list[Entry]:
+    """One entry per (model, checkpoint, corruption source, precision, device), sorted by label."""
+    from gfbench.robustness.metrics import summarize, with_errors
+
+    found = []
+    for (precision, device), rows in frame.groupby(["precision", "device"], sort=True):
+        for summary in summarize(rows):
+            corrupted = with_errors(rows[(rows["model"] == summary.model)
+                                         & (rows["checkpoint"] == summary.checkpoint)
+                                         & (rows["source"] == summary.source)])
+            found.append((summary, str(precision), str(device),
+                          corrupted[["corruption", "severity", "error_top1_pct"]]))
+    keys = [{"model": s.model, "checkpoint": s.checkpoint, "source": s.source,
+             "checkpoint_name": Path(s.checkpoint).name, "precision": p, "device": d}
+            for s, p, d, _ in found]
+    entries = []
+    for key, (summary, _, _, severities) in zip(keys, found, strict=True):
+        siblings = [k for k in keys if k["model"] == key["model"]]
+        varying = {f for f in ("checkpoint", "source", "precision", "device")
+                   if len({k[f] for k in siblings}) > 1}
+        suffix = _variant_suffix(key, varying)
+        entries.append((f"{key['model']} ({suffix})" if suffix else key["model"], key, summary,
+                        severities))
+    entries.sort(key=lambda e: e[0])
+    hatch_of: dict[str, int] = {}
+    result = []
+    for label, key, summary, severities in entries:
+        colour = colour_for(key["model"])
+        index = hatch_of.get(colour, 0)
+        hatch_of[colour] = index + 1
+        result.append(Entry(label=label, colour=colour, hatch=HATCHES[index % len(HATCHES)],
+                            marker=marker_for(key["model"]), summary=summary,
+                            severities=severities.reset_index(drop=True)))
+    return result
+
+
+def pct_axis_label(what: str) -> str:
+    """A y label that says the unit."""
+    return f"{what} (%)"
+
+
+def _grouped_bars(ax: Axes, categories: Sequence[str], entries: Sequence[Entry],
+                  values: Sequence[Sequence[float | None]], annotate: bool = False) -> None:
+    """Bars per category, one per entry side by side; missing values leave a gap."""
+    width = 0.8 / max(len(entries), 1)
+    positions = np.arange(len(categories), dtype=float)
+    for i, (entry, row) in enumerate(zip(entries, values, strict=True)):
+        offsets = positions - 0.4 + width * (i + 0.5)
+        present = [j for j, v in enumerate(row) if v is not None and v == v]
+        bars = ax.bar(offsets[present], [row[j] for j in present], width=width * 0.92,
+                      color=entry.colour, hatch=entry.hatch, edgecolor="white", linewidth=0.5,
+                      label=entry.label)
+        for j, patch in zip(present, bars.patches, strict=True):
+            patch.set_gid(f"bar|{entry.label}|{categories[j]}")
+        if annotate:
+            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(positions, [c.replace("_", " ") for c in categories])
+
+
+def _group_bands(ax: Axes, corruptions: Sequence[str]) -> None:
+    """Shade every other corruption group and name each group at the top of the axes."""
+    from gfbench.robustness.protocol import group_of
+
+    groups: list[tuple[str, int, int]] = []
+    for i, corruption in enumerate(corruptions):
+        group = group_of(corruption) if corruption != "clean" else "clean"
+        if groups and groups[-1][0] == group:
+            groups[-1] = (group, groups[-1][1], i)
+        else:
+            groups.append((group, i, i))
+    for n, (group, first, last) in enumerate(groups):
+        if n % 2:
+            ax.axvspan(first - 0.5, last + 0.5, color="#000000", alpha=0.05, linewidth=0)
+        ax.text((first + last) / 2, 1.0, group, transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=8, color="#444444")
+
+
+def corruption_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """Top-1 error per corruption (mean over severities), grouped noise/blur/weather/digital."""
+    from gfbench.robustness.protocol import ALL_CORRUPTIONS
+
+    present = {c for e in entries for c in e.summary.per_corruption["corruption"]}
+    corruptions = [c for c in ALL_CORRUPTIONS if c in present]
+    has_clean = any(e.summary.clean_error_top1_pct is not None for e in entries)
+    categories = (["clean"] if has_clean else []) + corruptions
+    values = []
+    for entry in entries:
+        table = entry.summary.per_corruption.set_index("corruption")["error_top1_pct"]
+        row = [entry.summary.clean_error_top1_pct] if has_clean else []
+        values.append(row + [float(table[c]) if c in table.index else None for c in corruptions])
+    fig = new_figure(max(7.0, 0.32 * len(categories) * max(len(entries), 2) + 2.0), 4.8)
+    ax = fig.subplots()
+    _grouped_bars(ax, categories, entries, values)
+    _group_bands(ax, categories)
+    ax.tick_params(axis="x", labelrotation=35)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+        label.set_rotation_mode("anchor")
+    ax.set_xlim(-0.6, len(categories) - 0.4)
+    ax.set_ylabel(pct_axis_label("top-1 error"))
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    title = "Top-1 error per corruption, mean over the severities evaluated"
+    fig.suptitle(f"{title}\n{_sources_line(entries)}", fontweight="bold")
+    return NamedFigure(stem="robustness-corruptions", title=title, figure=fig)
+
+
+def _sources_line(entries: Sequence[Entry]) -> str:
+    """Which corruption sources the entries use, in words."""
+    sources = sorted({e.summary.source for e in entries})
+    names = {"imagenet-c": "ImageNet-C (released JPEGs)", "generated": "corruptions generated "
+             "in memory", "clean": "clean images only"}
+    return "; ".join(names.get(s, s) for s in sources)
+
+
+def severity_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """Error against severity, one small panel per corruption, the clean error as a dashed line."""
+    from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
+
+    present = {c for e in entries for c in e.severities["corruption"]}
+    corruptions = [c for c in ALL_CORRUPTIONS if c in present]
+    columns = min(SEVERITY_COLUMNS, len(corruptions))
+    rows = math.ceil(len(corruptions) / columns)
+    fig = new_figure(2.6 * columns + 0.6, 2.1 * rows + 1.4)
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax, corruption in zip(axes, corruptions, strict=False):
+        for entry in entries:
+            part = entry.severities[entry.severities["corruption"] == corruption]
+            part = part.sort_values("severity")
+            if part.empty:
+                continue
+            ax.plot(part["severity"], part["error_top1_pct"], color=entry.colour,
+                    marker=entry.marker, label=entry.label,
+                    gid=f"severity|{entry.label}|{corruption}")
+            if entry.summary.clean_error_top1_pct is not None:
+                ax.axhline(entry.summary.clean_error_top1_pct, color=entry.colour, linestyle="--",
+                           linewidth=0.9, gid=f"clean|{entry.label}|{corruption}")
+        ax.set_title(f"{corruption.replace('_', ' ')} ({group_of(corruption)})", fontsize=9)
+        ax.set_xticks([1, 2, 3, 4, 5])
+        ax.set_ylim(0, 100)
+    for ax in axes[len(corruptions):]:
+        ax.axis("off")
+    for column in range(columns):  # the lowest panel of each column carries the x axis
+        lowest = axes[max(i for i in range(column, len(corruptions), columns))]
+        lowest.xaxis.set_tick_params(labelbottom=True)
+        lowest.set_xlabel("severity")
+    fig.supylabel(pct_axis_label("top-1 error"))
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(axes[0].plot([], [], color=NEUTRAL_GREY, linestyle="--")[0])
+    labels.append("clean error (same colour)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
+               frameon=False)
+    title = "Top-1 error against corruption severity"
+    fig.suptitle(f"{title}\n{_sources_line(entries)}", fontweight="bold")
+    return NamedFigure(stem="robustness-severity", title=title, figure=fig)
+
+
+def eps_text(eps: float | None) -> str:
+    """An L-inf budget as people write it: 1/255 when it is a whole number of grey levels."""
+    if eps is None or eps != eps:
+        return "ε=?"
+    levels = eps * 255
+    return f"ε={round(levels)}/255" if abs(levels - round(levels)) < 1e-6 else f"ε={eps:.4g}"
+
+
+def _attack_categories(entries: Sequence[Entry]) -> list[tuple[str, str, float]]:
+    """(category label, attack, eps) for every attack any entry has, sorted by name then eps."""
+    seen = {(str(a.attack), float(a.eps) if a.eps == a.eps and a.eps is not None else math.nan)
+            for e in entries for a in e.summary.attacks.itertuples()}
+    return [(f"{attack.upper()} {eps_text(eps)}", attack, eps) for attack, eps in sorted(seen)]
+
+
+def _attack_accuracy(entry: Entry, attack: str, eps: float) -> float | None:
+    """The entry's top-1 accuracy under one attack at one budget, None when not evaluated."""
+    table = entry.summary.attacks
+    match = table[(table["attack"] == attack) & np.isclose(table["eps"].astype(float), eps,
+                                                             equal_nan=True)]
+    value = match["accuracy_top1_pct"].iloc[-1] if len(match) else None
+    return None if value is None or value != value else float(value)
+
+
+SUMMARY_PANELS = (
+    ("clean_error_top1_pct", "Clean error", "top-1 error"),
+    ("mce_pct", "mCE (AlexNet = 100)", "mCE"),
+    ("relative_mce_pct", "Relative mCE", "relative mCE"),
+    ("mean_error_pct", "Mean corruption error\n(unnormalised, not mCE)", "mean top-1 error"),
+)
+
+
+def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """Clean error, mCE, relative mCE, mean corruption error and accuracy under attack."""
+    panels = [p for p in SUMMARY_PANELS
+              if any(getattr(e.summary, p[0]) is not None for e in entries)]
+    attacks = _attack_categories(entries)
+    widths = [1.0] * len(panels) + ([max(1.0, 0.6 * len(attacks))] if attacks else [])
+    fig = new_figure(max(6.0, 2.3 * sum(widths) + 2.2), 4.2)
+    axes = fig.subplots(1, len(widths), squeeze=False, width_ratios=widths)[0]
+    for ax, (field, title, ylabel) in zip(axes, panels, strict=False):
+        values = [[getattr(e.summary, field)] for e in entries]
+        _grouped_bars(ax, [field], entries, values, annotate=True)
+        ax.set_xticks([])
+        ax.set_title(title)
+        ax.set_ylabel(pct_axis_label(ylabel))
+        ax.margins(y=0.15)
+        for i, row in enumerate(values):
+            if row[0] is None:
+                ax.text(-0.4 + 0.8 / len(entries) * (i + 0.5), 0, "n/a", rotation=90,
+                        ha="center", va="bottom", fontsize=7, color="#444444")
+    if attacks:
+        ax = axes[-1]
+        values = [[_attack_accuracy(e, attack, eps) for _, attack, eps in attacks]
+                  for e in entries]
+        _grouped_bars(ax, [c for c, _, _ in attacks], entries, values, annotate=True)
+        ax.set_title("Accuracy under attack")
+        ax.set_ylabel(pct_axis_label("top-1 accuracy"))
+        ax.margins(y=0.15)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", frameon=False)
+    title = "Robustness summary"
+    fig.suptitle(f"{title}: {_sources_line(entries)}", fontweight="bold")
+    return NamedFigure(stem="robustness-summary", title=title, figure=fig)
+
+
+def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigure]]:
+    """The entries and every robustness figure their rows allow."""
+    entries = entries_of(frame)
+    figures = []
+    with_corruptions = [e for e in entries if not e.summary.per_corruption.empty]
+    if with_corruptions:
+        figures.append(corruption_figure(with_corruptions))
+        figures.append(severity_figure(with_corruptions))
+    if entries:
+        figures.append(summary_figure(entries))
+    return entries, figures
