@@ -1,0 +1,140 @@
+"""make_plots end to end: files, image sizes, determinism, the report, bad inputs, Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from PIL import Image
+from plot_synthetic import cpu_rows, gpu_rows, write_bad_files, write_complexity
+
+from gfbench.errors import GfbenchError
+from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
+from gfbench.plot.style import DPI
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def made(results_dir, tmp_path_factory):
+    """One run over the whole results folder: mixed settings, robustness, bad files."""
+    return make_plots([results_dir], PlotOptions(out=tmp_path_factory.mktemp("out")))
+
+
+def test_every_figure_is_written_as_png_and_svg(made):
+    report = made
+    stems = sorted({p.stem for p in report.figures})
+    assert [s.split("-")[0] for s in stems].count("complexity") == 2  # the GPU and the CPU run
+    assert {s for s in stems if s.startswith("robustness")} == {
+        "robustness-corruptions", "robustness-severity", "robustness-summary"}
+    for stem in stems:
+        assert (report.out / f"{stem}.png").is_file() and (report.out / f"{stem}.svg").is_file()
+    assert [p.name for p in report.reports] == ["report.md", "report.html"]
+
+
+def test_pngs_are_valid_images_of_the_figures_size_at_150_dpi(made):
+    report = made
+    for path in (p for p in report.figures if p.suffix == ".png"):
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.info["dpi"][0] == pytest.approx(DPI, abs=0.5)
+            width, height = image.size
+        svg = ElementTree.parse(path.with_suffix(".svg")).getroot()
+        assert svg.tag.endswith("svg")
+        points = [float(svg.get(k).removesuffix("pt")) for k in ("width", "height")]
+        # the same figure: SVG size in points x dpi / 72 = PNG size in pixels
+        assert (width, height) == (round(points[0] * DPI / 72), round(points[1] * DPI / 72))
+        assert width >= 1000 and height >= 500
+    gpu_png = next(p for p in report.figures if "nvidia" in p.name and p.suffix == ".png")
+    with Image.open(gpu_png) as image:
+        # 4 panels of 4.2 in; 4.2 in plus a legend room for 2 curves and the OOM entry
+        assert image.size == (round(4 * 4.2 * DPI), round((4.2 + 0.16 * 3 + 0.1) * DPI))
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path):
+    write_complexity(tmp_path / "in" / "run", cpu_rows())
+    first, second = (make_plots([tmp_path / "in"], PlotOptions(out=tmp_path / out))
+                     for out in ("a", "b"))
+    assert [p.name for p in first.written] == [p.name for p in second.written]
+    assert {p.suffix for p in first.written} == {".png", ".svg", ".md", ".html"}
+    for a, b in zip(first.written, second.written, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_bad_files_are_one_line_each_and_everything_else_is_plotted(made, results_dir):
+    report = made
+    assert len(report.problems) == 4
+    assert all("\n" not in p and str(results_dir / "bad") in p for p in report.problems)
+
+
+def test_html_report_is_self_contained_and_holds_tables_provenance_and_convention(made):
+    report = made
+    page = (report.out / "report.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 5 and all(s.startswith("data:image/svg+xml;base64,") for s in sources)
+    assert not re.search(r"<(link|script)\b", page)
+    assert "http://" not in page.replace('xmlns="http://', "") and "https://" not in page
+    for needed in ("Provenance", "gfbench complexity --models gfnet-xs,deit-s",
+                   "FLOP convention", "one fused multiply-add = one FLOP", "Fitted exponents",
+                   "flops is &#x27;lots&#x27;", "mean corruption error (%, not mCE)"):
+        assert needed in page, needed
+
+
+def test_markdown_report_links_the_figure_files_beside_it(made):
+    report = made
+    text = (report.out / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 5
+    assert all((report.out / link).is_file() and link.endswith(".png") for link in links)
+    assert "| curve | panel | k (cost ∝ N^k) |" in text
+
+
+def test_default_out_is_plots_beside_the_inputs_and_pdf_on_request(tmp_path):
+    write_complexity(tmp_path / "run", gpu_rows()[:5])
+    report = make_plots([tmp_path / "run.json"], PlotOptions(formats=("pdf",)))
+    assert report.out == tmp_path.resolve() / "plots"
+    pdf, = report.figures
+    assert pdf.suffix == ".pdf" and pdf.read_bytes().startswith(b"%PDF")
+    assert "CreationDate" not in pdf.read_bytes().decode("latin-1")
+
+
+def test_nothing_to_plot_raises_one_line_with_the_problems(tmp_path):
+    bad = write_bad_files(tmp_path)
+    with pytest.raises(NothingToPlotError) as caught:
+        make_plots([tmp_path])
+    assert "\n" not in str(caught.value) and "nothing to plot" in str(caught.value)
+    assert len(caught.value.problems) == len(bad)
+    assert not (tmp_path / "plots").exists()
+
+
+def test_unknown_formats_and_options_are_one_line_errors():
+    assert parse_formats("svg, PNG,svg") == ("svg", "png")
+    with pytest.raises(GfbenchError, match="unknown figure format jpg; allowed"):
+        parse_formats("png,jpg")
+    with pytest.raises(GfbenchError, match="unknown x axis"):
+        make_plots([], PlotOptions(x="side"))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install "
+                    "chromium), so the HTML report was NOT rendered in a browser")
+def test_html_report_renders_in_headless_chromium(made, tmp_path):
+    report = made
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                    "--window-size=1400,3000", (report.out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    with Image.open(shot) as image:
+        assert image.size == (1400, 3000)
+        grey = image.convert("L")
+        # figures and tables drawn: far from a blank page
+        assert grey.getextrema()[0] < 60
+        dark = sum(grey.histogram()[:200]) / (1400 * 3000)
+        assert dark > 0.02

@@ -1,0 +1,152 @@
+"""Robustness figures, read back from the matplotlib objects: bars, severity lines, summary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from plot_synthetic import CORRUPTIONS, robustness_rows, write_robustness
+
+from gfbench.plot.load import load_results, robustness_frame
+from gfbench.plot.robustness import (
+    corruption_figure,
+    entries_of,
+    eps_text,
+    severity_figure,
+    summary_figure,
+)
+from gfbench.plot.style import colour_for, style_context
+
+
+def _rows():
+    return robustness_rows("gfnet-s", 0.20) + robustness_rows("deit-s", 0.22)
+
+
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rob")
+    write_robustness(folder / "rob", _rows())
+    return entries_of(robustness_frame(load_results([folder]).runs, []))
+
+
+def robustness_frame_of(rows):
+    """The rows as the metrics module takes them (a DataFrame of RobustnessRow fields)."""
+    import pandas as pd
+
+    return pd.DataFrame([dataclasses.asdict(r) for r in rows])
+
+
+def _error_pct(row):
+    return 100.0 * (1 - row.correct_top1 / row.images)
+
+
+def _bars(figure):
+    """Bar heights by (entry, category) from the patches' gids."""
+    found = {}
+    for ax in figure.figure.axes:
+        for patch in ax.patches:
+            parts = (patch.get_gid() or "").split("|")
+            if parts[0] == "bar":
+                found[(parts[1], parts[2])] = patch.get_height()
+    return found
+
+
+def test_one_entry_per_checkpoint_coloured_by_family(entries):
+    assert [e.label for e in entries] == ["deit-s", "gfnet-s"]
+    assert [e.colour for e in entries] == [colour_for("deit-s"), colour_for("gfnet-s")]
+
+
+def test_corruption_bars_are_the_mean_error_over_severities(entries):
+    with style_context():
+        figure = corruption_figure(entries)
+    bars = _bars(figure)
+    for model in ("gfnet-s", "deit-s"):
+        rows = [r for r in _rows() if r.model == model]
+        clean = next(r for r in rows if r.source == "clean")
+        assert bars[(model, "clean")] == pytest.approx(_error_pct(clean))
+        for corruption in CORRUPTIONS:
+            errors = [_error_pct(r) for r in rows if r.corruption == corruption]
+            assert len(errors) == 5
+            assert bars[(model, corruption)] == pytest.approx(np.mean(errors))
+    assert len(bars) == 2 * (1 + len(CORRUPTIONS))
+    ax = figure.figure.axes[0]
+    groups = [t.get_text() for t in ax.texts]
+    assert groups == ["clean", "noise", "blur", "weather", "digital"]
+
+
+def test_severity_panels_show_each_severitys_error_and_the_clean_line(entries):
+    with style_context():
+        figure = severity_figure(entries)
+    lines = {}
+    for ax in figure.figure.axes:
+        for line in ax.lines:
+            lines[line.get_gid()] = line
+    for model in ("gfnet-s", "deit-s"):
+        rows = [r for r in _rows() if r.model == model]
+        clean = _error_pct(next(r for r in rows if r.source == "clean"))
+        for corruption in CORRUPTIONS:
+            part = sorted((r for r in rows if r.corruption == corruption),
+                          key=lambda r: r.severity)
+            line = lines[f"severity|{model}|{corruption}"]
+            np.testing.assert_allclose(line.get_xdata(), [1, 2, 3, 4, 5])
+            np.testing.assert_allclose(line.get_ydata(), [_error_pct(r) for r in part])
+            np.testing.assert_allclose(lines[f"clean|{model}|{corruption}"].get_ydata(),
+                                       [clean, clean])
+    titles = [ax.get_title() for ax in figure.figure.axes if ax.get_title()]
+    assert titles == ["gaussian noise (noise)", "defocus blur (blur)", "snow (weather)",
+                      "contrast (digital)"]
+
+
+def test_summary_shows_the_metrics_modules_numbers_and_attack_accuracy(entries):
+    from gfbench.robustness.metrics import summarize
+
+    with style_context():
+        figure = summary_figure(entries)
+    bars = _bars(figure)
+    frame = robustness_frame_of(_rows())
+    for summary in summarize(frame):
+        assert bars[(summary.model, "clean_error_top1_pct")] == pytest.approx(
+            summary.clean_error_top1_pct)
+        assert bars[(summary.model, "mean_error_pct")] == pytest.approx(summary.mean_error_pct)
+        assert summary.mce_pct is None  # 4 of 15 corruptions: no mCE, and no bar for it
+        assert (summary.model, "mce_pct") not in bars
+        fgsm = next(r for r in _rows() if r.model == summary.model and r.corruption == "fgsm")
+        assert bars[(summary.model, "FGSM ε=1/255")] == pytest.approx(
+            100.0 * fgsm.correct_top1 / fgsm.images)
+    titles = [ax.get_title() for ax in figure.figure.axes]
+    assert "Accuracy under attack" in titles and "Clean error" in titles
+
+
+def test_the_mce_bar_appears_when_all_15_corruptions_have_all_5_severities(tmp_path):
+    from gfbench.robustness.metrics import summarize
+    from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS
+
+    rows = [r for r in robustness_rows("gfnet-s", 0.2) if r.source != "imagenet-c"]
+    rows += [dataclasses.replace(template, corruption=c, severity=s,
+                                 correct_top1=template.images // (2 + s))
+             for template in robustness_rows("gfnet-s", 0.2)[1:2]
+             for c in BENCHMARK_CORRUPTIONS for s in range(1, 6)]
+    write_robustness(tmp_path / "full", rows)
+    found = entries_of(robustness_frame(load_results([tmp_path]).runs, []))
+    with style_context():
+        bars = _bars(summary_figure(found))
+    summary, = summarize(robustness_frame_of(rows))
+    assert summary.mce_pct is not None
+    assert bars[("gfnet-s", "mce_pct")] == pytest.approx(summary.mce_pct)
+    assert bars[("gfnet-s", "relative_mce_pct")] == pytest.approx(summary.relative_mce_pct)
+
+
+def test_other_precisions_are_separate_entries_named_apart(tmp_path):
+    write_robustness(tmp_path / "a", robustness_rows("gfnet-s", 0.20))
+    write_robustness(tmp_path / "b", robustness_rows("gfnet-s", 0.25, precision="bf16"))
+    found = entries_of(robustness_frame(load_results([tmp_path]).runs, []))
+    assert [e.label for e in found] == ["gfnet-s (bf16)", "gfnet-s (fp32)"]
+    assert found[0].hatch != found[1].hatch
+    assert found[0].summary.clean_error_top1_pct == pytest.approx(25.0)
+    assert found[1].summary.clean_error_top1_pct == pytest.approx(20.0)
+
+
+def test_eps_reads_as_grey_levels():
+    assert eps_text(1 / 255) == "ε=1/255"
+    assert eps_text(0.01) == "ε=0.01"
