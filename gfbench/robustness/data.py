@@ -1,0 +1,251 @@
+"""Reading evaluation images: the canonical wnid -> class index map, the ImageNet-C tree and
+ImageNet-style class folders, and one Dataset that serves every (corruption, severity) part.
+
+Labels come from the position of a folder's wnid in the canonical sorted list of the 1000
+ImageNet-1k wnids (package data), never from the order of the folders that happen to exist,
+so a subset of classes or a partial download keeps the right labels.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from gfbench.errors import DataError
+from gfbench.robustness.corruptions import corrupt, image_rng
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+CLASS_MAPS = ("imagenet", "folders")
+GENERATION_RESIZE = 256  # ImageNet-C was made by Resize(256) + CenterCrop(224)
+GENERATION_CROP = 224
+PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+               "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
+LAYOUT = "<root>/<corruption>/<severity>/<wnid>/<image>.JPEG"
+
+Resolution = tuple[int, int]
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k wnids in sorted order: position = class index of ImageNet models."""
+    text = resources.files("gfbench").joinpath("data/imagenet_wnids.txt").read_text()
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image to evaluate: its file, class index and path relative to its class root."""
+
+    path: str
+    label: int
+    key: str  # "<wnid>/<file name>": stable across machines, seeds generated corruptions
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a part's files become model inputs (a plain dataclass so workers can pickle it).
+
+    mode "as_is": decode, resize only when the size differs (ImageNet-C JPEGs are 224x224);
+    "eval": resize to size/crop_pct and centre-crop (the model's clean-val transform);
+    "generate": Resize(256) + CenterCrop(224), corrupt in memory, resize if the model differs.
+    """
+
+    mode: str
+    size: Resolution
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    corruption: str = ""
+    severity: int = 0
+    seed: int = 0
+
+
+@dataclass
+class Part:
+    """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
+
+    source: str  # imagenet-c | generated | clean
+    corruption: str
+    severity: int
+    samples: list[Sample]
+    recipe: Recipe
+
+    @property
+    def name(self) -> str:
+        """Display name, e.g. 'gaussian_noise/3' or 'clean'."""
+        return self.corruption if self.severity == 0 else f"{self.corruption}/{self.severity}"
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside a folder, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def class_folders(root: Path) -> list[Path]:
+    """Sub-folders of a class root, sorted by name."""
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def class_index(names: Iterable[str], class_map: str) -> dict[str, int]:
+    """Class index per folder name: canonical ImageNet-1k position, or sorted-folder position.
+
+    DataError when class_map is 'imagenet' and a folder is not an ImageNet-1k wnid.
+    """
+    names = sorted(set(names))
+    if class_map == "folders":
+        return {name: i for i, name in enumerate(names)}
+    if class_map != "imagenet":
+        raise DataError(f"unknown class map {class_map!r}; allowed: {', '.join(CLASS_MAPS)}")
+    canonical = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    unknown = [n for n in names if n not in canonical]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                          else "")
+        raise DataError(
+            f"class folders {shown} are not ImageNet-1k wnids (e.g. n01440764); for a data set "
+            "with its own classes use --class-map folders"
+        )
+    return {name: canonical[name] for name in names}
+
+
+def scan_classes(root: Path, labels: dict[str, int], limit: int | None) -> list[Sample]:
+    """Samples of a class root (<root>/<class>/<image>), the first `limit` per class."""
+    samples = []
+    for folder in class_folders(root):
+        files = list_images(folder)[:limit]
+        samples += [Sample(str(f), labels[folder.name], f"{folder.name}/{f.name}") for f in files]
+    return samples
+
+
+def require_folder(path: Path, option: str) -> Path:
+    """The folder, or DataError naming the option when it does not exist or is a file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{option} {path}: no such folder")
+    if not path.is_dir():
+        raise DataError(f"{option} {path}: is a file, expected a folder")
+    return path
+
+
+def folder_class_names(root: Path, option: str) -> list[str]:
+    """Names of the class folders that hold at least one image; DataError when there are none."""
+    names = [f.name for f in class_folders(root) if list_images(f)]
+    if not names:
+        raise DataError(f"{option} {root}: no images found (expected {option} <root>/<wnid>/"
+                        "<image>.JPEG, e.g. an ImageNet val folder)")
+    return names
+
+
+def severity_folders(root: Path, corruptions: Sequence[str],
+                     severities: Sequence[int]) -> dict[tuple[str, int], Path]:
+    """The (corruption, severity) class roots of an ImageNet-C tree; DataError listing every
+    requested one that is absent or empty, with the --corruptions that would run."""
+    root = require_folder(root, "--data")
+    found: dict[tuple[str, int], Path] = {}
+    missing: dict[str, list[int]] = {}
+    for corruption in corruptions:
+        for severity in severities:
+            folder = root / corruption / str(severity)
+            if folder.is_dir() and any(list_images(c) for c in class_folders(folder)):
+                found[(corruption, severity)] = folder
+            else:
+                missing.setdefault(corruption, []).append(severity)
+    if not found:
+        raise DataError(f"--data {root}: none of the requested corruptions is there "
+                        f"(expected {LAYOUT})")
+    if missing:
+        parts = [f"{c} ({'all' if len(s) == len(severities) else ','.join(map(str, s))})"
+                 for c, s in missing.items()]
+        complete = [c for c in corruptions if c not in missing]
+        hint = (f"; run what is there with --corruptions {','.join(complete)}" if complete
+                else "; choose the severities that are there with --severities")
+        raise DataError(f"--data {root} lacks {', '.join(parts)}{hint}")
+    return found
+
+
+def resize_cover(image: Image.Image, size: Resolution, interpolation: str) -> Image.Image:
+    """Resize so the image covers size (h, w) keeping its aspect ratio (shorter side = side)."""
+    height, width = size
+    scale = max(height / image.height, width / image.width)
+    new_w = max(width, int(image.width * scale))
+    new_h = max(height, int(image.height * scale))
+    if (new_w, new_h) == image.size:
+        return image
+    return image.resize((new_w, new_h), PIL_FILTERS[interpolation])
+
+
+def center_crop(image: Image.Image, size: Resolution) -> Image.Image:
+    """The centre (h, w) window of an image at least that large."""
+    height, width = size
+    top = int(round((image.height - height) / 2.0))
+    left = int(round((image.width - width) / 2.0))
+    return image.crop((left, top, left + width, top + height))
+
+
+def resize_exact(image: Image.Image, size: Resolution, interpolation: str) -> Image.Image:
+    """The image at exactly (h, w), untouched when it already is."""
+    if (image.height, image.width) == tuple(size):
+        return image
+    return image.resize((size[1], size[0]), PIL_FILTERS[interpolation])
+
+
+def prepare(image: Image.Image, sample: Sample, recipe: Recipe) -> np.ndarray:
+    """A decoded RGB image -> the HxWx3 uint8 array the model sees (before normalisation)."""
+    if recipe.mode == "as_is":
+        return np.asarray(resize_exact(image, recipe.size, recipe.interpolation))
+    if recipe.mode == "eval":
+        scale = tuple(math.floor(s / recipe.crop_pct) for s in recipe.size)
+        image = resize_cover(image, scale, recipe.interpolation)
+        return np.asarray(center_crop(image, recipe.size))
+    crop = (GENERATION_CROP, GENERATION_CROP)
+    image = center_crop(resize_cover(image, (GENERATION_RESIZE, GENERATION_RESIZE), "bilinear"),
+                        crop)
+    rng = image_rng(recipe.seed, sample.key, recipe.corruption, recipe.severity)
+    corrupted = corrupt(np.asarray(image), recipe.corruption, recipe.severity, rng)
+    if crop == tuple(recipe.size):
+        return corrupted
+    return np.asarray(resize_exact(Image.fromarray(corrupted), recipe.size, recipe.interpolation))
+
+
+class PartsDataset(Dataset):
+    """Every image of every part behind one flat index, so one DataLoader (and its workers)
+    feeds the whole run. Items: (uint8 3xHxW image, label, part index, index in the part,
+    readable flag); an unreadable file yields a black image with readable=False, to be
+    counted, not scored."""
+
+    def __init__(self, parts: Sequence[Part]):
+        self.parts = list(parts)
+        self.offsets = [0]
+        for part in self.parts:
+            self.offsets.append(self.offsets[-1] + len(part.samples))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(part index, sample index) of a flat index."""
+        part = bisect.bisect_right(self.offsets, index) - 1
+        return part, index - self.offsets[part]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int, bool]:
+        part_index, sample_index = self.locate(index)
+        part = self.parts[part_index]
+        sample = part.samples[sample_index]
+        try:
+            with Image.open(sample.path) as opened:
+                array = prepare(opened.convert("RGB"), sample, part.recipe)
+            readable = True
+        except (OSError, ValueError, Image.DecompressionBombError):
+            array = np.zeros((*part.recipe.size, 3), dtype=np.uint8)
+            readable = False
+        image = torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        return image, sample.label, part_index, sample_index, readable

@@ -1,0 +1,98 @@
+"""torchrun support: who am I, which images are mine, and exact integer sums across ranks.
+
+Sharding never pads or drops: rank r of k takes images r, r+k, r+2k, ... of every part, so the
+shards partition each part exactly, and counts are summed as integers with all_reduce (never
+averages of per-rank accuracies), which makes a k-process run equal a single-process one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job: rank, world size, and whether it owns the outputs."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files and reports progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """More than one process takes part."""
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    """torchrun (or any launcher of the env:// kind) set WORLD_SIZE > 1 for this process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device: str) -> DistContext:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a single process
+    otherwise. Returns this process's context."""
+    if not launched_by_torchrun():
+        return DistContext()
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group if this module joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(part_sizes: Sequence[int], rank: int, world_size: int) -> list[list[int]]:
+    """Per part, the flat indices this rank evaluates (parts laid end to end, no padding)."""
+    shards, offset = [], 0
+    for size in part_sizes:
+        shards.append(list(range(offset + rank, offset + size, world_size)))
+        offset += size
+    return shards
+
+
+class ShardSampler(Sampler[int]):
+    """Yields a fixed list of flat indices in order (this rank's shards, part after part)."""
+
+    def __init__(self, indices: Sequence[int]):
+        self.indices = list(indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def sum_counts(counts: torch.Tensor, context: DistContext) -> torch.Tensor:
+    """Element-wise sum of an int64 count vector over all ranks (a copy when single)."""
+    total = counts.clone()
+    if context.distributed:
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
+def broadcast_from_main(value: Any, context: DistContext) -> Any:
+    """Rank 0's value on every rank (any picklable object)."""
+    if not context.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

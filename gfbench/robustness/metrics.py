@@ -1,0 +1,202 @@
+"""ImageNet-C metrics from robustness rows: pure functions of a DataFrame, shared by the CLI
+summary and the plots.
+
+Definitions (Hendrycks & Dietterich 2019), E = top-1 error:
+  CE(c)          = mean_s E(c, s) / AlexNet(c)                      (needs severities 1..5)
+  mCE            = mean of CE over the 15 benchmark corruptions
+  relative CE(c) = (mean_s E(c, s) - E_clean) / (AlexNet(c) - AlexNet_clean)
+  relative mCE   = mean of relative CE over the 15
+  mean error     = plain mean of mean_s E(c, s) over the 15: unnormalised, not mCE.
+Every value here is in percent; a metric that needs data that is absent is None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from gfbench.robustness.protocol import (
+    ALEXNET_CLEAN_ERROR,
+    ALEXNET_ERROR,
+    ALL_CORRUPTIONS,
+    BENCHMARK_CORRUPTIONS,
+    GROUPS,
+    SEVERITIES,
+    group_of,
+)
+
+CORRUPTION_SOURCES = ("imagenet-c", "generated")
+COMPARABLE_SOURCE = "imagenet-c"
+
+
+@dataclass
+class RobustnessSummary:
+    """Every metric of one (model, checkpoint, corruption source), in percent."""
+
+    model: str
+    checkpoint: str
+    source: str  # imagenet-c | generated | clean (only clean/attack rows)
+    per_corruption: pd.DataFrame  # one row per corruption evaluated (see corruption_table)
+    groups: pd.DataFrame  # group, corruptions, mean_error_pct, mean_ce_pct
+    attacks: pd.DataFrame  # attack, eps, images, accuracy_top1_pct, clean_accuracy_top1_pct
+    clean_error_top1_pct: float | None = None
+    clean_error_top5_pct: float | None = None
+    mce_pct: float | None = None  # only when all 15 corruptions have all 5 severities
+    relative_mce_pct: float | None = None  # same, and a clean row
+    mean_ce_pct: float | None = None  # mean CE over the corruptions that have one
+    ce_corruptions: int = 0  # how many of the 15 have a CE
+    mean_error_pct: float | None = None  # unnormalised mean error over the 15 present
+    mean_error_corruptions: int = 0
+    unreadable: int = 0  # image files that could not be decoded (clean + this source)
+    missing: list[str] = field(default_factory=list)  # benchmark "corruption/severity" absent
+
+    @property
+    def complete(self) -> bool:
+        """All 15 benchmark corruptions at all 5 severities are present."""
+        return self.ce_corruptions == len(BENCHMARK_CORRUPTIONS)
+
+    @property
+    def comparable(self) -> bool:
+        """Whether mCE may sit beside published numbers: released JPEGs, complete."""
+        return self.source == COMPARABLE_SOURCE and self.complete
+
+
+def _pct(numerator: float, denominator: float) -> float | None:
+    """100 * numerator / denominator, None when the denominator is 0."""
+    return None if denominator == 0 else 100.0 * numerator / denominator
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """Mean of the values that are not None; None when none are."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def with_errors(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with error_top1_pct / error_top5_pct recomputed from the integer counts."""
+    out = frame.copy()
+    images = out["images"].astype(float)
+    safe = images.where(images > 0)
+    out["error_top1_pct"] = 100.0 * (1.0 - out["correct_top1"] / safe)
+    out["error_top5_pct"] = 100.0 * (1.0 - out["correct_top5"] / safe)
+    return out
+
+
+def corruption_table(rows: pd.DataFrame, clean_error_pct: float | None) -> pd.DataFrame:
+    """Per corruption: group, severities, mean error over them, AlexNet error, CE, relative CE."""
+    records = []
+    for corruption in [c for c in ALL_CORRUPTIONS if c in set(rows["corruption"])]:
+        part = rows[rows["corruption"] == corruption]
+        error = float(part["error_top1_pct"].mean())
+        error5 = float(part["error_top5_pct"].mean())
+        full = set(part["severity"]) == set(SEVERITIES)
+        alexnet = ALEXNET_ERROR.get(corruption)
+        ce = relative = None
+        if full and alexnet is not None:
+            ce = error / alexnet  # percent / fraction = percent of AlexNet's error
+            if clean_error_pct is not None:
+                relative = (error - clean_error_pct) / (alexnet - ALEXNET_CLEAN_ERROR)
+        records.append({
+            "corruption": corruption, "group": group_of(corruption),
+            "severities": int(part["severity"].nunique()), "images": int(part["images"].sum()),
+            "error_top1_pct": error, "error_top5_pct": error5,
+            "alexnet_error_pct": None if alexnet is None else 100.0 * alexnet,
+            "ce_pct": ce, "relative_ce_pct": relative,
+        })
+    columns = ["corruption", "group", "severities", "images", "error_top1_pct", "error_top5_pct",
+               "alexnet_error_pct", "ce_pct", "relative_ce_pct"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def group_table(per_corruption: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark group (noise, blur, weather, digital): mean error and mean CE."""
+    records = []
+    for group, members in GROUPS.items():
+        part = per_corruption[per_corruption["corruption"].isin(members)]
+        if part.empty:
+            continue
+        records.append({
+            "group": group, "corruptions": len(part),
+            "mean_error_pct": float(part["error_top1_pct"].mean()),
+            "mean_ce_pct": _mean([None if pd.isna(v) else float(v) for v in part["ce_pct"]]),
+        })
+    return pd.DataFrame(records, columns=["group", "corruptions", "mean_error_pct",
+                                          "mean_ce_pct"])
+
+
+def attack_table(rows: pd.DataFrame, clean_error_pct: float | None) -> pd.DataFrame:
+    """Per attack: budget, images, attacked and clean top-1 accuracy."""
+    records = [{
+        "attack": r.corruption, "eps": r.eps, "images": int(r.images),
+        "accuracy_top1_pct": None if pd.isna(r.error_top1_pct) else 100.0 - r.error_top1_pct,
+        "clean_accuracy_top1_pct": None if clean_error_pct is None else 100.0 - clean_error_pct,
+    } for r in rows.itertuples()]
+    return pd.DataFrame(records, columns=["attack", "eps", "images", "accuracy_top1_pct",
+                                          "clean_accuracy_top1_pct"])
+
+
+def missing_parts(rows: pd.DataFrame) -> list[str]:
+    """Benchmark (corruption/severity) pairs with no row, in protocol order."""
+    have = set(zip(rows["corruption"], rows["severity"], strict=True))
+    return [f"{c}/{s}" for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES if (c, s) not in have]
+
+
+def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
+                  ) -> RobustnessSummary:
+    """The summary of one model's rows for one corruption source (clean/attack rows shared)."""
+    rows = with_errors(rows)
+    clean = rows[rows["source"] == "clean"]
+    clean_error = float(clean["error_top1_pct"].iloc[-1]) if len(clean) else None
+    clean_error5 = float(clean["error_top5_pct"].iloc[-1]) if len(clean) else None
+    corrupted = rows[rows["source"] == source]
+    per_corruption = corruption_table(corrupted, clean_error)
+    benchmark = per_corruption[per_corruption["corruption"].isin(BENCHMARK_CORRUPTIONS)]
+    ces = [float(v) for v in benchmark["ce_pct"] if not pd.isna(v)]
+    relatives = [float(v) for v in benchmark["relative_ce_pct"] if not pd.isna(v)]
+    complete = len(ces) == len(BENCHMARK_CORRUPTIONS)
+    read = rows[rows["source"].isin([source, "clean"])]  # attacks re-read the clean files
+    return RobustnessSummary(
+        model=model, checkpoint=checkpoint, source=source,
+        per_corruption=per_corruption, groups=group_table(per_corruption),
+        attacks=attack_table(rows[rows["source"] == "attack"], clean_error),
+        clean_error_top1_pct=clean_error, clean_error_top5_pct=clean_error5,
+        mce_pct=_mean(ces) if complete else None,
+        relative_mce_pct=_mean(relatives) if complete and len(relatives) == len(ces) else None,
+        mean_ce_pct=_mean(ces), ce_corruptions=len(ces),
+        mean_error_pct=_mean([float(v) for v in benchmark["error_top1_pct"]]),
+        mean_error_corruptions=len(benchmark),
+        unreadable=int(read["unreadable"].sum()),
+        missing=missing_parts(corrupted) if source in CORRUPTION_SOURCES else [],
+    )
+
+
+def summarize(frame: pd.DataFrame) -> list[RobustnessSummary]:
+    """One summary per (model, checkpoint, corruption source) in a frame of robustness rows;
+    a model with only clean and attack rows gets one summary of source 'clean'."""
+    summaries = []
+    for (model, checkpoint), rows in frame.groupby(["model", "checkpoint"], sort=False):
+        sources = [s for s in CORRUPTION_SOURCES if s in set(rows["source"])] or ["clean"]
+        summaries += [summarize_one(rows, str(model), str(checkpoint), s) for s in sources]
+    return summaries
+
+
+def summary_frame(summaries: list[RobustnessSummary]) -> pd.DataFrame:
+    """One row per summary: the scalar metrics and the group means (percent)."""
+    records = []
+    for s in summaries:
+        record = {
+            "model": s.model, "checkpoint": s.checkpoint, "source": s.source,
+            "complete": s.complete, "comparable": s.comparable,
+            "clean_error_top1_pct": s.clean_error_top1_pct, "mce_pct": s.mce_pct,
+            "relative_mce_pct": s.relative_mce_pct, "mean_ce_pct": s.mean_ce_pct,
+            "ce_corruptions": s.ce_corruptions, "mean_error_pct": s.mean_error_pct,
+            "unreadable": s.unreadable,
+        }
+        for g in s.groups.itertuples():
+            record[f"{g.group}_mean_error_pct"] = g.mean_error_pct
+            record[f"{g.group}_mean_ce_pct"] = g.mean_ce_pct
+        for a in s.attacks.itertuples():
+            record[f"{a.attack}_accuracy_top1_pct"] = a.accuracy_top1_pct
+        records.append(record)
+    return pd.DataFrame(records)

@@ -1,0 +1,90 @@
+"""ImageNet-C protocol facts (names, groups, AlexNet errors) and the parsers of the options
+that select corruptions and severities.
+
+Sources: Hendrycks & Dietterich, ICLR 2019 (arXiv 1903.12261); the AlexNet constants are the
+per-corruption mean top-1 errors over the five severities published with the benchmark.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gfbench.errors import GfbenchError, UnknownNameError
+
+# The 15 benchmark corruptions, in the paper's order (the AlexNet table below follows it).
+BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise",
+    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness",
+    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+# The four held-out corruptions released with the benchmark (not part of mCE).
+EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "noise": BENCHMARK_CORRUPTIONS[0:3],
+    "blur": BENCHMARK_CORRUPTIONS[3:7],
+    "weather": BENCHMARK_CORRUPTIONS[7:11],
+    "digital": BENCHMARK_CORRUPTIONS[11:15],
+}
+EXTRA_GROUP = "extra"
+
+# AlexNet top-1 error (fraction), mean over severities 1..5, per benchmark corruption.
+ALEXNET_ERROR: dict[str, float] = {
+    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880, "glass_blur": 0.826268, "motion_blur": 0.785948,
+    "zoom_blur": 0.798360, "snow": 0.866816, "frost": 0.826572, "fog": 0.819324,
+    "brightness": 0.564592, "contrast": 0.853204, "elastic_transform": 0.646056,
+    "pixelate": 0.717840, "jpeg_compression": 0.606500,
+}
+ALEXNET_CLEAN_ERROR = 0.4345  # secondary source; used only for relative mCE
+
+# Published reference points (percent) to put a result beside.
+REFERENCE_MCE = {"ResNet-50": 76.7, "GFNet-S": 53.8}
+
+
+def group_of(corruption: str) -> str:
+    """The group a corruption is averaged in: noise, blur, weather, digital or extra."""
+    for group, members in GROUPS.items():
+        if corruption in members:
+            return group
+    return EXTRA_GROUP
+
+
+def parse_corruptions(text: str) -> tuple[str, ...]:
+    """'default' -> the 15, 'all' -> the 19, else a comma list of known names (paper order)."""
+    key = text.strip().lower()
+    if key in ("", "default", "benchmark"):
+        return BENCHMARK_CORRUPTIONS
+    if key == "all":
+        return ALL_CORRUPTIONS
+    names = [n.strip() for n in key.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ALL_CORRUPTIONS]
+    if unknown:
+        raise UnknownNameError(
+            f"unknown corruption {', '.join(unknown)}; known: default (the 15), all (the 19), "
+            f"or a comma list of {', '.join(ALL_CORRUPTIONS)}"
+        )
+    return tuple(c for c in ALL_CORRUPTIONS if c in names)
+
+
+def parse_severities(text: str) -> tuple[int, ...]:
+    """'1-5', '1,3,5' or '2' -> sorted unique severities, each within 1..5."""
+    chosen: set[int] = set()
+    for piece in text.replace(" ", "").split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", piece)
+        if not match:
+            raise GfbenchError(
+                f"bad severity list {text!r}; use numbers 1..5 as a range or comma list "
+                "(e.g. 1-5, 1,3,5)"
+            )
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if not 1 <= low <= high <= 5:
+            raise GfbenchError(
+                f"bad severity list {text!r}; severities are 1..5 (e.g. 1-5, 1,3,5)"
+            )
+        chosen.update(range(low, high + 1))
+    return tuple(sorted(chosen))
