@@ -251,6 +251,8 @@ def robustness_frame(runs: Sequence[Run], notes: list[str]) -> pd.DataFrame:
 
 def settings_of(frame: pd.DataFrame) -> list[tuple[str, Setting, pd.DataFrame]]:
     """(subject, setting, rows) for every complexity figure to draw, in a stable order."""
+    if frame.empty:
+        return []
     groups = []
     for (subject, device, batch, precision, mode), rows in frame.groupby(
             ["subject", *SETTING_FIELDS], sort=True):

@@ -19,10 +19,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from gfbench.plot.style import NEUTRAL_GREY, NamedFigure, colour_for, marker_for, new_figure
+from gfbench.plot.style import (
+    MARKERS,
+    NEUTRAL_GREY,
+    NamedFigure,
+    colour_for,
+    marker_for,
+    new_figure,
+)
 
 HATCHES = ("", "///", "...", "xxx", "\\\\\\")
 SEVERITY_COLUMNS = 5
+MAX_WIDTH_IN = 17.0  # wider figures shrink to unreadable text in a browser window
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,11 @@ class Entry:
     marker: str
     summary: object  # gfbench.robustness.metrics.RobustnessSummary (imported lazily: torch)
     severities: pd.DataFrame  # corruption, severity, error_top1_pct of the corrupted rows
+
+
+def variant_marker(base: str, index: int) -> str:
+    """The family's marker for its first entry, the next markers for its other entries."""
+    return MARKERS[(MARKERS.index(base) + index) % len(MARKERS)]
 
 
 def _variant_suffix(values: dict[str, str], varying: set[str]) -> str:
@@ -75,7 +88,8 @@ def entries_of(frame: pd.DataFrame) -> list[Entry]:
         index = hatch_of.get(colour, 0)
         hatch_of[colour] = index + 1
         result.append(Entry(label=label, colour=colour, hatch=HATCHES[index % len(HATCHES)],
-                            marker=marker_for(key["model"]), summary=summary,
+                            marker=variant_marker(marker_for(key["model"]), index),
+                            summary=summary,
                             severities=severities.reset_index(drop=True)))
     return result
 
@@ -134,7 +148,8 @@ def corruption_figure(entries: Sequence[Entry]) -> NamedFigure:
         table = entry.summary.per_corruption.set_index("corruption")["error_top1_pct"]
         row = [entry.summary.clean_error_top1_pct] if has_clean else []
         values.append(row + [float(table[c]) if c in table.index else None for c in corruptions])
-    fig = new_figure(max(7.0, 0.32 * len(categories) * max(len(entries), 2) + 2.0), 4.8)
+    width = 0.32 * len(categories) * max(len(entries), 2) + 2.0
+    fig = new_figure(min(max(7.0, width), MAX_WIDTH_IN), 4.8)
     ax = fig.subplots()
     _grouped_bars(ax, categories, entries, values)
     _group_bands(ax, categories)

@@ -9,7 +9,14 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 from PIL import Image
-from plot_synthetic import cpu_rows, gpu_rows, write_bad_files, write_complexity
+from plot_synthetic import (
+    cpu_rows,
+    gpu_rows,
+    robustness_rows,
+    write_bad_files,
+    write_complexity,
+    write_robustness,
+)
 
 from gfbench.errors import GfbenchError
 from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
@@ -101,6 +108,15 @@ def test_default_out_is_plots_beside_the_inputs_and_pdf_on_request(tmp_path):
     pdf, = report.figures
     assert pdf.suffix == ".pdf" and pdf.read_bytes().startswith(b"%PDF")
     assert "CreationDate" not in pdf.read_bytes().decode("latin-1")
+
+
+def test_robustness_without_corruptions_gets_the_summary_only(tmp_path):
+    rows = [r for r in robustness_rows("gfnet-s", 0.2) if r.source in ("clean", "attack")]
+    write_robustness(tmp_path / "attacks", rows)
+    report = make_plots([tmp_path], PlotOptions(formats=("svg",)))
+    assert [p.name for p in report.figures] == ["robustness-summary.svg"]
+    page = (report.out / "report.html").read_text()
+    assert "FGSM ε=1/255 accuracy (%)" in page and "Token mixers" not in page
 
 
 def test_nothing_to_plot_raises_one_line_with_the_problems(tmp_path):

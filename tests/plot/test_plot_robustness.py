@@ -142,7 +142,7 @@ def test_other_precisions_are_separate_entries_named_apart(tmp_path):
     write_robustness(tmp_path / "b", robustness_rows("gfnet-s", 0.25, precision="bf16"))
     found = entries_of(robustness_frame(load_results([tmp_path]).runs, []))
     assert [e.label for e in found] == ["gfnet-s (bf16)", "gfnet-s (fp32)"]
-    assert found[0].hatch != found[1].hatch
+    assert found[0].hatch != found[1].hatch and found[0].marker != found[1].marker
     assert found[0].summary.clean_error_top1_pct == pytest.approx(25.0)
     assert found[1].summary.clean_error_top1_pct == pytest.approx(20.0)
 
