@@ -87,6 +87,13 @@ class Loaded:
         return [run for run in self.runs if run.kind == kind]
 
 
+def _shown(value: object) -> str:
+    """A cell as a one-line message shows it: text quoted, numbers plain (not np.int64(0))."""
+    if isinstance(value, str):
+        return repr(value)
+    return str(value.item() if hasattr(value, "item") else value)
+
+
 def _bad_number(frame: pd.DataFrame, columns: Iterable[str]) -> str | None:
     """The first cell that should hold a number and does not, described for a one-line error."""
     for column in columns:
@@ -95,7 +102,7 @@ def _bad_number(frame: pd.DataFrame, columns: Iterable[str]) -> str | None:
         bad = values.notna() & (numeric.isna() | ~numeric.map(lambda v: v == v and abs(v) < 1e300))
         if bad.any():
             i = int(bad.idxmax())
-            return f"row {i}: {column} is {values[i]!r}, expected a number"
+            return f"row {i}: {column} is {_shown(values[i])}, expected a number"
     return None
 
 
@@ -103,10 +110,11 @@ def _bad_complexity(frame: pd.DataFrame) -> str | None:
     """Why a complexity table cannot be plotted, or None when it can."""
     if (problem := _bad_number(frame, COMPLEXITY_NUMBERS)) is not None:
         return problem
+    finished = frame["status"].isin(("ok", "oom"))  # a failed row may not know its tokens
     checks = (
         (~frame["subject"].isin(SUBJECTS), "subject", "one of " + ", ".join(SUBJECTS)),
         (~frame["status"].isin(STATUSES), "status", "one of " + ", ".join(STATUSES)),
-        (~(pd.to_numeric(frame["tokens"]) > 0), "tokens", "a positive count"),
+        (finished & ~(pd.to_numeric(frame["tokens"]) > 0), "tokens", "a positive count"),
         (~(pd.to_numeric(frame["res_h"]) > 0) | ~(pd.to_numeric(frame["res_w"]) > 0),
          "res_h", "a positive size"),
         (~(pd.to_numeric(frame["batch_size"]) > 0), "batch_size", "a positive count"),
@@ -114,7 +122,7 @@ def _bad_complexity(frame: pd.DataFrame) -> str | None:
     for bad, column, allowed in checks:
         if bad.any():
             i = int(bad.idxmax())
-            return f"row {i}: {column} is {frame[column][i]!r}, expected {allowed}"
+            return f"row {i}: {column} is {_shown(frame[column][i])}, expected {allowed}"
     return None
 
 
@@ -133,7 +141,7 @@ def _bad_robustness(frame: pd.DataFrame) -> str | None:
     for bad, column, allowed in checks:
         if bad.any():
             i = int(bad.idxmax())
-            return f"row {i}: {column} is {frame[column][i]!r}, expected {allowed}"
+            return f"row {i}: {column} is {_shown(frame[column][i])}, expected {allowed}"
     return None
 
 

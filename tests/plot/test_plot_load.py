@@ -41,6 +41,18 @@ def test_each_bad_file_is_one_line_naming_it_and_the_rest_loads(tmp_path):
     assert "flops is 'lots', expected a number" in by_name["typed"]
 
 
+def test_a_failed_row_without_tokens_is_kept_and_a_finished_one_is_not(tmp_path):
+    failed = model_row("deit-s", 224)
+    failed.status, failed.tokens, failed.error = "error", 0, "RuntimeError: boom"
+    write_complexity(tmp_path / "ok" / "run", [model_row("gfnet-xs", 224), failed])
+    broken = model_row("deit-s", 224)
+    broken.tokens = 0
+    bad = write_complexity(tmp_path / "bad" / "run", [broken])
+    loaded = load_results([tmp_path])
+    assert len(loaded.runs) == 1 and len(loaded.runs[0].frame) == 2
+    assert loaded.problems == [f"{bad.resolve()}: row 0: tokens is 0, expected a positive count"]
+
+
 def test_missing_inputs_and_empty_folders_are_reported(tmp_path):
     (tmp_path / "nothing").mkdir()
     loaded = load_results([tmp_path / "nothing", tmp_path / "absent.json"])
