@@ -81,8 +81,9 @@ class Part:
 
     @property
     def name(self) -> str:
-        """Display name, e.g. 'gaussian_noise/3' or 'clean'."""
-        return self.corruption if self.severity == 0 else f"{self.corruption}/{self.severity}"
+        """Display name: 'clean', 'pgd', 'gaussian_noise/3' or 'generated gaussian_noise/3'."""
+        name = self.corruption if self.severity == 0 else f"{self.corruption}/{self.severity}"
+        return f"generated {name}" if self.source == "generated" else name
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -108,13 +109,13 @@ class ProgressCallback(Protocol):
     """What the library tells a progress display (the CLI's rich bars)."""
 
     def begin(self, parts: Sequence[tuple[str, int]]) -> None:
-        """The parts this process will evaluate, with its number of images in each."""
+        """The parts this process will evaluate (name, its number of images), in order."""
 
-    def advance(self, part: str, images: int) -> None:
-        """`images` more images of a part are done."""
+    def advance(self, part: int, images: int) -> None:
+        """`images` more images of part number `part` (position in begin's list) are done."""
 
-    def finish(self, part: str, row: RobustnessRow) -> None:
-        """A part is done and its row written."""
+    def finish(self, part: int, row: RobustnessRow) -> None:
+        """Part number `part` is done and its row written."""
 
 
 class NoProgress:
@@ -123,10 +124,10 @@ class NoProgress:
     def begin(self, parts: Sequence[tuple[str, int]]) -> None:
         """Nothing to show."""
 
-    def advance(self, part: str, images: int) -> None:
+    def advance(self, part: int, images: int) -> None:
         """Nothing to show."""
 
-    def finish(self, part: str, row: RobustnessRow) -> None:
+    def finish(self, part: int, row: RobustnessRow) -> None:
         """Nothing to show."""
 
 
@@ -236,20 +237,21 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
         part_ids_dev = part_ids.to(device, non_blocking=True)
         for part_index in part_ids.unique().tolist():
             rows = part_ids == part_index
-            rows_dev = part_ids_dev == part_index
+            whole = bool(rows.all())  # the usual case: no boolean gathers on the device
+            pick = slice(None) if whole else part_ids_dev == part_index
             if part_index in specs:
-                logits = _attacked_logits(pixel_model, specs[part_index], images[rows_dev],
-                                          labels[rows_dev], sample_ids[rows], seed, device,
+                logits = _attacked_logits(pixel_model, specs[part_index], images[pick],
+                                          labels[pick], sample_ids[rows], seed, device,
                                           precision)
             else:
-                logits = _predict(model, images[rows_dev], mean_t, std_t, device, precision)
-            hit1, hit5 = _score(logits, labels[rows_dev], readable_dev[rows_dev])
-            ok = readable_dev[rows_dev].long()
+                logits = _predict(model, images[pick], mean_t, std_t, device, precision)
+            hit1, hit5 = _score(logits, labels[pick], readable_dev[pick])
+            ok = readable_dev[pick].long()
             counts[part_index] += torch.stack([ok.sum(), hit1.sum(), hit5.sum(),
                                                (1 - ok).sum()])
             batch_count = int(rows.sum())
             seen[part_index] += batch_count
-            progress.advance(parts[part_index].name, batch_count)
+            progress.advance(part_index, batch_count)
         yield from finished()
     yield from finished()
 
@@ -292,17 +294,33 @@ def _labels_for(roots: Sequence[Path], class_map: str, num_classes: int,
     return labels
 
 
-def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
-    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks."""
+def check_config(config: RobustnessConfig) -> None:
+    """The mistakes that can be named before a checkpoint is loaded, each in one line."""
+    if config.precision not in PRECISIONS:
+        raise GfbenchError(f"--precision {config.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if config.batch_size < 1 or config.workers < 0:
+        raise GfbenchError("--batch-size must be at least 1 and --workers at least 0")
     if config.class_map not in CLASS_MAPS:
         raise GfbenchError(f"--class-map {config.class_map!r}; allowed: {', '.join(CLASS_MAPS)}")
     if config.attacks and config.clean is None:
         raise GfbenchError("--attack needs --clean (an ImageNet val folder to attack)")
+    for attack in config.attacks:
+        attack_spec(attack)
     if config.data is None and config.generate_from is None and config.clean is None:
         raise GfbenchError("nothing to evaluate: give --data (ImageNet-C), --generate-from, "
                            "--clean or --attack with --clean")
     if config.limit is not None and config.limit < 1:
         raise GfbenchError(f"--limit {config.limit}: must be at least 1 image per class")
+    for folder, option in ((config.clean, "--clean"), (config.generate_from, "--generate-from")):
+        if folder is not None:
+            folder_class_names(require_folder(folder, option), option)
+    if config.data is not None:
+        severity_folders(config.data, config.corruptions, config.severities)
+
+
+def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
+    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks."""
+    check_config(config)
     folders = severity_folders(config.data, config.corruptions, config.severities) \
         if config.data is not None else {}
     clean_root = config.clean or config.generate_from
@@ -334,7 +352,6 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
                                 severity=severity, seed=config.seed)
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
-        attack_spec(attack)
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
     return parts
 
@@ -418,10 +435,7 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
 
     ``bundle`` replaces loading config.checkpoint (a model already in memory; its name and
     config.checkpoint's file name still label the rows)."""
-    if config.precision not in PRECISIONS:
-        raise GfbenchError(f"--precision {config.precision!r}; allowed: {', '.join(PRECISIONS)}")
-    if config.batch_size < 1 or config.workers < 0:
-        raise GfbenchError("--batch-size must be at least 1 and --workers at least 0")
+    check_config(config)
     context = dd.init_distributed(config.device if config.device != "auto" else
                                   ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
@@ -456,7 +470,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         if writer is not None:
             writer.add(row)
         if progress is not None:
-            progress.finish(todo[index].name, row)
+            progress.finish(index, row)
     seconds = time.perf_counter() - started
     if writer is None:
         return RobustnessReport([], [], None, None, resumed, evaluated, seconds, notes,
@@ -469,10 +483,8 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
                             world_size=context.world_size)
 
 
-def _rows_frame(rows: Sequence[RobustnessRow]):
+def _rows_frame(rows: Sequence[RobustnessRow]) -> pd.DataFrame:
     """Rows as a DataFrame with the RobustnessRow columns."""
-    import pandas as pd
-
     columns = [f.name for f in dataclasses.fields(RobustnessRow)]
     return pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=columns)
 

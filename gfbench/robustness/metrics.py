@@ -48,7 +48,7 @@ class RobustnessSummary:
     ce_corruptions: int = 0  # how many of the 15 have a CE
     mean_error_pct: float | None = None  # unnormalised mean error over the 15 present
     mean_error_corruptions: int = 0
-    unreadable: int = 0  # image files that could not be decoded (clean + this source)
+    unreadable: int = 0  # failed image reads, summed over the clean row and this source's parts
     missing: list[str] = field(default_factory=list)  # benchmark "corruption/severity" absent
 
     @property

@@ -136,3 +136,51 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(GRATING_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(GRATING_STD).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+# --- a real checkpoint on the CLI path: timm's test_vit with 3 classes ---
+
+FOLDER_CLASSES = ("alpha", "beta", "gamma")
+
+
+def write_vit_checkpoint(path: Path, num_classes: int = 3) -> Path:
+    """A timm test_vit state dict whose predictions vary with the image (zero head bias, head
+    weights scaled up), saved as a plain file any user could have."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_vit", num_classes=num_classes)
+    with torch.no_grad():
+        model.head.bias.zero_()
+        model.head.weight.mul_(30)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def write_random_images(folder: Path, count: int, rng: np.random.Generator, size: int = 32
+                        ) -> None:
+    """count small JPEGs of a random flat colour plus noise (the model's answers vary)."""
+    for i in range(count):
+        base = rng.uniform(0, 255, 3)
+        array = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+        write_image(folder / f"img{i}.JPEG", array)
+
+
+def write_folder_tree(root: Path, corruptions, severities, per_class: int, seed: int = 0
+                      ) -> Path:
+    """An ImageNet-C-shaped tree whose classes are FOLDER_CLASSES (use --class-map folders)."""
+    rng = np.random.default_rng(seed)
+    for corruption in corruptions:
+        for severity in severities:
+            for name in FOLDER_CLASSES:
+                write_random_images(root / corruption / str(severity) / name, per_class, rng)
+    return root
+
+
+def write_folder_val(root: Path, per_class: int, seed: int = 1) -> Path:
+    """A val folder of FOLDER_CLASSES with one unreadable file."""
+    rng = np.random.default_rng(seed)
+    for name in FOLDER_CLASSES:
+        write_random_images(root / name, per_class, rng)
+    (root / FOLDER_CLASSES[0] / "broken.JPEG").write_bytes(b"not an image")
+    return root

@@ -1,0 +1,89 @@
+"""`gfbench robustness` at the boundary: a run renders honest names and writes files; bad
+inputs give one red line and exit code 1."""
+
+import sys
+
+import pytest
+from robustness_helpers import (
+    write_folder_tree,
+    write_folder_val,
+    write_oracle_tree,
+    write_vit_checkpoint,
+)
+
+from gfbench.cli import main
+
+
+def run_cli(monkeypatch, capsys, *args):
+    """Run the console entry point in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["gfbench", "robustness", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "160")
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, " ".join(out.out.split()), " ".join(out.err.split())  # rich wraps lines
+
+
+@pytest.fixture(scope="module")
+def vit(tmp_path_factory):
+    return write_vit_checkpoint(tmp_path_factory.mktemp("ckpt") / "vit3.pth")
+
+
+def test_generated_run_says_it_is_not_comparable(vit, tmp_path, monkeypatch, capsys, one_thread):
+    val = write_folder_val(tmp_path / "val", per_class=2)
+    code, out, err = run_cli(
+        monkeypatch, capsys, "--ckpt", vit, "--model", "test_vit", "--generate-from", val,
+        "--corruptions", "gaussian_noise,defocus_blur", "--severities", "1",
+        "--class-map", "folders", "--attack", "fgsm", "--clean", val, "--workers", "0",
+        "--device", "cpu", "--out", tmp_path / "gen")
+    assert code == 0, err
+    assert "generated in memory" in out and "not comparable to published numbers" in out
+    assert "mean CE over 0 of 15" in out and "not mCE" in out
+    assert "FGSM top-1 accuracy" in out and "3 image reads failed" in out  # clean + 2 parts
+    assert (tmp_path / "gen.json").exists() and (tmp_path / "gen.csv").exists()
+    again = run_cli(monkeypatch, capsys, "--ckpt", vit, "--model", "test_vit",
+                    "--generate-from", val, "--corruptions", "gaussian_noise,defocus_blur",
+                    "--severities", "1", "--class-map", "folders", "--attack", "fgsm",
+                    "--clean", val, "--workers", "0", "--device", "cpu", "--out",
+                    tmp_path / "gen")
+    assert again[0] == 0 and "resumed: 4 parts" in again[1]
+
+
+def bad_inputs(tmp_path, vit):
+    """(arguments, fragment of the one-line error) for each mistake a user can make."""
+    data = write_oracle_tree(tmp_path / "c", ["fog"], (1,))
+    folders = write_folder_tree(tmp_path / "f", ["fog"], (1,), per_class=1)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.pth").write_bytes(b"this is not a checkpoint")
+    fog = ["--corruptions", "fog", "--severities", "1", "--device", "cpu", "--workers", "0"]
+    return [
+        (["--ckpt", tmp_path / "none.pth", "--model", "test_vit", "--data", data, *fog],
+         "none.pth: no such checkpoint file"),
+        (["--ckpt", tmp_path / "junk.pth", "--model", "test_vit", "--data", data, *fog],
+         "junk.pth: not a"),
+        (["--ckpt", vit, "--model", "test_vit", "--data", data, *fog],
+         "the model outputs 3 classes but ImageNet-1k labels need 1000"),
+        (["--ckpt", vit, "--model", "test_vit", "--data", folders, *fog],
+         "are not ImageNet-1k wnids"),
+        (["--ckpt", vit, "--data", tmp_path / "empty", *fog],
+         "none of the requested corruptions is there"),
+        (["--ckpt", vit, "--clean", tmp_path / "empty", "--device", "cpu"],
+         "no images found"),
+        (["--ckpt", vit, "--data", data, "--severities", "0-7"], "bad severity list"),
+        (["--ckpt", vit, "--data", data, "--corruptions", "rain"], "unknown corruption rain"),
+        (["--ckpt", vit, "--data", data, "--corruptions", "fog,frost", "--severities", "1"],
+         "lacks frost (all); run what is there with --corruptions fog"),
+        (["--ckpt", vit, "--data", data, "--attack", "pgd", *fog], "--attack needs --clean"),
+        (["--ckpt", vit, *fog], "nothing to evaluate"),
+    ]
+
+
+def test_bad_inputs_give_one_clear_line(vit, tmp_path, monkeypatch, capsys):
+    for args, fragment in bad_inputs(tmp_path, vit):
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 1, (args, out, err)
+        assert err.startswith("error:") and fragment in err, (fragment, err)
+        assert "Traceback" not in err + out
