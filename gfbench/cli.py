@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -41,6 +45,83 @@ def list_command() -> None:
 # --- complexity ---
 
 # --- robustness ---
+
+
+class Precision(str, Enum):
+    """Inference precision of `gfbench robustness` (autocast for bf16/fp16)."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ClassMap(str, Enum):
+    """Where class indices come from."""
+
+    imagenet = "imagenet"
+    folders = "folders"
+
+
+@app.command("robustness")
+def robustness_command(
+    ckpt: Annotated[Path, typer.Option(
+        "--ckpt", help="Checkpoint: released GFNet file, timm/DeiT/ResMLP or gfbench's own.")],
+    model: Annotated[str | None, typer.Option(
+        help="Architecture (gfbench or timm name); inferred from the checkpoint when omitted."
+    )] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="ImageNet-C root: <root>/<corruption>/<severity>/<wnid>/<image>.JPEG.")] = None,
+    clean: Annotated[Path | None, typer.Option(
+        help="ImageNet val folder (<wnid>/<image>): clean error, relative mCE, attacks.")] = None,
+    generate_from: Annotated[Path | None, typer.Option(
+        "--generate-from",
+        help="Clean folder to corrupt in memory with gfbench's generator (not comparable to "
+        "published ImageNet-C numbers).")] = None,
+    corruptions: Annotated[str, typer.Option(
+        help="'default' (the 15), 'all' (+4 extra) or a comma list of names.")] = "default",
+    severities: Annotated[str, typer.Option(help="Severities: a range or list, e.g. 1-5, 1,3,5."
+                                            )] = "1-5",
+    attack: Annotated[list[str] | None, typer.Option(
+        "--attack", help="fgsm or pgd on --clean (repeat for both), budgets of the GFNet paper."
+    )] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per batch (per process).")] = 64,
+    workers: Annotated[int, typer.Option(
+        help="Data-loading processes (0 decodes in the main process).")] = min(
+            8, os.cpu_count() or 1),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[Precision, typer.Option(help="Inference precision.")] = Precision.fp32,
+    limit: Annotated[int | None, typer.Option(
+        help="At most N images per class (quick looks).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Results stem (writes .json and .csv); default results/robustness-<model>-<ckpt>."
+    )] = None,
+    seed: Annotated[int, typer.Option(help="Seed of generated corruptions and PGD starts.")] = 0,
+    class_map: Annotated[ClassMap, typer.Option(
+        help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: sorted "
+        "folder names (a data set with its own classes).")] = ClassMap.imagenet,
+    resume: Annotated[bool, typer.Option(
+        help="Skip (corruption, severity) parts already in the results file.")] = True,
+) -> None:
+    """Evaluate a checkpoint on ImageNet-C (CE, mCE, relative mCE), clean val and FGSM/PGD.
+
+    Several GPUs: torchrun --nproc_per_node=K -m gfbench robustness ... (rank 0 writes).
+    """
+    from gfbench.render import RobustnessProgress, print_robustness_report
+    from gfbench.robustness.evaluate import RobustnessConfig, run_robustness
+    from gfbench.robustness.protocol import REFERENCE_MCE, parse_corruptions, parse_severities
+
+    config = RobustnessConfig(
+        checkpoint=ckpt, model=model, data=data, clean=clean, generate_from=generate_from,
+        corruptions=parse_corruptions(corruptions), severities=parse_severities(severities),
+        attacks=tuple(attack or ()), batch_size=batch_size, workers=workers, device=device,
+        precision=precision.value, limit=limit, out=out, seed=seed, class_map=class_map.value,
+        resume=resume,
+    )
+    with RobustnessProgress() as progress:
+        report = run_robustness(config, progress=progress)
+    if report.is_main:
+        print_robustness_report(report, REFERENCE_MCE)
+
 
 # --- plot ---
 

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,3 +59,156 @@ def mixers_table(rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(row["name"], row["flops_formula"], row["params_formula"], row["paper"])
     return table
+
+
+# --- robustness ---
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    """A percentage with fixed digits; '-' when missing."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+class ImagesPerSecondColumn(ProgressColumn):
+    """Images per second of a progress task (rich's moving speed estimate)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- img/s" if speed is None else f"{speed:,.1f} img/s", style="cyan")
+
+
+class RobustnessProgress:
+    """Rich progress for `gfbench robustness`: an overall bar plus one task per running
+    (corruption, severity), each with images/s and ETA; finished parts become log lines.
+    Nothing is drawn until the library calls begin (ranks other than 0 never do)."""
+
+    def __init__(self, target: Console | None = None):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            ImagesPerSecondColumn(), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=target or console, transient=False,
+        )
+        self.tasks: list[TaskID] = []
+        self.names: list[str] = []
+        self.overall: TaskID | None = None
+
+    def __enter__(self) -> RobustnessProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def begin(self, parts) -> None:
+        """Start the display with every part queued (hidden until it runs)."""
+        self.progress.start()
+        total = sum(n for _, n in parts)
+        self.overall = self.progress.add_task(f"all {len(parts)} parts", total=total)
+        for name, count in parts:
+            self.names.append(name)
+            self.tasks.append(self.progress.add_task(name, total=count, visible=False))
+
+    def advance(self, part: int, images: int) -> None:
+        """Count images for a part and for the whole run."""
+        self.progress.update(self.tasks[part], advance=images, visible=True)
+        self.progress.advance(self.overall, images)
+
+    def finish(self, part: int, row) -> None:
+        """Replace a finished part's bar by a one-line result."""
+        self.progress.remove_task(self.tasks[part])
+        error = "-" if row.error_top1 is None else f"{100 * row.error_top1:.2f}%"
+        unreadable = f", [yellow]{row.unreadable} unreadable[/]" if row.unreadable else ""
+        self.progress.console.print(
+            f"[green]done[/] {self.names[part]:<32} top-1 error {error:>7}  ({row.images} images"
+            f"{unreadable})", highlight=False)
+
+
+def _mce_label(summary) -> str:
+    """'mCE', or an honest name when the 15 x 5 grid is incomplete or generated."""
+    if summary.source == "generated":
+        return "mCE (generated in memory, not comparable)"
+    return "mCE"
+
+
+def robustness_corruption_table(summary) -> Table:
+    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
+    title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
+    table = Table(title=title)
+    for column in ("corruption", "group", "sev", "top-1 err", "top-5 err", "AlexNet err", "CE",
+                   "rel. CE"):
+        table.add_column(column, justify="left" if column in ("corruption", "group")
+                         else "right")
+    for r in summary.per_corruption.itertuples():
+        table.add_row(r.corruption, r.group, str(r.severities), _pct(r.error_top1_pct),
+                      _pct(r.error_top5_pct), _pct(r.alexnet_error_pct), _pct(r.ce_pct),
+                      _pct(r.relative_ce_pct))
+    return table
+
+
+def _source_label(source: str) -> str:
+    """How a row source is named to the user."""
+    return {"imagenet-c": "ImageNet-C (released JPEGs)",
+            "generated": "corruptions generated in memory by gfbench (not the released JPEGs)",
+            "clean": "clean validation images"}.get(source, source)
+
+
+def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
+    """The headline numbers: clean error, mCE, relative mCE, unnormalised mean error, groups,
+    attacks; published reference mCEs in the caption."""
+    table = Table(title=f"{summary.model} ({summary.checkpoint}): summary (%)",
+                  caption="published mCE: " + ", ".join(f"{k} {v}" for k, v in reference.items())
+                  + " (ImageNet-C, released JPEGs)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("what it is")
+    table.add_row("clean top-1 error", _pct(summary.clean_error_top1_pct), "clean val images")
+    if summary.source in ("imagenet-c", "generated"):
+        if summary.complete:
+            table.add_row(_mce_label(summary), _pct(summary.mce_pct),
+                          "mean over 15 of CE = error / AlexNet error")
+            table.add_row("relative mCE", _pct(summary.relative_mce_pct),
+                          "needs --clean" if summary.relative_mce_pct is None
+                          else "(error - clean) / (AlexNet error - AlexNet clean)")
+        else:
+            table.add_row(f"mean CE over {summary.ce_corruptions} of 15", _pct(summary.mean_ce_pct),
+                          "not mCE: needs all 15 corruptions x 5 severities")
+        table.add_row(f"mean error over {summary.mean_error_corruptions} of 15 (unnormalised)",
+                      _pct(summary.mean_error_pct), "plain mean top-1 error, not mCE")
+        for g in summary.groups.itertuples():
+            table.add_row(f"{g.group}: mean error / mean CE",
+                          f"{_pct(g.mean_error_pct)} / {_pct(g.mean_ce_pct)}",
+                          f"corruptions: {g.corruptions}")
+    for a in summary.attacks.itertuples():
+        table.add_row(f"{a.attack.upper()} top-1 accuracy", _pct(a.accuracy_top1_pct),
+                      f"eps {a.eps * 255:.1f}/255, clean accuracy "
+                      f"{_pct(a.clean_accuracy_top1_pct)}")
+    return table
+
+
+def print_robustness_report(report, reference: dict[str, float]) -> None:
+    """Tables, notes and files of a finished `gfbench robustness` run."""
+    for summary in report.summaries:
+        if summary.source in ("imagenet-c", "generated"):
+            console.print(robustness_corruption_table(summary))
+        console.print(robustness_summary_table(summary, reference))
+        if summary.source == "generated":
+            console.print("[yellow]note:[/] these corruptions were generated in memory by "
+                          "gfbench's implementation, not read from the released ImageNet-C "
+                          "JPEGs: their mCE is not comparable to published numbers.")
+        if summary.missing and summary.source == "imagenet-c":
+            console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
+                          "(corruption, severity) parts were not evaluated, so there is no mCE.")
+        if summary.unreadable:
+            console.print(f"[yellow]note:[/] {summary.unreadable} image reads failed (files "
+                          "that could not be decoded, counted per part in the 'unreadable' "
+                          "column and not scored).")
+    if report.resumed:
+        console.print(f"resumed: {len(report.resumed)} parts were already in the results file "
+                      "and were not evaluated again")
+    speed = report.images_per_second
+    if speed is not None:
+        console.print(f"evaluated {report.evaluated_images} images in {report.seconds:.1f} s "
+                      f"({speed:,.1f} images/s, {report.world_size} process"
+                      f"{'es' if report.world_size > 1 else ''})")
+    console.print(f"wrote {report.json_path} and {report.csv_path}")
