@@ -190,19 +190,20 @@ def _robustness_tables(entries: Sequence) -> list[Table]:
     } for e in entries])
     tables = [Table("Summary (mCE only when all 15 corruptions have all 5 severities)",
                     formatted(summary))]
-    per_corruption = [e.summary.per_corruption.set_index("corruption")[
-        ["error_top1_pct", "ce_pct"]].rename(columns={
-            "error_top1_pct": f"{e.label}: error (%)", "ce_pct": f"{e.label}: CE (%)"})
-        for e in entries if not e.summary.per_corruption.empty]
-    if per_corruption:
+    with_corruptions = [e for e in entries if not e.summary.per_corruption.empty]
+    if with_corruptions:
         from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
 
-        merged = pd.concat(per_corruption, axis=1)
-        order = [c for c in ALL_CORRUPTIONS if c in merged.index]
-        merged = merged.loc[order]
-        merged.insert(0, "group", [group_of(c) for c in order])
-        tables.append(Table("Top-1 error per corruption (mean over severities) and CE",
-                            formatted(merged.rename_axis("corruption").reset_index())))
+        for column, caption in (("error_top1_pct", "Top-1 error per corruption, mean over "
+                                 "severities (%)"), ("ce_pct", "CE per corruption (%, AlexNet "
+                                                     "= 100; all 5 severities needed)")):
+            wide = pd.concat([e.summary.per_corruption.set_index("corruption")[column]
+                              .rename(e.label) for e in with_corruptions], axis=1)
+            order = [c for c in ALL_CORRUPTIONS if c in wide.index]
+            wide = wide.loc[order]
+            wide.insert(0, "group", [group_of(c) for c in order])
+            tables.append(Table(caption, formatted(wide.rename_axis("corruption")
+                                                   .reset_index())))
     return tables
 
 

@@ -132,6 +132,7 @@ th, td { border: 1px solid #ddd; padding: .2rem .5rem; text-align: right; }
 th { background: #f3f3f3; }
 td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-style: italic; padding: .3rem 0; }
+.scroll { overflow-x: auto; }
 pre { background: #f6f6f6; padding: .6rem; white-space: pre-wrap; font-size: .85rem; }
 """
 
@@ -147,8 +148,8 @@ def _block_html(block: Block) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
                        for row in block.frame.itertuples(index=False))
-        return (f"<table><caption>{html.escape(block.caption)}</caption>"
-                f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        return (f'<div class="scroll"><table><caption>{html.escape(block.caption)}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
     if isinstance(block, Picture):
         data = base64.b64encode(block.svg).decode("ascii")
         title = html.escape(block.title)

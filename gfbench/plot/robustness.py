@@ -30,6 +30,7 @@ from gfbench.plot.style import (
 
 HATCHES = ("", "///", "...", "xxx", "\\\\\\")
 SEVERITY_COLUMNS = 5
+UPRIGHT_LABELS_UP_TO = 4  # entries per group whose value labels fit side by side
 MAX_WIDTH_IN = 17.0  # wider figures shrink to unreadable text in a browser window
 
 
@@ -48,6 +49,12 @@ class Entry:
 def variant_marker(base: str, index: int) -> str:
     """The family's marker for its first entry, the next markers for its other entries."""
     return MARKERS[(MARKERS.index(base) + index) % len(MARKERS)]
+
+
+def checkpoint_name(path: str, paths_by_name: dict[str, set[str]]) -> str:
+    """A checkpoint's file name, or its whole path when another checkpoint has that name."""
+    name = Path(path).name
+    return name if len(paths_by_name[name]) == 1 else path
 
 
 def _variant_suffix(values: dict[str, str], varying: set[str]) -> str:
@@ -69,8 +76,12 @@ def entries_of(frame: pd.DataFrame) -> list[Entry]:
                                          & (rows["source"] == summary.source)])
             found.append((summary, str(precision), str(device),
                           corrupted[["corruption", "severity", "error_top1_pct"]]))
+    paths_by_name: dict[str, set[str]] = {}
+    for summary, *_ in found:
+        paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(summary.checkpoint)
     keys = [{"model": s.model, "checkpoint": s.checkpoint, "source": s.source,
-             "checkpoint_name": Path(s.checkpoint).name, "precision": p, "device": d}
+             "checkpoint_name": checkpoint_name(s.checkpoint, paths_by_name),
+             "precision": p, "device": d}
             for s, p, d, _ in found]
     entries = []
     for key, (summary, _, _, severities) in zip(keys, found, strict=True):
@@ -112,8 +123,9 @@ def _grouped_bars(ax: Axes, categories: Sequence[str], entries: Sequence[Entry],
                       label=entry.label)
         for j, patch in zip(present, bars.patches, strict=True):
             patch.set_gid(f"bar|{entry.label}|{categories[j]}")
-        if annotate:
-            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+        if annotate:  # upright labels collide once bars get narrow
+            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2,
+                         rotation=90 if len(entries) > UPRIGHT_LABELS_UP_TO else 0)
     ax.set_xticks(positions, [c.replace("_", " ") for c in categories])
 
 
@@ -253,8 +265,10 @@ def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
     panels = [p for p in SUMMARY_PANELS
               if any(getattr(e.summary, p[0]) is not None for e in entries)]
     attacks = _attack_categories(entries)
-    widths = [1.0] * len(panels) + ([max(1.0, 0.6 * len(attacks))] if attacks else [])
-    fig = new_figure(max(6.0, 2.3 * sum(widths) + 2.2), 4.2)
+    per_group = max(1.0, 0.25 * len(entries))
+    widths = [per_group] * len(panels) + ([per_group * max(1.0, 0.6 * len(attacks))]
+                                          if attacks else [])
+    fig = new_figure(min(MAX_WIDTH_IN, max(6.0, 2.3 * sum(widths) + 2.2)), 4.2)
     axes = fig.subplots(1, len(widths), squeeze=False, width_ratios=widths)[0]
     for ax, (field, title, ylabel) in zip(axes, panels, strict=False):
         values = [[getattr(e.summary, field)] for e in entries]
@@ -265,8 +279,9 @@ def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
         ax.margins(y=0.15)
         for i, row in enumerate(values):
             if row[0] is None:
-                ax.text(-0.4 + 0.8 / len(entries) * (i + 0.5), 0, "n/a", rotation=90,
-                        ha="center", va="bottom", fontsize=7, color="#444444")
+                ax.text(-0.4 + 0.8 / len(entries) * (i + 0.5), 0.02, "n/a", rotation=90,
+                        ha="center", va="bottom", fontsize=7, color="#444444",
+                        transform=ax.get_xaxis_transform())
     if attacks:
         ax = axes[-1]
         values = [[_attack_accuracy(e, attack, eps) for _, attack, eps in attacks]

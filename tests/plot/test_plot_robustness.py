@@ -10,6 +10,7 @@ from plot_synthetic import CORRUPTIONS, robustness_rows, write_robustness
 
 from gfbench.plot.load import load_results, robustness_frame
 from gfbench.plot.robustness import (
+    checkpoint_name,
     corruption_figure,
     entries_of,
     eps_text,
@@ -150,3 +151,9 @@ def test_other_precisions_are_separate_entries_named_apart(tmp_path):
 def test_eps_reads_as_grey_levels():
     assert eps_text(1 / 255) == "ε=1/255"
     assert eps_text(0.01) == "ε=0.01"
+
+
+def test_checkpoints_sharing_a_file_name_are_named_by_path():
+    paths = {"a.pth": {"x/a.pth", "y/a.pth"}, "b.pth": {"x/b.pth"}}
+    assert checkpoint_name("x/a.pth", paths) == "x/a.pth"
+    assert checkpoint_name("x/b.pth", paths) == "b.pth"
