@@ -126,6 +126,53 @@ def robustness_command(
 # --- plot ---
 
 
+class XAxis(str, Enum):
+    """What the complexity figures put on the x axis."""
+
+    tokens = "tokens"
+    resolution = "resolution"
+
+
+class SpeedMetric(str, Enum):
+    """How the complexity figures show speed."""
+
+    latency = "latency"
+    throughput = "throughput"
+
+
+@app.command("plot")
+def plot_command(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Results files (.json, or the .csv beside one) or folders, searched recursively.",
+        show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder; default: plots/ in the folder the inputs share.")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="Figure formats, a comma list of png, svg, pdf.")] = "png,svg",
+    log: Annotated[bool, typer.Option(
+        "--log", help="Also draw log-log versions, where power laws are straight lines.")] = False,
+    x: Annotated[XAxis, typer.Option(
+        "--x", help="x axis of the complexity figures: token count or input resolution.")
+    ] = XAxis.tokens,
+    metric: Annotated[SpeedMetric, typer.Option(
+        help="Speed panel: latency per batch or throughput in images/s.")] = SpeedMetric.latency,
+    ref_slopes: Annotated[bool, typer.Option(
+        "--ref-slopes", help="Draw grey N log N and N² reference curves.")] = False,
+) -> None:
+    """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
+    from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
+    from gfbench.render import print_plot_report, print_skipped
+
+    options = PlotOptions(out=out, formats=parse_formats(fmt), log=log, x=x.value,
+                          metric=metric.value, ref_slopes=ref_slopes)
+    try:
+        report = make_plots(paths, options)
+    except NothingToPlotError as exc:
+        print_skipped(exc.problems)
+        raise
+    print_plot_report(report)
+
+
 def main() -> None:
     """Console-script entry point: a GfbenchError becomes one red line and exit code 1."""
     try:

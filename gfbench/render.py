@@ -212,3 +212,23 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
                       f"({speed:,.1f} images/s, {report.world_size} process"
                       f"{'es' if report.world_size > 1 else ''})")
     console.print(f"wrote {report.json_path} and {report.csv_path}")
+
+
+# --- plot ---
+
+
+def print_skipped(problems: list[str]) -> None:
+    """One yellow line per input `gfbench plot` could not use (on stderr)."""
+    for problem in problems:
+        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
+
+
+def print_plot_report(report) -> None:
+    """What `gfbench plot` wrote, after the inputs it skipped and the rows it replaced."""
+    print_skipped(report.problems)
+    for note in report.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {len(report.figures)} figure file(s) and {len(report.reports)} "
+                  f"report file(s) to {report.out}", highlight=False)
+    for path in report.written:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
