@@ -273,10 +273,8 @@ def _elastic_transform(x: np.ndarray, params: tuple, rng: np.random.Generator) -
     # The affine map sends source points to target points; the output samples its inverse.
     forward = np.linalg.solve(np.c_[source, np.ones(3)], target).T  # 2x3: [A | b]
     inverse_a = np.linalg.inv(forward[:, :2])
-    dx = ndimage.gaussian_filter(rng.uniform(-1, 1, (height, width)), sigma, mode="reflect",
-                                 truncate=3) * alpha
-    dy = ndimage.gaussian_filter(rng.uniform(-1, 1, (height, width)), sigma, mode="reflect",
-                                 truncate=3) * alpha
+    dx = pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha
+    dy = pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha
     ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     px = xs + dx - forward[0, 2]
     py = ys + dy - forward[1, 2]

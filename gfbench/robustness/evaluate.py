@@ -41,7 +41,9 @@ from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS, SEVERITIES
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
                                              "fp16": torch.float16}
 GENERATED_NOTE = ("corruptions generated in memory by gfbench's own implementation (not the "
-                  "released ImageNet-C JPEGs): mCE on them is not comparable to published numbers")
+                  "released ImageNet-C JPEGs; frost blends procedural textures, motion_blur and "
+                  "snow use gfbench's line kernel): mCE on them is not comparable to published "
+                  "numbers")
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
 Resolution = tuple[int, int]
 
@@ -259,6 +261,18 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
 # --- the thin layer: checkpoint, options, files ---
 
 
+def model_input_size(module: nn.Module, configured: Resolution) -> Resolution:
+    """The resolution a model was built at (GFNet's img_size, a ViT's or mixer's patch
+    embedding), else the configured one: timm's data config keeps 224 for a model built at 384."""
+    for owner in (module, getattr(module, "patch_embed", None), getattr(module, "stem", None)):
+        size = getattr(owner, "img_size", None)
+        if isinstance(size, (tuple, list)) and len(size) == 2:
+            return int(size[0]), int(size[1])
+        if isinstance(size, int):
+            return size, size
+    return configured
+
+
 def load_bundle(checkpoint: Path, model_name: str | None) -> ModelBundle:
     """Load a checkpoint (architecture named or inferred) and read its input config from timm."""
     from timm.data import resolve_data_config
@@ -267,7 +281,7 @@ def load_bundle(checkpoint: Path, model_name: str | None) -> ModelBundle:
 
     module = load_checkpoint(checkpoint, model=model_name)
     config = resolve_data_config({}, model=module)
-    _, height, width = config["input_size"]
+    height, width = model_input_size(module, tuple(config["input_size"][1:]))
     num_classes = getattr(module, "num_classes", None)
     if not isinstance(num_classes, int) or num_classes <= 0:
         with torch.no_grad():

@@ -6,6 +6,7 @@ numpy Generator passed in, so a seed fixes every pixel.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -21,6 +22,21 @@ def correlate_channels(image: np.ndarray, kernel: np.ndarray, pad_mode: str) -> 
     padded = np.pad(image, pad, mode=pad_mode)
     flipped = kernel[::-1, ::-1, None].astype(np.float32)
     return signal.fftconvolve(padded, flipped, mode="valid", axes=(0, 1)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _gaussian_matrix(length: int, sigma: float, truncate: float) -> np.ndarray:
+    """The length x length matrix of a 1D Gaussian filter with mirrored ('reflect') edges."""
+    return ndimage.gaussian_filter1d(np.eye(length), sigma, axis=0, mode="reflect",
+                                     truncate=truncate)
+
+
+def smooth_field(field: np.ndarray, sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """scipy's gaussian_filter(field, sigma, mode='reflect', truncate) of a 2D field, as two
+    cached matrix products: the same numbers, fast even when sigma exceeds the image."""
+    rows = _gaussian_matrix(field.shape[0], float(sigma), truncate)
+    cols = _gaussian_matrix(field.shape[1], float(sigma), truncate)
+    return rows @ field @ cols.T
 
 
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
@@ -159,12 +175,9 @@ def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     sector = np.floor(h).astype(int) % 6
     frac = h - np.floor(h)
     p, q, t = v * (1 - s), v * (1 - s * frac), v * (1 - s * (1 - frac))
-    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = np.zeros(hsv.shape, dtype=np.float32)
-    for index, (r, g, b) in enumerate(choices):
-        mask = sector == index
-        out[..., 0][mask], out[..., 1][mask], out[..., 2][mask] = r[mask], g[mask], b[mask]
-    return out
+    table = np.stack([np.stack(c, axis=-1) for c in
+                      ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
+    return np.take_along_axis(table, sector[None, ..., None], axis=0)[0].astype(np.float32)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
