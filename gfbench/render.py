@@ -192,10 +192,6 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
         if summary.source in ("imagenet-c", "generated"):
             console.print(robustness_corruption_table(summary))
         console.print(robustness_summary_table(summary, reference))
-        if summary.source == "generated":
-            console.print("[yellow]note:[/] these corruptions were generated in memory by "
-                          "gfbench's implementation, not read from the released ImageNet-C "
-                          "JPEGs: their mCE is not comparable to published numbers.")
         if summary.missing and summary.source == "imagenet-c":
             console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
                           "(corruption, severity) parts were not evaluated, so there is no mCE.")
@@ -203,6 +199,8 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
             console.print(f"[yellow]note:[/] {summary.unreadable} image reads failed (files "
                           "that could not be decoded, counted per part in the 'unreadable' "
                           "column and not scored).")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
     if report.resumed:
         console.print(f"resumed: {len(report.resumed)} parts were already in the results file "
                       "and were not evaluated again")
