@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from gfbench.plot.style import (
     marker_for,
     new_figure,
 )
+
+if TYPE_CHECKING:  # importing gfbench.robustness loads torch; the figures do not need it
+    from gfbench.robustness.metrics import RobustnessSummary
 
 HATCHES = ("", "///", "...", "xxx", "\\\\\\")
 SEVERITY_COLUMNS = 5
@@ -42,7 +46,7 @@ class Entry:
     colour: str
     hatch: str
     marker: str
-    summary: object  # gfbench.robustness.metrics.RobustnessSummary (imported lazily: torch)
+    summary: RobustnessSummary
     severities: pd.DataFrame  # corruption, severity, error_top1_pct of the corrupted rows
 
 
