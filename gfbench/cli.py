@@ -44,6 +44,99 @@ def list_command() -> None:
 
 # --- complexity ---
 
+
+def _comma_list(value: str | None) -> tuple[str, ...]:
+    """'a, b,c' -> ('a', 'b', 'c'); None or '' -> ()."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@app.command("complexity")
+def complexity_command(
+    models: Annotated[str | None, typer.Option(
+        help="Comma list of gfbench or timm model names (gfnet, deit, resmlp = gfnet-xs, "
+        "deit-s, resmlp-12). Default: gfnet,deit,resmlp.")] = None,
+    res: Annotated[str | None, typer.Option(
+        "--res", help="Comma list of input resolutions, N or HxW. Default: 224,384,512.")] = None,
+    mixers: Annotated[str | None, typer.Option(
+        help="Comma list of bare token mixers instead of models (see `gfbench list`).")] = None,
+    tokens: Annotated[str | None, typer.Option(
+        help="Token grids of --mixers: sides (14 = 14x14 tokens) or HxW. Default: 14,28,56."
+    )] = None,
+    dim: Annotated[int, typer.Option(help="Channel width of --mixers.")] = 384,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Batch of the timed step. Default: 32 on CUDA, 1 on the CPU.")] = None,
+    precision: Annotated[str, typer.Option(
+        help="fp32, fp16 or bf16 (autocast; fp16 needs CUDA).")] = "fp32",
+    mode: Annotated[str, typer.Option(
+        help="infer (forward, no autograd) or train (forward + backward).")] = "infer",
+    metrics: Annotated[str, typer.Option(
+        help="Comma list of flops, params, latency, memory. flops,params alone never touch "
+        "the device (meta tensors) and run anywhere in seconds.")] = "flops,params,latency,memory",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    warmup: Annotated[int | None, typer.Option(
+        help="Untimed calls before timing (>= 1). Default: 10 on CUDA, 2 on the CPU.")] = None,
+    repeat: Annotated[int | None, typer.Option(
+        help="Timed calls. Default: 50 on CUDA, 10 on the CPU.")] = None,
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the module (first-call time reported apart).")] = False,
+    channels_last: Annotated[bool, typer.Option(
+        "--channels-last", help="channels_last memory format for models and their input.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the results files. Default: results/.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Keep the rows already in the results file and skip their settings."
+    )] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing; just write the files."
+                                        )] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print rows and exponents as JSON instead of the table.")] = False,
+) -> None:
+    """Count FLOPs and parameters, measure latency and peak memory, fit scaling exponents.
+
+    FLOPs follow fvcore and the papers: one fused multiply-add = one FLOP (GFLOPs = GMACs, \
+half of torch's 2*m*n*k). gfbench adds what fvcore and torch leave out: each 2D FFT of an \
+H x W x D feature = H*W*D*ceil(log2(H*W)) (the inverse counted on its output grid), the \
+complex filter product = 1 per complex element, attention (SDPA) = 2*N^2*D (QK^T and AV), \
+average pooling = k*k per output element. Counted on the meta device (any size, no memory) \
+and cross-checked with fvcore where the model fits; ops no rule counts are listed per row.
+
+    Latency: median and 10th/90th percentiles after warm-up (CUDA events on a GPU, a \
+monotonic clock on the CPU); the first call is never timed. Memory: peak above the resident \
+model during one step (CUDA allocator; on the CPU the peak RSS of an isolated child \
+process). Out of memory is recorded as a row and the sweep goes on.
+
+    Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
+and .csv, each row as it finishes (--resume skips finished rows).
+    """
+    import dataclasses
+
+    from gfbench.measure.scaling import scaling_exponents
+    from gfbench.measure.sweep import ComplexityRequest, plan_complexity, run_sweep
+    from gfbench.render import ComplexityProgress, print_complexity_report, print_json
+    from gfbench.results import FLOP_CONVENTION, collect_provenance
+
+    request = ComplexityRequest(
+        models=_comma_list(models), mixers=_comma_list(mixers), resolutions=_comma_list(res),
+        tokens=_comma_list(tokens), dim=dim, batch_size=batch_size, precision=precision,
+        mode=mode, metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
+        compile=compile, channels_last=channels_last, out=out, resume=resume,
+    )
+    plan = plan_complexity(request)
+    with ComplexityProgress(len(plan.settings), enabled=not (quiet or as_json)) as progress:
+        rows = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
+    exponents = scaling_exponents(rows)
+    paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
+    if as_json:
+        print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
+                    "rows": [dataclasses.asdict(r) for r in rows],
+                    "exponents": [dataclasses.asdict(e) for e in exponents]})
+    elif not quiet:
+        device_name = collect_provenance("complexity", device=plan.device).device_name
+        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION,
+                                "meta (counted only)" if plan.device == "meta" else device_name)
+
+
 # --- robustness ---
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -59,6 +60,150 @@ def mixers_table(rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(row["name"], row["flops_formula"], row["params_formula"], row["paper"])
     return table
+
+
+# --- complexity ---
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds with 3 significant figures; '-' when missing."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _sig3(value: float | None) -> str:
+    """A count in 3 significant figures with a metric prefix (15.9M, 86.0k); '-' if missing."""
+    if value is None or value != value:
+        return "-"
+    for threshold, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.3g}{prefix}"
+    return f"{value:.3g}"
+
+
+def _side(height: int, width: int) -> str:
+    """'224' for a square input, '384x512' otherwise."""
+    return str(height) if height == width else f"{height}x{width}"
+
+
+def _mib(value: float | None) -> str:
+    """Bytes as MiB; '-' when missing."""
+    if value is None or value != value:
+        return "-"
+    return f"{value / 2**20:.1f}"
+
+
+class ComplexityProgress:
+    """Rich progress for `gfbench complexity`: one bar over the settings, with ETA; each
+    finished setting becomes one log line above it."""
+
+    def __init__(self, total: int, enabled: bool = True, target: Console | None = None):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=target or console, transient=True, disable=not enabled,
+        )
+        self.task = self.progress.add_task("complexity", total=total)
+
+    def __enter__(self) -> ComplexityProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, setting) -> None:
+        """Show which setting is being measured."""
+        self.progress.update(self.task, description=f"{setting.name} {setting.res_h}x"
+                                                    f"{setting.res_w}")
+
+    def finish(self, row, skipped: bool) -> None:
+        """Advance the bar and log the finished (or skipped) row in one line."""
+        self.progress.advance(self.task)
+        if not self.enabled:
+            return
+        state = {"ok": "[green]done[/]", "oom": "[yellow]OOM[/]"}.get(row.status, "[red]error[/]")
+        state = "[dim]skip[/]" if skipped else state
+        timed = "" if row.latency_ms_p50 is None else f"  {_ms(row.latency_ms_p50):>7} ms"
+        self.progress.console.print(
+            f"{state} {row.name:<14} {row.res_h}x{row.res_w:<9} {format_count(row.flops):>9}"
+            f" FLOPs{timed}  {row.error}", highlight=False)
+
+
+def complexity_table(rows: list, title: str) -> Table:
+    """One line per (model or mixer, resolution), fitting 80 columns: latency and memory
+    columns only when measured; a row that ran out of memory (or failed) says so in its
+    latency cell (or a status column when nothing was timed); '*' marks a row with a note."""
+    timed = any(r.latency_ms_p50 is not None for r in rows)
+    with_memory = any(r.peak_mem_bytes is not None for r in rows)
+    flagged = not timed and any(r.status != "ok" for r in rows)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    columns = ["name", "res", "tokens", "GFLOPs", "params"]
+    columns += ["ms p50", "p10-p90", "img/s"] if timed else []
+    columns += ["MiB"] if with_memory else []
+    columns += ["status"] if flagged else []
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "status") else "right",
+                         no_wrap=True)
+    for row in rows:
+        status = f"[yellow]{row.status.upper()}[/]"
+        cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
+                 str(row.tokens), "-" if row.flops is None else f"{row.flops / 1e9:.4g}",
+                 _sig3(row.params)]
+        if timed:
+            spread = ("-" if row.latency_ms_p10 is None
+                      else f"{_ms(row.latency_ms_p10)}-{_ms(row.latency_ms_p90)}")
+            p50 = status if row.status != "ok" else _ms(row.latency_ms_p50)
+            cells += [p50, spread, _sig3(row.throughput_ips)]
+        if with_memory:
+            cells.append(_mib(row.peak_mem_bytes))
+        if flagged:
+            cells.append(row.status if row.status == "ok" else status)
+        table.add_row(*cells)
+    return table
+
+
+def complexity_notes(rows: list) -> list[str]:
+    """'* name res: message' for every row that carries an error or a warning."""
+    return [f"* {r.name} {r.res_h}x{r.res_w}: {r.error}" for r in rows if r.error]
+
+
+def exponents_lines(exponents: list) -> list[str]:
+    """'name: FLOPs N^1.05 (N log N), latency N^1.12, ...' per model or mixer."""
+    from gfbench.measure.scaling import SCALING_METRICS
+
+    by_name: dict[str, list[str]] = {}
+    for item in exponents:
+        growth = f" ({item.growth.best})" if item.growth.best else ""
+        by_name.setdefault(item.name, []).append(
+            f"{SCALING_METRICS[item.metric]} N^{item.fit.k:.2f}{growth}")
+    return [f"  {name}: " + ", ".join(parts) for name, parts in by_name.items()]
+
+
+def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
+                            device_name: str) -> None:
+    """The table, the scaling exponents under it, the FLOP convention and the files written."""
+    console.print(complexity_table(rows, f"gfbench complexity on {device_name}"))
+    for note in complexity_notes(rows):
+        console.print(note, highlight=False, soft_wrap=True)
+    lines = exponents_lines(exponents)
+    if lines:
+        console.print("Scaling with the token count N (fit of cost ~ a*N^k; in brackets the "
+                      "better of c1*N + c2*N log N and c1*N + c2*N^2):", highlight=False)
+        for line in lines:
+            console.print(line, highlight=False)
+    console.print(f"[dim]{convention}[/]", highlight=False, soft_wrap=True)
+    console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+
+
+def print_json(payload: object) -> None:
+    """Machine-readable output for scripts (no colour, no wrapping)."""
+    import json
+
+    console.out(json.dumps(payload, indent=1), highlight=False)
 
 
 # --- robustness ---

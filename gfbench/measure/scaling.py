@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 GROWTH_TERMS = {
     "N log N": lambda n: n * np.log2(n),
@@ -66,6 +66,8 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = 1e
     With fewer than three distinct N, or errors within ``tolerance`` of each other, ``best``
     is "" rather than a guess.
     """
+    from scipy.optimize import nnls  # scipy is slow to import; only this fit needs it
+
     xs, ys = _positive_pairs(n, y)
     if len(np.unique(xs)) < 3:
         return GrowthFit(best="", rel_rms={name: math.nan for name in GROWTH_TERMS})
@@ -77,3 +79,42 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = 1e
     ranked = sorted(errors, key=errors.get)
     decisive = errors[ranked[1]] - errors[ranked[0]] > tolerance
     return GrowthFit(best=ranked[0] if decisive else "", rel_rms=errors)
+
+
+SCALING_METRICS = {"flops": "FLOPs", "params": "params", "latency_ms_p50": "latency",
+                   "peak_mem_bytes": "memory"}
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """How one metric of one model or mixer grows with its token count."""
+
+    name: str
+    metric: str  # a key of SCALING_METRICS
+    fit: PowerLawFit
+    growth: GrowthFit
+
+
+def scaling_exponents(rows: Sequence[Any]) -> list[Exponent]:
+    """Fits per (subject, name, batch, precision, mode, device) and metric, over token counts.
+
+    ``rows`` are ComplexityRow-like (attributes ``tokens`` and the metric columns); a metric
+    is fitted where at least two distinct token counts have a value (OOM rows keep their
+    counted FLOPs and parameters, and have no latency or memory).
+    """
+    groups: dict[tuple, list[Any]] = {}
+    for row in rows:
+        key = (row.subject, row.name, row.dim, row.batch_size, row.precision, row.mode,
+               row.device)
+        groups.setdefault(key, []).append(row)
+    found = []
+    for key, members in groups.items():
+        for metric in SCALING_METRICS:
+            pairs = [(r.tokens, getattr(r, metric)) for r in members
+                     if getattr(r, metric) is not None]
+            if len({n for n, _ in pairs}) < 2:
+                continue
+            tokens, values = zip(*pairs, strict=True)
+            found.append(Exponent(key[1], metric, fit_power_law(tokens, values),
+                                  compare_growth(tokens, values)))
+    return found

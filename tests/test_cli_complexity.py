@@ -1,0 +1,57 @@
+"""`gfbench complexity` at its boundary: help, table, JSON, quiet, one-line errors."""
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from gfbench.cli import app, main
+
+runner = CliRunner()
+MIXER_ARGS = ["complexity", "--mixers", "global_filter,attention,spatial_mlp",
+              "--tokens", "7,14,28", "--dim", "64", "--metrics", "flops,params"]
+
+
+def test_help_states_the_flop_convention():
+    result = runner.invoke(app, ["complexity", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "one fused multiply-add = one FLOP" in result.output
+    assert "H*W*D*ceil(log2(H*W))" in result.output and "2*N^2*D" in result.output
+
+
+def test_counting_sweep_prints_table_exponents_and_files(tmp_path):
+    result = runner.invoke(app, [*MIXER_ARGS, "--out", str(tmp_path)],
+                           env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "global_filter" in result.output and "spatial_mlp" in result.output
+    assert "spatial_mlp: FLOPs N^2.00 (N^2)" in result.output
+    assert "one fused multiply-add = one FLOP" in result.output
+    written = tmp_path / "complexity-mixers-meta-b1-fp32-infer.json"
+    assert written.exists() and written.with_suffix(".csv").exists()
+
+
+def test_json_output_is_machine_readable(tmp_path):
+    result = runner.invoke(app, [*MIXER_ARGS, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert len(payload["rows"]) == 9
+    assert {e["name"] for e in payload["exponents"]} == {"global_filter", "attention",
+                                                         "spatial_mlp"}
+
+
+def test_quiet_prints_nothing_but_writes(tmp_path):
+    result = runner.invoke(app, [*MIXER_ARGS, "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0 and result.output == ""
+    assert (tmp_path / "complexity-mixers-meta-b1-fp32-infer.csv").exists()
+
+
+def test_conflicting_options_fail_in_one_red_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gfbench", "complexity", "--models", "deit",
+                                      "--mixers", "attention"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "--models and --mixers cannot be combined" in err
