@@ -17,7 +17,7 @@ Every step is a product with a small precomputed matrix (``dft_matrices``), so i
 tensor cores (``tl.dot``) with float32 accumulation.
 
 Two kernel routes (``plan_tiles``):
-- ``fused``: one program per (image, channel block) loads the whole H x W x Dblk tile once,
+- ``fused``: one program per (channel block, image) loads the whole H x W x Dblk tile once,
   does all four transforms in registers and writes the result once. Sides up to 32 (padded
   sizes <= 32), any D, non-square allowed.
 - ``split``: three kernels (rows: rfft along W; columns: DFT along H, filter, inverse DFT along

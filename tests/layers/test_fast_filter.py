@@ -26,7 +26,7 @@ from gfbench.layers.global_filter import GlobalFilter, global_filter_reference
 REPO = Path(__file__).resolve().parents[2]
 FP32_TOL = 1e-5
 BF16_TOL = 1e-2
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+HAS_TRITON = ff.triton_available()
 
 # (name, (B, H, W, D), route forced or None for the route select_route picks, expected route)
 FORWARD_CASES = [
@@ -285,6 +285,9 @@ def test_benchmark_io_floor_and_summary():
     assert floor_ms == pytest.approx(2 * 32 * 14 * 14 * 384 * 4 / 3000e9 * 1e3)
     p10, p50, p90 = bench.percentiles([5.0, 1.0, 3.0, 2.0, 4.0])
     assert p50 == 3.0 and p10 < p50 < p90
+    assert bench.device_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    x = torch.tensor([1.0, -4.0, 2.0])
+    assert bench.rel_error(x + torch.tensor([0.0, 0.0, 0.4]), x) == pytest.approx(0.1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
