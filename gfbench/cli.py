@@ -112,9 +112,14 @@ and .csv, each row as it finishes (--resume skips finished rows).
     import dataclasses
 
     from gfbench.measure.scaling import scaling_exponents
-    from gfbench.measure.sweep import ComplexityRequest, plan_complexity, run_sweep
+    from gfbench.measure.sweep import (
+        ComplexityRequest,
+        complexity_title,
+        plan_complexity,
+        run_sweep,
+    )
     from gfbench.render import ComplexityProgress, print_complexity_report, print_json
-    from gfbench.results import FLOP_CONVENTION, collect_provenance
+    from gfbench.results import FLOP_CONVENTION
 
     request = ComplexityRequest(
         models=_comma_list(models), mixers=_comma_list(mixers), resolutions=_comma_list(res),
@@ -132,9 +137,7 @@ and .csv, each row as it finishes (--resume skips finished rows).
                     "rows": [dataclasses.asdict(r) for r in rows],
                     "exponents": [dataclasses.asdict(e) for e in exponents]})
     elif not quiet:
-        device_name = collect_provenance("complexity", device=plan.device).device_name
-        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION,
-                                "meta (counted only)" if plan.device == "meta" else device_name)
+        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION, complexity_title(plan))
 
 
 # --- robustness ---

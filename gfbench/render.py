@@ -171,31 +171,36 @@ def complexity_notes(rows: list) -> list[str]:
     return [f"* {r.name} {r.res_h}x{r.res_w}: {r.error}" for r in rows if r.error]
 
 
-def exponents_lines(exponents: list) -> list[str]:
-    """'name: FLOPs N^1.05 (N log N), latency N^1.12, ...' per model or mixer."""
+def exponents_table(exponents: list) -> Table:
+    """Per model or mixer, the exponent k of each metric's fit cost ~ a*N^k over the token
+    counts measured, with the better of the N log N and N^2 growth fits in brackets."""
     from gfbench.measure.scaling import SCALING_METRICS
 
-    by_name: dict[str, list[str]] = {}
+    metrics = [m for m in SCALING_METRICS if any(e.metric == m for e in exponents)]
+    cells: dict[str, dict[str, str]] = {}
     for item in exponents:
         growth = f" ({item.growth.best})" if item.growth.best else ""
-        by_name.setdefault(item.name, []).append(
-            f"{SCALING_METRICS[item.metric]} N^{item.fit.k:.2f}{growth}")
-    return [f"  {name}: " + ", ".join(parts) for name, parts in by_name.items()]
+        cells.setdefault(item.name, {})[item.metric] = f"{item.fit.k:.2f}{growth}"
+    table = Table(title="k in cost ~ N^k (bracket: N log N or N^2 fits better)",
+                  title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ["name", *(SCALING_METRICS[m] for m in metrics)]:
+        table.add_column(column, justify="left" if column == "name" else "right", no_wrap=True)
+    for name, by_metric in cells.items():
+        table.add_row(name, *(by_metric.get(m, "-") for m in metrics))
+    return table
 
 
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
-                            device_name: str) -> None:
+                            title: str) -> None:
     """The table, the scaling exponents under it, the FLOP convention and the files written."""
-    console.print(complexity_table(rows, f"gfbench complexity on {device_name}"))
+    console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
-    lines = exponents_lines(exponents)
-    if lines:
-        console.print("Scaling with the token count N (fit of cost ~ a*N^k; in brackets the "
-                      "better of c1*N + c2*N log N and c1*N + c2*N^2):", highlight=False)
-        for line in lines:
-            console.print(line, highlight=False)
-    console.print(f"[dim]{convention}[/]", highlight=False, soft_wrap=True)
+    if exponents:
+        console.print()
+        console.print(exponents_table(exponents))
+    console.print(f"[dim]GFLOPs per image. {convention}[/]", highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 

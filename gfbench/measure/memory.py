@@ -2,23 +2,31 @@
 
 * CUDA: ``max_memory_allocated`` during one step minus ``memory_allocated`` before it (model,
   input and, in training, nothing else: gradients are freed before each step).
-* CPU: in an isolated child process that builds the step, runs it once, resets the kernel's
-  peak-RSS mark (``/proc/self/clear_refs``), runs it again and reads ``VmHWM - VmRSS``. glibc
-  is told to serve every block from 128 KiB up with mmap, so freed tensors leave the resident
-  set at once and cannot hide a later allocation (so the resolution is about 128 KiB: a step
-  whose tensors are all smaller reads as near zero). Where the kernel offers no such reset
-  the result is "not measured", never an estimate.
+* CPU: in a child process (a fresh interpreter, so the parent's heap and its out-of-memory
+  risks stay apart) that builds the step and runs it once; then every free heap page is
+  handed back to the kernel (``malloc_trim``), the kernel's peak-RSS mark is reset
+  (``/proc/self/clear_refs``) and the next step's ``VmHWM - VmRSS`` is read. The child's glibc
+  serves every block from 128 KiB up with mmap, so freed tensors leave the resident set at
+  once; with the trim, no freed memory can hide an allocation. The resolution is a page (a
+  step whose tensors are all tiny reads as near zero). Where the kernel offers no reset the
+  result is "not measured", never an estimate. One child serves a whole sweep; everything a
+  step built is freed and trimmed before the next is measured.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import gc
+import importlib
 import json
 import os
 import re
+import select
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +35,9 @@ from typing import Any
 import torch
 
 CUDA_METHOD = "cuda: max_memory_allocated during the step - memory_allocated before it"
-CPU_METHOD = ("cpu: VmHWM - VmRSS around the second step in an isolated child process "
-              "(peak RSS reset via clear_refs; glibc mmap threshold 128 KiB)")
+CPU_METHOD = ("cpu: VmHWM - VmRSS around the second step in a child process (free heap "
+              "trimmed and peak RSS reset before it; glibc mmap threshold 128 KiB)")
+NOT_MEASURED = "cpu: not measured (peak RSS cannot be reset here)"
 _CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -74,12 +83,21 @@ def _status_kib(field: str) -> int:
     return int(match.group(1))
 
 
+def _trim_heap() -> None:
+    """Give free heap pages back to the kernel (glibc only; elsewhere nothing to do)."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 def rss_peak_bytes(step: Callable[[], None]) -> int | None:
     """Peak resident set during one step above the resident set before it (this process).
 
     Returns None when the kernel cannot reset the peak mark (not Linux, or not allowed).
     """
     gc.collect()
+    _trim_heap()
     try:
         _CLEAR_REFS.write_text("5")
         resident = _status_kib("VmRSS")
@@ -91,36 +109,11 @@ def rss_peak_bytes(step: Callable[[], None]) -> int | None:
     return (_status_kib("VmHWM") - resident) * 1024
 
 
-def cpu_peak_in_child(factory: str, kwargs: dict[str, Any], threads: int,
-                      timeout_s: float = 600.0) -> MemoryResult:
-    """Run ``factory(**kwargs) -> step`` in a fresh Python process and measure one step there.
-
-    ``factory`` is "module:function"; kwargs must be JSON-serialisable. A child killed by
-    the kernel (SIGKILL, the OOM killer's signal) is reported as out of memory.
-    """
-    request = json.dumps({"factory": factory, "kwargs": kwargs, "threads": threads})
-    try:
-        done = subprocess.run([sys.executable, "-m", "gfbench.measure.memory"], input=request,
-                              capture_output=True, text=True, timeout=timeout_s,
-                              env={**os.environ, **_CHILD_ENV}, check=False)
-    except subprocess.TimeoutExpired:
-        return MemoryResult(None, CPU_METHOD, "error", f"child timed out after {timeout_s:.0f} s")
-    if done.returncode == -9:
-        return MemoryResult(None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)")
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return MemoryResult(None, CPU_METHOD, "error", f"child failed: {tail}")
-    return MemoryResult(**json.loads(lines[-1]))
-
-
 def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
     """Build ``factory(**kwargs) -> step``, run it once, then measure the next call's peak RSS.
 
-    The child side of cpu_peak_in_child; failures (out of memory included) become a result.
+    ``factory`` is "module:function". Failures (out of memory included) become a result.
     """
-    import importlib
-
     module_name, function_name = factory.split(":")
     try:
         step = getattr(importlib.import_module(module_name), function_name)(**kwargs)
@@ -130,19 +123,113 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
         status = "oom" if is_out_of_memory(exc) else "error"
         return MemoryResult(None, CPU_METHOD, status,
                             f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+    finally:
+        step = None
+        gc.collect()
     if peak is None:
-        return MemoryResult(None, "cpu: not measured (peak RSS cannot be reset here)",
-                            "not measured")
+        return MemoryResult(None, NOT_MEASURED, "not measured")
     return MemoryResult(peak, CPU_METHOD)
 
 
-def _child_main() -> None:
-    """Entry point of the child process: request on stdin, one JSON line on stdout."""
-    request = json.loads(sys.stdin.read())
-    torch.set_num_threads(int(request["threads"]))
-    result = measure_step_peak(request["factory"], request["kwargs"])
-    print(json.dumps(dataclasses.asdict(result)))
+class CpuMemoryWorker:
+    """A child process that measures CPU steps one request at a time (see the module doc).
+
+    Started on the first request and again after a child dies; a child killed by SIGKILL
+    (the kernel's out-of-memory killer) makes that request's result "oom".
+    """
+
+    def __init__(self, threads: int, timeout_s: float = 900.0):
+        self.threads = threads
+        self.timeout_s = timeout_s
+        self._child: subprocess.Popen | None = None
+        self._stderr = None
+
+    def __enter__(self) -> CpuMemoryWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen:
+        """A fresh child with glibc's mmap threshold fixed from its first allocation."""
+        self._close_stderr()
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
+        return subprocess.Popen([sys.executable, "-m", "gfbench.measure.memory"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=self._stderr, text=True,
+                                env={**os.environ, **_CHILD_ENV})
+
+    def _failure(self, child: subprocess.Popen) -> MemoryResult:
+        """The result of a request whose child died or hung."""
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+            return MemoryResult(None, CPU_METHOD, "error",
+                                f"no answer from the child after {self.timeout_s:.0f} s")
+        if child.returncode == -9:
+            return MemoryResult(None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)")
+        self._stderr.seek(0)
+        tail = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
+        return MemoryResult(None, CPU_METHOD, "error", f"child failed: {tail[:200]}")
+
+    def measure(self, factory: str, kwargs: dict[str, Any]) -> MemoryResult:
+        """Peak RSS of one ``factory(**kwargs)`` step, measured in the child."""
+        if self._child is None or self._child.poll() is not None:
+            self._child = self._start()
+        child = self._child
+        request = {"factory": factory, "kwargs": kwargs, "threads": self.threads}
+        try:
+            child.stdin.write(json.dumps(request) + "\n")
+            child.stdin.flush()
+            ready, _, _ = select.select([child.stdout], [], [], self.timeout_s)
+            line = child.stdout.readline() if ready else ""
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            result = self._failure(child)
+            self._child = None
+            return result
+        return MemoryResult(**json.loads(line))
+
+    def close(self) -> None:
+        """Let the child finish and reap it."""
+        if self._child is not None and self._child.poll() is None:
+            self._child.stdin.close()
+            try:
+                self._child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+        self._child = None
+        self._close_stderr()
+
+    def _close_stderr(self) -> None:
+        """Drop the file that held the last child's stderr."""
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+def cpu_peak_in_child(factory: str, kwargs: dict[str, Any], threads: int) -> MemoryResult:
+    """One measurement in a child of its own (a worker started and closed for it)."""
+    with CpuMemoryWorker(threads) as worker:
+        return worker.measure(factory, kwargs)
+
+
+def _serve() -> None:
+    """The child's loop: one JSON request per stdin line, one JSON result per stdout line.
+
+    Anything a library prints goes to stderr, so stdout carries only results.
+    """
+    results = sys.stdout
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        request = json.loads(line)
+        torch.set_num_threads(int(request["threads"]))
+        result = measure_step_peak(request["factory"], request["kwargs"])
+        results.write(json.dumps(dataclasses.asdict(result)) + "\n")
+        results.flush()
 
 
 if __name__ == "__main__":
-    _child_main()
+    _serve()

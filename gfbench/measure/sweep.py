@@ -10,7 +10,9 @@ skipped, so an interrupted sweep loses nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from gfbench.layers import build_mixer, get_mixer
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.measure.memory import (
     CUDA_METHOD,
+    CpuMemoryWorker,
     cpu_peak_in_child,
     cuda_peak_bytes,
     is_out_of_memory,
@@ -186,15 +189,17 @@ def _release(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
+def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityRow,
+                       memory_worker: CpuMemoryWorker | None) -> None:
     """Peak memory and latency on the setting's device; OOM becomes the row's status."""
     metrics = options.metrics
     row.compile, row.channels_last = options.compile, options.channels_last
     row.threads = torch.get_num_threads()
     on_cuda = setting.device.startswith("cuda")
     if "memory" in metrics and not on_cuda:
-        memory = cpu_peak_in_child("gfbench.measure.sweep:build_step",
-                                   _step_kwargs(setting, options), torch.get_num_threads())
+        request = ("gfbench.measure.sweep:build_step", _step_kwargs(setting, options))
+        memory = (memory_worker.measure(*request) if memory_worker is not None
+                  else cpu_peak_in_child(*request, threads=torch.get_num_threads()))
         row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
         if memory.status in ("oom", "error"):
             row.status, row.error = memory.status, memory.error
@@ -222,13 +227,18 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
         _release(setting.device)
 
 
-def measure(setting: Setting, options: SweepOptions) -> ComplexityRow:
-    """The row of one setting: counted on meta, then measured on the device if asked."""
+def measure(setting: Setting, options: SweepOptions,
+            memory_worker: CpuMemoryWorker | None = None) -> ComplexityRow:
+    """The row of one setting: counted on meta, then measured on the device if asked.
+
+    CPU memory is measured by ``memory_worker`` (a child process a sweep shares), or by a
+    child started for this setting alone.
+    """
     row = setting.row()
     try:
         _count(setting, options, row)
         if options.metrics & DEVICE_METRICS:
-            _measure_on_device(setting, options, row)
+            _measure_on_device(setting, options, row, memory_worker)
     except GfbenchError:
         raise
     except Exception as exc:  # recorded, and the sweep goes on
@@ -240,30 +250,52 @@ def measure(setting: Setting, options: SweepOptions) -> ComplexityRow:
 
 def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None,
               on_row: Callable[[ComplexityRow, bool], None] | None = None,
-              measure_fn: Callable[[Setting, SweepOptions], ComplexityRow] = measure,
+              measure_fn: Callable[[Setting, SweepOptions], ComplexityRow] | None = None,
               ) -> list[ComplexityRow]:
     """Measure every setting, writing each row as it finishes; returns the rows of the file.
 
     ``on_row(row, skipped)`` is called for each setting, ``skipped`` being True for rows
-    already present under ``--resume``.
+    already present under ``--resume``. ``measure_fn`` replaces ``measure`` (tests).
     """
-    provenance = collect_provenance("complexity", device=plan.device, **plan.extra)
+    provenance = collect_provenance("complexity", device=plan.device,
+                                    load_average_at_start=_load_average(), **plan.extra)
     writer = ResultsWriter(plan.stem, provenance, resume=plan.resume)
     existing = {row_key(r): r for r in writer.rows}
-    for setting in plan.settings:
-        if setting.key() in existing:
+    with CpuMemoryWorker(torch.get_num_threads()) as worker:
+        measure_one = measure_fn or functools.partial(measure, memory_worker=worker)
+        for setting in plan.settings:
+            if setting.key() in existing:
+                if on_row:
+                    on_row(existing[setting.key()], True)
+                continue
+            if on_start:
+                on_start(setting)
+            row = measure_one(setting, plan.options)
+            writer.add(row)
             if on_row:
-                on_row(existing[setting.key()], True)
-            continue
-        if on_start:
-            on_start(setting)
-        row = measure_fn(setting, plan.options)
-        writer.add(row)
-        if on_row:
-            on_row(row, False)
-    if not plan.settings or not writer.rows:
+                on_row(row, False)
+    if not writer.rows:
         writer.flush()
     return writer.rows
+
+
+def complexity_title(plan: SweepPlan) -> str:
+    """What the table measured, in one line: device, batch, precision, mode."""
+    if plan.device == "meta":
+        return "gfbench complexity: counted on the meta device"
+    where = (torch.cuda.get_device_name(torch.device(plan.device))
+             if plan.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)")
+    first = plan.settings[0] if plan.settings else None
+    setting = f", batch {first.batch_size}, {first.precision}, {first.mode}" if first else ""
+    return f"gfbench complexity: {where}{setting}"
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (CPU timings of a busy machine are suspect)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 # --- planning (validation) -------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.measure import sweep
-from gfbench.measure.memory import CPU_METHOD, MemoryResult
+from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED, MemoryResult
 from gfbench.measure.sweep import ComplexityRequest, plan_complexity, run_sweep
 from gfbench.results import read_results, read_rows
 
@@ -59,7 +59,7 @@ def test_other_failures_are_error_rows_and_the_sweep_goes_on(tmp_path, monkeypat
 
 
 def test_child_out_of_memory_skips_timing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "cpu_peak_in_child", lambda *a, **k: MemoryResult(
+    monkeypatch.setattr(sweep.CpuMemoryWorker, "measure", lambda *a, **k: MemoryResult(
         None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)"))
     monkeypatch.setattr(sweep, "build_step", _raise_for("global_filter", 4, AssertionError(
         "timing must not run after the memory child ran out of memory")))
@@ -101,6 +101,7 @@ def test_provenance_is_in_both_files(tmp_path):
     for name in ("gfbench_version", "torch_version", "timm_version", "fvcore_version",
                  "device_name", "cpu_model", "command", "date", "flop_convention"):
         assert getattr(provenance, name), name
+    assert len(provenance.extra["load_average_at_start"]) == 3
     assert provenance.cpu_threads > 0 and provenance.torch_threads > 0
     assert provenance.cuda_version == (torch.version.cuda or "")
     assert "one fused multiply-add = one FLOP" in provenance.flop_convention
@@ -140,7 +141,7 @@ def test_a_real_cpu_measurement(tmp_path):
     assert row.throughput_ips == pytest.approx(2000 / row.latency_ms_p50)
     assert row.first_call_ms > 0 and row.warmup == 1 and row.repeat == 2
     assert row.threads == torch.get_num_threads()
-    assert row.mem_method in (CPU_METHOD, "cpu: not measured (peak RSS cannot be reset here)")
+    assert row.mem_method in (CPU_METHOD, NOT_MEASURED)
     output_bytes = 2 * 32 * 32 * 64 * 4  # the step's float32 output alone
     assert row.peak_mem_bytes is None or row.peak_mem_bytes >= output_bytes
     payload = json.loads(plan.stem.with_suffix(".json").read_text())
