@@ -1,5 +1,27 @@
-"""Measurement, pure and silent: FLOP counting rules and engines, timing, memory, sweeps, fits."""
+"""Measurement, pure and silent: FLOP counting rules and engines, timing, memory, sweeps, fits.
 
-from gfbench.measure.scaling import GrowthFit, PowerLawFit, compare_growth, fit_power_law
+Names are imported on first use (``from gfbench.measure import count_flops``), so that the
+memory child (``python -m gfbench.measure.memory``) starts without loading the rest.
+"""
 
-__all__ = ["GrowthFit", "PowerLawFit", "compare_growth", "fit_power_law"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FlopCount": "flops", "count_flops": "flops", "count_params": "flops",
+    "RULES": "handles", "fvcore_handles": "handles", "torch_mapping": "handles",
+    "TimingStats": "timing", "make_step": "timing", "time_step": "timing",
+    "CpuMemoryWorker": "memory", "MemoryResult": "memory", "cuda_peak_bytes": "memory",
+    "ComplexityRequest": "sweep", "Setting": "sweep", "SweepOptions": "sweep",
+    "plan_complexity": "sweep", "run_sweep": "sweep", "measure": "sweep",
+    "GrowthFit": "scaling", "PowerLawFit": "scaling", "compare_growth": "scaling",
+    "fit_power_law": "scaling", "scaling_exponents": "scaling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gfbench.measure' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gfbench.measure.{_EXPORTS[name]}"), name)

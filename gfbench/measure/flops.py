@@ -100,7 +100,9 @@ def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -
     mapping = torch_mapping()
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     recorder = _UncountedOps(mapping)
-    with torch.no_grad(), counter, recorder:
+    # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
+    # (timm's attention pooling), and on meta tensors the graph costs nothing
+    with counter, recorder:
         model(example)
     by_op = {packet.__name__: int(n) for packet, n in counter.get_flop_counts()
              .get("Global", {}).items() if n}

@@ -159,14 +159,14 @@ class CpuMemoryWorker:
                                 stderr=self._stderr, text=True,
                                 env={**os.environ, **_CHILD_ENV})
 
-    def _failure(self, child: subprocess.Popen) -> MemoryResult:
-        """The result of a request whose child died or hung."""
-        if child.poll() is None:
+    def _died(self, child: subprocess.Popen) -> MemoryResult:
+        """The result of a request whose child exited (its stdout reached end of file)."""
+        try:
+            returncode = child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             child.kill()
-            child.wait()
-            return MemoryResult(None, CPU_METHOD, "error",
-                                f"no answer from the child after {self.timeout_s:.0f} s")
-        if child.returncode == -9:
+            returncode = child.wait()
+        if returncode == -9:
             return MemoryResult(None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)")
         self._stderr.seek(0)
         tail = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
@@ -181,14 +181,19 @@ class CpuMemoryWorker:
         try:
             child.stdin.write(json.dumps(request) + "\n")
             child.stdin.flush()
-            ready, _, _ = select.select([child.stdout], [], [], self.timeout_s)
-            line = child.stdout.readline() if ready else ""
         except BrokenPipeError:
-            line = ""
-        if not line:
-            result = self._failure(child)
+            pass  # the child is gone: its stdout is at end of file, handled below
+        ready, _, _ = select.select([child.stdout], [], [], self.timeout_s)
+        if not ready:
+            child.kill()
+            child.wait()
             self._child = None
-            return result
+            return MemoryResult(None, CPU_METHOD, "error",
+                                f"no answer from the child after {self.timeout_s:.0f} s")
+        line = child.stdout.readline()
+        if not line:
+            self._child = None
+            return self._died(child)
         return MemoryResult(**json.loads(line))
 
     def close(self) -> None:

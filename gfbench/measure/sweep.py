@@ -150,30 +150,31 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     if "flops" not in options.metrics:
         return
     shape = _input_shape(setting, 1)
-    errors = []
     try:
         counted = count_flops(meta_model, shape, engine="torch")
         row.flops = row.flops_torch = float(counted.total)
         row.flops_engine = "torch-meta"
         row.uncounted_ops = counted.uncounted_summary()
     except Exception as exc:  # one engine's failure must not lose the row
-        errors.append(f"torch counter failed: {_first_line(exc)}")
+        _note(row, f"torch counter failed: {_first_line(exc)}")
     if row.flops_torch is None or row.flops_torch <= options.fvcore_max_flops:
         try:
             row.flops = float(count_flops(builder, shape, engine="fvcore").total)
             row.flops_engine = "fvcore"
         except Exception as exc:
-            if is_out_of_memory(exc):
-                errors.append("fvcore cross-check ran out of memory")
-            else:
-                errors.append(f"fvcore failed: {_first_line(exc)}")
-    row.error = "; ".join(errors)
+            _note(row, "fvcore cross-check ran out of memory" if is_out_of_memory(exc)
+                  else f"fvcore failed: {_first_line(exc)}")
 
 
 def _first_line(exc: BaseException) -> str:
     """The first line of an exception's message (rows hold one line)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+
+
+def _note(row: ComplexityRow, message: str) -> None:
+    """Add one message to the row's error column (messages are joined by '; ')."""
+    row.error = "; ".join(filter(None, [row.error, message]))
 
 
 def _step_kwargs(setting: Setting, options: SweepOptions) -> dict:
@@ -202,7 +203,8 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
                   else cpu_peak_in_child(*request, threads=torch.get_num_threads()))
         row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
         if memory.status in ("oom", "error"):
-            row.status, row.error = memory.status, memory.error
+            row.status = memory.status
+            _note(row, memory.error)
             return
     if "latency" not in metrics and not ("memory" in metrics and on_cuda):
         return
@@ -221,7 +223,8 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        row.status, row.error = "oom", _first_line(exc)
+        row.status = "oom"
+        _note(row, _first_line(exc))
     finally:
         del step
         _release(setting.device)
@@ -243,7 +246,7 @@ def measure(setting: Setting, options: SweepOptions,
         raise
     except Exception as exc:  # recorded, and the sweep goes on
         row.status = "oom" if is_out_of_memory(exc) else "error"
-        row.error = "; ".join(filter(None, [row.error, _first_line(exc)]))
+        _note(row, _first_line(exc))
         _release(setting.device)
     return row
 
@@ -252,7 +255,8 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
               on_row: Callable[[ComplexityRow, bool], None] | None = None,
               measure_fn: Callable[[Setting, SweepOptions], ComplexityRow] | None = None,
               ) -> list[ComplexityRow]:
-    """Measure every setting, writing each row as it finishes; returns the rows of the file.
+    """Measure every setting, writing each row as it finishes; returns the file's rows in
+    the plan's order (rows of earlier runs that the plan does not name come last).
 
     ``on_row(row, skipped)`` is called for each setting, ``skipped`` being True for rows
     already present under ``--resume``. ``measure_fn`` replaces ``measure`` (tests).
@@ -276,7 +280,8 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
                 on_row(row, False)
     if not writer.rows:
         writer.flush()
-    return writer.rows
+    order = {setting.key(): i for i, setting in enumerate(plan.settings)}
+    return sorted(writer.rows, key=lambda r: order.get(row_key(r), len(order)))
 
 
 def complexity_title(plan: SweepPlan) -> str:

@@ -1,10 +1,14 @@
 """FLOP counting of the paper's 13 models and of every bare mixer, by both engines."""
 
 import math
+import warnings
 
 import pytest
 import torch
-from fvcore.nn import FlopCountAnalysis
+
+with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
+    warnings.simplefilter("ignore")
+    from fvcore.nn import FlopCountAnalysis
 
 from gfbench.layers import MIXERS, build_mixer
 from gfbench.measure.flops import count_flops, count_params
@@ -78,6 +82,17 @@ def test_fvcore_counts_every_mixer_the_same(name):
     by_fvcore = count_flops(lambda: build_mixer(name, dim, 8, 8), (1, 8, 8, dim),
                             engine="fvcore")
     assert by_fvcore.total == MIXERS[name].flops(dim, 8, 8)
+
+
+def test_a_timm_attention_pooling_head_counts_in_both_engines():
+    # torch's FlopCounterMode raises on this head under no_grad; gfbench counts with autograd
+    import timm
+
+    def builder():
+        return timm.create_model("vit_tiny_patch16_224", global_pool="map")
+
+    shape = (1, 3, 224, 224)
+    assert count_flops(builder, shape).total == count_flops(builder, shape, "fvcore").total
 
 
 def test_uncounted_ops_are_reported_not_hidden():

@@ -69,6 +69,20 @@ def test_child_out_of_memory_skips_timing(tmp_path, monkeypatch):
     assert row.status == "oom" and row.latency_ms_p50 is None and row.flops > 0
 
 
+def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
+    real = sweep.count_flops
+
+    def torch_engine_fails(builder, shape, engine="torch"):
+        if engine == "torch":
+            raise AssertionError("Expected gradient function to be set")
+        return real(builder, shape, engine)
+
+    monkeypatch.setattr(sweep, "count_flops", torch_engine_fails)
+    rows = run_sweep(_plan(tmp_path, metrics=("flops",)))
+    assert all(r.status == "ok" and r.flops_engine == "fvcore" and r.flops > 0 for r in rows)
+    assert all(r.flops_torch is None and "torch counter failed" in r.error for r in rows)
+
+
 def test_resume_skips_finished_rows_after_an_interruption(tmp_path):
     plan = _plan(tmp_path, metrics=("flops",))
     calls = []
