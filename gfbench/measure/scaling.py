@@ -58,6 +58,25 @@ def fit_power_law(n: Sequence[float], y: Sequence[float]) -> PowerLawFit:
     return PowerLawFit(k=float(k), a=float(math.exp(log_a)), r2=r2, points=len(xs))
 
 
+def larger_half(n: Sequence[float]) -> np.ndarray:
+    """Mask of the points an exponent is fitted on: the larger half of the distinct N (>= 2).
+
+    Fixed costs (kernel launches, the patch embedding, per-token layers) flatten the small-N
+    end of every curve; the larger half shows the growth that extrapolation has to follow.
+    """
+    values = np.asarray(n, dtype=float)
+    distinct = np.unique(values)
+    keep = distinct[-max(2, math.ceil(distinct.size / 2)):]
+    return np.isin(values, keep)
+
+
+def fit_exponent(n: Sequence[float], y: Sequence[float]) -> PowerLawFit:
+    """The exponent gfbench reports (table and plots alike): fit_power_law on larger_half(n)."""
+    values, costs = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
+    mask = larger_half(values)
+    return fit_power_law(values[mask], costs[mask])
+
+
 def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = 1e-3) -> GrowthFit:
     """Fit y = c1*N + c2*g(N) (c1, c2 >= 0) for g = N log N and g = N^2; name the better one.
 
@@ -100,7 +119,8 @@ def scaling_exponents(rows: Sequence[Any]) -> list[Exponent]:
 
     ``rows`` are ComplexityRow-like (attributes ``tokens`` and the metric columns); a metric
     is fitted where at least two distinct token counts have a value (OOM rows keep their
-    counted FLOPs and parameters, and have no latency or memory).
+    counted FLOPs and parameters, and have no latency or memory). k comes from fit_exponent
+    (the larger half of N); the growth comparison uses every point.
     """
     groups: dict[tuple, list[Any]] = {}
     for row in rows:
@@ -115,6 +135,6 @@ def scaling_exponents(rows: Sequence[Any]) -> list[Exponent]:
             if len({n for n, _ in pairs}) < 2:
                 continue
             tokens, values = zip(*pairs, strict=True)
-            found.append(Exponent(key[1], metric, fit_power_law(tokens, values),
+            found.append(Exponent(key[1], metric, fit_exponent(tokens, values),
                                   compare_growth(tokens, values)))
     return found

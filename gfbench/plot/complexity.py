@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatterSciNotation, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from gfbench.measure.scaling import PowerLawFit, fit_power_law
+from gfbench.measure.scaling import PowerLawFit, fit_exponent, larger_half
 from gfbench.plot.load import LINE_FIELDS, Setting
 from gfbench.plot.style import NEUTRAL_GREY, NamedFigure, colour_for, marker_for, new_figure
 
@@ -169,17 +169,6 @@ def _k_text(fit: PowerLawFit | None) -> str:
     return f"∝N$^{{{exponent_text(fit.k)}}}$" if fit is not None else "(k: <2 points)"
 
 
-def fit_points(tokens: np.ndarray) -> np.ndarray:
-    """Which points the exponent is fitted on: the larger half of the token counts (>= 2).
-
-    Fixed costs (kernel launches, the patch embedding) flatten the small-N end of every curve;
-    the larger half shows the growth that extrapolation past OOM has to follow.
-    """
-    distinct = np.unique(tokens)
-    keep = distinct[-max(2, math.ceil(distinct.size / 2)):]
-    return np.isin(tokens, keep)
-
-
 @dataclass(frozen=True)
 class Drawn:
     """What drawing one curve on one panel did: its fit, points, and which OOM marks it used."""
@@ -201,8 +190,8 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
     x = x_values(drawn, x_kind)
     y = drawn[metric.column].to_numpy(dtype=float) * metric.scale
     tokens = drawn["tokens"].to_numpy(dtype=float)
-    tail = fit_points(tokens)
-    fitted = fit_power_law(tokens[tail], y[tail])
+    tail = larger_half(tokens)
+    fitted = fit_exponent(tokens, y)
     fit = fitted if math.isfinite(fitted.k) else None
     ax.plot(x, y, color=curve.colour, marker=curve.marker, label=f"{curve.label}  {_k_text(fit)}",
             gid=f"data|{curve.label}|{metric.key}")

@@ -7,7 +7,13 @@ import pytest
 
 from gfbench.layers import build_mixer
 from gfbench.measure.flops import count_flops
-from gfbench.measure.scaling import compare_growth, fit_power_law, scaling_exponents
+from gfbench.measure.scaling import (
+    compare_growth,
+    fit_exponent,
+    fit_power_law,
+    larger_half,
+    scaling_exponents,
+)
 from gfbench.results import ComplexityRow
 
 TOKENS = np.array([196, 576, 1024, 2304, 4096, 9216], dtype=float)
@@ -66,9 +72,21 @@ def _row(name, tokens, **values):
 def test_exponents_per_name_and_metric_skip_what_was_not_measured():
     rows = [_row("a", n, flops=2.0 * n**2, latency_ms_p50=0.1 * n) for n in (16, 64, 256)]
     rows += [_row("b", n, flops=5.0 * n) for n in (16, 64)]
-    rows.append(_row("b", 256, flops=5.0 * 256, status="oom"))  # counted, never timed
+    rows.append(_row("b", 256, flops=5.0 * 256**1.5, status="oom"))  # counted, never timed
     found = {(e.name, e.metric): e for e in scaling_exponents(rows)}
     assert set(found) == {("a", "flops"), ("a", "latency_ms_p50"), ("b", "flops")}
     assert found["a", "flops"].fit.k == pytest.approx(2.0)
     assert found["a", "latency_ms_p50"].fit.k == pytest.approx(1.0)
-    assert found["b", "flops"].fit.points == 3
+    # the OOM row's counted FLOPs are among the larger half the exponent is fitted on
+    assert found["b", "flops"].fit.points == 2
+    assert found["b", "flops"].fit.k == pytest.approx(math.log(256**1.5 / 64) / math.log(4))
+
+
+def test_exponent_is_fitted_on_the_larger_half_of_the_token_counts():
+    assert larger_half([1.0, 2, 3, 4, 5]).tolist() == [False, False, True, True, True]
+    assert larger_half([1.0, 2, 3]).tolist() == [False, True, True]
+    assert larger_half([4.0, 1]).tolist() == [True, True]
+    tokens = np.array([49.0, 196, 784, 3136])
+    cost = 1e6 + tokens**2  # a fixed cost flattens the small-N end
+    assert fit_exponent(tokens, cost).k > fit_power_law(tokens, cost).k
+    assert fit_exponent(tokens, cost).k == pytest.approx(fit_power_law(tokens[2:], cost[2:]).k)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from plot_synthetic import GPU, gpu_rows, model_row, write_complexity
 
-from gfbench.measure.scaling import fit_power_law
-from gfbench.plot.complexity import METRICS, complexity_figure, fit_points, token_label
+from gfbench.measure.scaling import fit_exponent
+from gfbench.plot.complexity import METRICS, complexity_figure, token_label
 from gfbench.plot.load import complexity_frame, load_results, settings_of
 from gfbench.plot.style import OKABE_ITO, colour_for, marker_for, style_context
 
@@ -93,8 +93,7 @@ def test_estimates_exist_exactly_for_oom_rows_on_measured_panels(gpu_figure):
         # starts at the last point that ran, then one hollow point per OOM row
         assert line.get_xdata()[0] == tokens[-1] and line.get_ydata()[0] == values[-1]
         np.testing.assert_allclose(line.get_xdata()[1:], oom_tokens)
-        tail = fit_points(tokens)
-        fit = fit_power_law(tokens[tail], values[tail])
+        fit = fit_exponent(tokens, values)
         np.testing.assert_allclose(line.get_ydata()[1:], fit.a * np.array(oom_tokens) ** fit.k)
         assert line.get_markerfacecolor() == "white"
 
@@ -105,20 +104,13 @@ def test_legend_exponents_match_the_fit(gpu_figure):
         for name in ("gfnet-xs", "deit-s"):
             status = ("ok", "oom") if metric in COUNTED else ("ok",)
             tokens, values = _expected(name, metric, status)
-            tail = fit_points(tokens)
-            fit = fit_power_law(tokens[tail], values[tail])
+            fit = fit_exponent(tokens, values)
             entry = next(t for t in texts if t.startswith(name + " "))
             shown = float(re.search(r"\^\{(-?[\d.]+)\}", entry).group(1))
             assert shown == pytest.approx(fit.k, abs=0.005)
     fitted = {(f.curve, f.metric): f.k for f in gpu_figure.fits}
     assert fitted[("gfnet-xs", "flops")] == pytest.approx(1.0)  # synthetic: FLOPs ~ N
     assert fitted[("deit-s", "flops")] == pytest.approx(1.5)
-
-
-def test_fit_uses_the_larger_half_of_the_token_counts():
-    assert fit_points(np.array([1.0, 2, 3, 4, 5])).tolist() == [False, False, True, True, True]
-    assert fit_points(np.array([1.0, 2, 3])).tolist() == [False, True, True]
-    assert fit_points(np.array([4.0, 1])).tolist() == [True, True]
 
 
 def test_latency_band_spans_p10_to_p90(gpu_figure):
