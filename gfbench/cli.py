@@ -82,6 +82,10 @@ def complexity_command(
     channels_last: Annotated[bool, typer.Option(
         "--channels-last", help="channels_last memory format for models and their input.")
     ] = False,
+    impl: Annotated[str, typer.Option(
+        help="GFNet's global filter: reference (float32 cuFFT, as released), fast (gfbench's "
+        "fused Triton kernel, CUDA only) or auto (fast where it can run). Rows record which "
+        "one ran.")] = "reference",
     out: Annotated[Path | None, typer.Option(
         help="Folder for the results files. Default: results/.")] = None,
     resume: Annotated[bool, typer.Option(
@@ -125,7 +129,7 @@ and .csv, each row as it finishes (--resume skips finished rows).
         models=_comma_list(models), mixers=_comma_list(mixers), resolutions=_comma_list(res),
         tokens=_comma_list(tokens), dim=dim, batch_size=batch_size, precision=precision,
         mode=mode, metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
-        compile=compile, channels_last=channels_last, out=out, resume=resume,
+        compile=compile, channels_last=channels_last, out=out, resume=resume, impl=impl,
     )
     plan = plan_complexity(request)
     with ComplexityProgress(len(plan.settings), enabled=not (quiet or as_json)) as progress:

@@ -23,6 +23,7 @@ from torch import nn
 
 from gfbench.errors import GfbenchError, ResolutionError
 from gfbench.layers import build_mixer, get_mixer
+from gfbench.layers.global_filter import IMPLS
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.measure.memory import (
     CUDA_METHOD,
@@ -52,13 +53,14 @@ class Setting:
     mode: str
     device: str  # "cpu", "cuda:0", or "meta" when nothing runs on a device
     dim: int | None = None  # mixers only
+    impl: str = "reference"  # the global filter that runs: "reference" or "fast"
 
     def row(self) -> ComplexityRow:
         """An empty row of this setting (its key is the resume key)."""
         return ComplexityRow(subject=self.subject, name=self.name, res_h=self.res_h,
                              res_w=self.res_w, tokens=0, batch_size=self.batch_size,
                              precision=self.precision, mode=self.mode, device=self.device,
-                             dim=self.dim)
+                             dim=self.dim, impl=self.impl)
 
     def key(self) -> tuple:
         """The results-file key of this setting."""
@@ -104,8 +106,10 @@ def _builder(setting: Setting) -> Callable[[], nn.Module]:
     if setting.subject == "model":
         from gfbench.models import create_model
 
-        return lambda: create_model(setting.name, img_size=(setting.res_h, setting.res_w))
-    return lambda: build_mixer(setting.name, setting.dim, setting.res_h, setting.res_w)
+        return lambda: create_model(setting.name, img_size=(setting.res_h, setting.res_w),
+                                    impl=setting.impl)
+    return lambda: build_mixer(setting.name, setting.dim, setting.res_h, setting.res_w,
+                               impl=setting.impl)
 
 
 def _token_count(setting: Setting, meta_model: nn.Module) -> int:
@@ -120,12 +124,14 @@ def _token_count(setting: Setting, meta_model: nn.Module) -> int:
 
 def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
                precision: str, mode: str, device: str, dim: int | None = None,
-               compile: bool = False, channels_last: bool = False) -> Step:
+               impl: str = "reference", compile: bool = False,
+               channels_last: bool = False) -> Step:
     """Build the module and its input on the device and return one measurable step.
 
     Module-level with JSON-friendly arguments so that a child process can call it too.
     """
-    setting = Setting(subject, name, res_h, res_w, batch_size, precision, mode, device, dim)
+    setting = Setting(subject, name, res_h, res_w, batch_size, precision, mode, device, dim,
+                      impl)
     with torch.device(device):
         model = _builder(setting)()
     example = torch.randn(*_input_shape(setting, batch_size), device=device)
@@ -326,6 +332,7 @@ class ComplexityRequest:
     channels_last: bool = False
     out: Path | None = None
     resume: bool = False
+    impl: str = "reference"  # GFNet's global filter: "reference", "fast" or "auto"
 
 
 DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
@@ -413,6 +420,25 @@ def _mixer_settings(request: ComplexityRequest, common: dict) -> list[Setting]:
             for name in names for h, w in grids]
 
 
+def uses_global_filter(subject: str, name: str) -> bool:
+    """Whether a model or mixer contains GFNet's global filter (the only layer --impl changes)."""
+    if subject == "mixer":
+        return name == "global_filter"
+    from gfbench.models import timm_name
+
+    return timm_name(name).startswith("gfnet_")
+
+
+def resolve_impl(impl: str, device: str) -> str:
+    """The global filter that will run: the fused kernel only where it can (CUDA + Triton)."""
+    _check_choice("--impl", impl, IMPLS)
+    if impl == "reference" or device == "meta":
+        return "reference"
+    from gfbench.layers.fast_filter import kernel_can_run
+
+    return "fast" if kernel_can_run(torch.device(device)) else "reference"
+
+
 def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("results")
                     ) -> SweepPlan:
     """Validate a request (GfbenchError, one line, on the first problem) and plan the sweep."""
@@ -446,12 +472,19 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
     subject = "mixer" if request.mixers else "model"
     settings = (_mixer_settings(request, common) if request.mixers
                 else _model_settings(request, common))
+    impl = resolve_impl(request.impl, device)
+    if request.impl == "fast" and impl == "reference" and device != "meta":
+        raise GfbenchError(f"--impl fast needs a CUDA device with Triton (device here: {device}); "
+                           "use --impl auto to fall back to the reference filter")
+    settings = [dataclasses.replace(s, impl=impl) if uses_global_filter(s.subject, s.name)
+                else s for s in settings]
     options = SweepOptions(metrics=metrics, warmup=warmup, repeat=repeat,
                            compile=request.compile, channels_last=request.channels_last)
     stem = (Path(request.out) if request.out else results_dir) / (
         f"complexity-{subject}s-{device_kind(device)}-b{batch}-{request.precision}-"
         f"{request.mode}")
     extra = {"metrics": sorted(metrics), "warmup": warmup, "repeat": repeat,
+             "impl_requested": request.impl,
              "compile": request.compile, "channels_last": request.channels_last,
              "fvcore_max_flops": options.fvcore_max_flops}
     return SweepPlan(settings, options, stem, device, request.resume, extra)

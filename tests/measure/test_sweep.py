@@ -9,7 +9,7 @@ import torch
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.measure import sweep
 from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED, MemoryResult
-from gfbench.measure.sweep import ComplexityRequest, plan_complexity, run_sweep
+from gfbench.measure.sweep import ComplexityRequest, plan_complexity, resolve_impl, run_sweep
 from gfbench.results import read_results, read_rows
 
 SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
@@ -203,3 +203,17 @@ def test_defaults_are_the_trio_at_three_resolutions(tmp_path):
         (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 384, 512)]
     assert plan.stem.name == "complexity-models-cpu-b1-fp32-infer"
     assert (plan.options.warmup, plan.options.repeat) == sweep.DEVICE_DEFAULTS["cpu"][1:]
+
+
+def test_impl_is_recorded_and_resolved_per_subject():
+    plan = plan_complexity(ComplexityRequest(models=("gfnet", "deit"), resolutions=("224",),
+                                             metrics=("flops",), impl="auto"))
+    assert {(s.name, s.impl) for s in plan.settings} == {("gfnet-xs", "reference"),
+                                                         ("deit-s", "reference")}
+    assert plan.extra["impl_requested"] == "auto"
+    assert resolve_impl("auto", "cpu") == "reference"  # no CUDA here: the reference ran
+    with pytest.raises(GfbenchError, match="--impl 'fft' is not one of reference, fast, auto"):
+        resolve_impl("fft", "cpu")
+    with pytest.raises(GfbenchError, match="--impl fast needs a CUDA device"):
+        plan_complexity(ComplexityRequest(mixers=("global_filter",), tokens=("8",),
+                                          metrics=("latency",), device="cpu", impl="fast"))
