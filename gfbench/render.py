@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich import box
 from rich.console import Console
 from rich.progress import (
@@ -180,8 +182,11 @@ def exponents_table(exponents: list) -> Table:
     cells: dict[str, dict[str, str]] = {}
     for item in exponents:
         growth = f" ({item.growth.best})" if item.growth.best else ""
-        cells.setdefault(item.name, {})[item.metric] = f"{item.fit.k:.2f}{growth}"
-    table = Table(title="k in cost ~ N^k (bracket: N log N or N^2 fits better)",
+        k = item.fit.k
+        text = f"{round(k, 2) + 0.0:.2f}{growth}" if math.isfinite(k) else "-"  # no "-0.00"
+        cells.setdefault(item.name, {})[item.metric] = text
+    table = Table(title="k in cost ~ N^k over the larger half of N "
+                  "(bracket: N log N or N^2 fits better)",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
     for column in ["name", *(SCALING_METRICS[m] for m in metrics)]:
