@@ -295,12 +295,16 @@ def read_results(path: Path) -> tuple[Provenance, pd.DataFrame]:
     path = Path(path)
     kind, rows = read_rows(path)
     payload = json.loads(path.read_text())
-    prov_fields = {f.name for f in dataclasses.fields(Provenance)}
-    prov_raw = payload.get("provenance") or {}
-    try:
-        provenance = Provenance(**{k: v for k, v in prov_raw.items() if k in prov_fields})
-    except TypeError as exc:
-        raise ResultsFileError(f"{path}: provenance is malformed ({exc})") from None
+    prov_raw = payload.get("provenance")
+    required = [f.name for f in dataclasses.fields(Provenance)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if not isinstance(prov_raw, dict) or name not in prov_raw]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3
+                                           else "")
+        raise ResultsFileError(f"{path}: provenance is malformed (missing {shown})")
+    names = {f.name for f in dataclasses.fields(Provenance)}
+    provenance = Provenance(**{k: v for k, v in prov_raw.items() if k in names})
     columns = [f.name for f in dataclasses.fields(ROW_TYPES[kind])]
     frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=columns)
     return provenance, frame

@@ -10,6 +10,7 @@ from gfbench.errors import ResultsFileError
 from gfbench.results import (
     FLOP_CONVENTION,
     ComplexityRow,
+    Provenance,
     ResultsWriter,
     RobustnessRow,
     collect_provenance,
@@ -101,3 +102,17 @@ def test_find_results_recurses(tmp_path):
     (tmp_path / "y.json").write_text("{}")
     (tmp_path / "z.csv").write_text("")
     assert [p.name for p in find_results([tmp_path])] == ["x.json", "y.json"]
+
+
+def test_malformed_provenance_is_one_short_line(tmp_path):
+    writer = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
+    writer.add(row("gfnet-xs", 224))
+    payload = json.loads((tmp_path / "run.json").read_text())
+    payload["provenance"] = {"kind": "complexity"}
+    (tmp_path / "run.json").write_text(json.dumps(payload))
+    required = [f for f in dataclasses.fields(Provenance) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    more = len(required) - 1 - 3  # all but kind are missing; three are named
+    with pytest.raises(ResultsFileError, match=rf"provenance is malformed \(missing command, "
+                                               rf"date, gfbench_version and {more} more\)"):
+        read_results(tmp_path / "run.json")
