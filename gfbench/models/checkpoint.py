@@ -173,8 +173,7 @@ def load_checkpoint(path: str | Path, model: str | nn.Module | None = None,
         arch = infer_architecture(state_dict) if model is None else None
         name = arch.name if arch else canonical_name(model)
         if arch is None:
-            head = state_dict.get("head.weight")
-            num_classes = int(head.shape[0]) if head is not None else 1000
+            num_classes = _class_count(state_dict, name)
             size = img_size if img_size is not None else _native_size(state_dict, name)
         else:
             num_classes = arch.num_classes
@@ -187,6 +186,18 @@ def load_checkpoint(path: str | Path, model: str | nn.Module | None = None,
         raise CheckpointError(f"{path} does not fit {label}: {mismatch}")
     module.load_state_dict(remapped, strict=True)
     return module.eval()
+
+
+def _class_count(state_dict: dict[str, torch.Tensor], name: str) -> int:
+    """Rows of the classifier the model names in its timm config ('head', 'fc', 'head.fc')."""
+    with torch.device("meta"):
+        probe = create_model(name)
+    classifier = getattr(probe, "pretrained_cfg", {}).get("classifier") or "head"
+    for prefix in (classifier,) if isinstance(classifier, str) else tuple(classifier):
+        weight = state_dict.get(f"{prefix}.weight")
+        if weight is not None:
+            return int(weight.shape[0])
+    return 1000
 
 
 def _native_size(state_dict: dict[str, torch.Tensor], name: str) -> tuple[int, int] | None:

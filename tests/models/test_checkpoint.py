@@ -125,3 +125,13 @@ def test_bad_files_give_one_clear_line(tmp_path, xs_release, content, fragment):
         gfbench.load_checkpoint(path)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("arch, classifier", [("resnet10t", "fc"), ("test_convnext", "head.fc")])
+def test_named_timm_model_takes_its_class_count_from_its_own_classifier(tmp_path, arch,
+                                                                         classifier):
+    path = tmp_path / "m.pth"
+    torch.save({"model": timm.create_model(arch, num_classes=10).state_dict()}, path)
+    model = gfbench.load_checkpoint(path, model=arch)
+    assert model.get_classifier().out_features == 10
+    assert f"{classifier}.weight" in model.state_dict()
