@@ -315,7 +315,9 @@ def parse_args() -> DemoConfig:
                         help="folder for the images and the checkpoint (not results)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results stem; default results/robustness-demo-<model>")
-    parser.add_argument("--plots", type=Path, default=Path("results/plots-robustness-demo"))
+    parser.add_argument("--plots", type=Path, default=None,
+                        help="figures of this run alone; default <work>/plots (the committed "
+                        "figures come from `gfbench plot results/ --out results/plots`)")
     parser.add_argument("--train-per-class", type=int, default=200)
     parser.add_argument("--val-per-class", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=15)
@@ -323,7 +325,8 @@ def parse_args() -> DemoConfig:
     args = parser.parse_args()
     model = DemoConfig.model
     return DemoConfig(work=args.work, out=args.out or Path(f"results/robustness-demo-{model}"),
-                      plots=args.plots, train_per_class=args.train_per_class,
+                      plots=args.plots or args.work / "plots",
+                      train_per_class=args.train_per_class,
                       val_per_class=args.val_per_class, epochs=args.epochs, seed=args.seed)
 
 
