@@ -30,12 +30,12 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gfbench.layers import fast_filter
 from gfbench.layers.global_filter import global_filter_reference
 from gfbench.layers.mixers import MIXERS
+from gfbench.measure.timing import TimingStats, time_step
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance
 
 MIXER_SIDES = (14, 24, 32, 48, 64, 96, 128)
@@ -46,12 +46,6 @@ ACCURACY_RESOLUTIONS = (224, 512, 1024)
 MIXER_TARGETS = {"fp32": 1e-5, "bf16": 1e-2}  # max |fast - ref| / max |ref|
 LOGITS_TARGET = 1e-4
 MIB = 2**20
-
-
-def percentiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """p10, median and p90 of a list of timings."""
-    p10, p50, p90 = np.percentile(np.asarray(values, dtype=float), [10, 50, 90])
-    return float(p10), float(p50), float(p90)
 
 
 def io_floor_ms(elements: int, in_bytes: int, out_bytes: int, bandwidth_gbps: float) -> float:
@@ -70,21 +64,6 @@ def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def time_cuda(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
-    """Milliseconds of each of ``repeat`` calls, by CUDA events, after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-              for _ in range(repeat)]
-    for start, end in events:
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return [start.elapsed_time(end) for start, end in events]
-
-
 def peak_memory_bytes(fn: Callable[[], object]) -> int:
     """Bytes allocated above the resident baseline during one call."""
     torch.cuda.synchronize()
@@ -99,20 +78,21 @@ def copy_bandwidth_gbps(megabytes: int = 1024, repeat: int = 20) -> float:
     """Device-to-device copy bandwidth, counting the bytes read plus the bytes written."""
     src = torch.empty(megabytes * MIB, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
-    times = time_cuda(lambda: dst.copy_(src), warmup=3, repeat=repeat)
-    return 2 * src.numel() / (percentiles(times)[1] * 1e-3) / 1e9
+    timing = time_step(lambda: dst.copy_(src), "cuda", warmup=3, repeat=repeat)
+    return 2 * src.numel() / (timing.p50_ms * 1e-3) / 1e9
 
 
 def _row(subject: str, name: str, side_h: int, side_w: int, tokens: int, batch: int,
-         precision: str, impl: str, times: list[float] | None, **fields) -> ComplexityRow:
-    """A ComplexityRow from a list of timings (None: a row with a status but no timing)."""
+         precision: str, impl: str, timing: TimingStats | None, **fields) -> ComplexityRow:
+    """A ComplexityRow from gfbench's timing statistics (None: a status but no timing)."""
     row = ComplexityRow(subject=subject, name=name, res_h=side_h, res_w=side_w, tokens=tokens,
                         batch_size=batch, precision=precision, mode="inference", device="cuda",
                         impl=impl, **fields)
-    if times:
-        row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = percentiles(times)
-        row.throughput_ips = batch / (row.latency_ms_p50 * 1e-3)
-        row.repeat = len(times)
+    if timing is not None:
+        row.latency_ms_p10, row.latency_ms_p50 = timing.p10_ms, timing.p50_ms
+        row.latency_ms_p90, row.first_call_ms = timing.p90_ms, timing.first_call_ms
+        row.throughput_ips = timing.throughput(batch)
+        row.repeat = timing.samples
     return row
 
 
@@ -146,9 +126,9 @@ def bench_mixers(args: argparse.Namespace, writer: ResultsWriter, bandwidth: flo
                 error = rel_error(impls["fast"](), impls["reference"]())
                 for impl, fn in impls.items():
                     try:
-                        times = time_cuda(fn, args.warmup, args.repeat)
+                        timing = time_step(fn, "cuda", args.warmup, args.repeat)
                         row = _row("mixer", "global_filter", side, side, side * side,
-                                   args.batch, precision, impl, times,
+                                   args.batch, precision, impl, timing,
                                    peak_mem_bytes=float(peak_memory_bytes(fn)), **common)
                         medians[impl] = row.latency_ms_p50
                     except torch.cuda.OutOfMemoryError:
@@ -221,10 +201,11 @@ def bench_models(args: argparse.Namespace, writer: ResultsWriter) -> None:
                     try:
                         with torch.inference_mode(), autocast:
                             run = functools.partial(model, images)
-                            times = time_cuda(run, args.model_warmup, args.model_repeat)
+                            timing = time_step(run, "cuda", args.model_warmup,
+                                               args.model_repeat)
                             peak = peak_memory_bytes(run)
                         row = _row("model", name, resolution, resolution, grid[0] * grid[1],
-                                   args.batch, precision, impl, times,
+                                   args.batch, precision, impl, timing,
                                    peak_mem_bytes=float(peak), **common)
                         medians[impl] = row.latency_ms_p50
                     except torch.cuda.OutOfMemoryError:

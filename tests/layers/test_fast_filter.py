@@ -283,8 +283,6 @@ def test_benchmark_io_floor_and_summary():
     # 32 x 14 x 14 x 384 float32 read + float32 written at 3000 GB/s
     floor_ms = bench.io_floor_ms(32 * 14 * 14 * 384, 4, 4, bandwidth_gbps=3000.0)
     assert floor_ms == pytest.approx(2 * 32 * 14 * 14 * 384 * 4 / 3000e9 * 1e3)
-    p10, p50, p90 = bench.percentiles([5.0, 1.0, 3.0, 2.0, 4.0])
-    assert p50 == 3.0 and p10 < p50 < p90
     assert bench.device_slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
     x = torch.tensor([1.0, -4.0, 2.0])
     assert bench.rel_error(x + torch.tensor([0.0, 0.0, 0.4]), x) == pytest.approx(0.1)
