@@ -259,7 +259,8 @@ def _provenance_sections(loaded: Loaded) -> list[Section]:
 def _inputs_section(loaded: Loaded, notes: Sequence[str]) -> Section:
     """What was read, what was skipped and why, and which rows replaced older ones."""
     section = Section(title="Inputs", blocks=[Paragraph(
-        f"{len(loaded.runs)} results file(s) read under {loaded.base}.")])
+        f"{len(loaded.runs)} results file(s) read under "
+        f"{_relative(loaded.base, Path.cwd())}.")])  # no machine-specific absolute path
     if loaded.problems:
         section.blocks += [Paragraph("Skipped:"), Bullets(tuple(loaded.problems))]
     if notes:
