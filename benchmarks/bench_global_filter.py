@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import inspect
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from gfbench.layers import fast_filter
 from gfbench.layers.global_filter import global_filter_reference
 from gfbench.layers.mixers import MIXERS
 from gfbench.measure.timing import TimingStats, time_step
+from gfbench.models import create_model, token_grid
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance
 
 MIXER_SIDES = (14, 24, 32, 48, 64, 96, 128)
@@ -153,17 +153,7 @@ def bench_mixers(args: argparse.Namespace, writer: ResultsWriter, bandwidth: flo
     return ok
 
 
-def _create_model_with_impl() -> Callable:
-    """gfbench.models.create_model, or SystemExit when it does not accept ``impl`` yet."""
-    from gfbench.models import create_model
-
-    if "impl" not in inspect.signature(create_model).parameters:
-        raise SystemExit("bench_global_filter: gfbench.models.create_model has no impl argument "
-                         "yet; the model part needs it")
-    return create_model
-
-
-def _model_pair(create_model: Callable, name: str, resolution: int) -> dict:
+def _model_pair(name: str, resolution: int) -> dict:
     """Reference and fast models of one architecture, sharing the reference's random weights."""
     torch.manual_seed(0)
     reference = create_model(name, img_size=resolution, impl="reference").cuda().eval()
@@ -174,16 +164,13 @@ def _model_pair(create_model: Callable, name: str, resolution: int) -> dict:
 
 def bench_models(args: argparse.Namespace, writer: ResultsWriter) -> None:
     """Time full models with each impl; print a table."""
-    from gfbench.models import token_grid
-
-    create_model = _create_model_with_impl()
     print(f"\nfull models, batch {args.batch}, inference (bf16 = autocast)")
     print(f"{'model':>10} {'res':>5} {'prec':>5} {'ref ms':>9} {'fast ms':>9} {'speedup':>8} "
           f"{'ref img/s':>10} {'fast img/s':>10}")
     for name in args.models:
         for resolution in args.resolutions:
             try:
-                models = _model_pair(create_model, name, resolution)
+                models = _model_pair(name, resolution)
             except torch.cuda.OutOfMemoryError:
                 print(f"{name:>10} {resolution:>5} out of memory building the models")
                 torch.cuda.empty_cache()
@@ -224,12 +211,11 @@ def bench_models(args: argparse.Namespace, writer: ResultsWriter) -> None:
 
 def check_logits(args: argparse.Namespace, writer: ResultsWriter) -> bool:
     """GFNet-XS fp32 logits, impl fast vs reference, against LOGITS_TARGET; True when met."""
-    create_model = _create_model_with_impl()
     ok = True
     print(f"\nGFNet-XS random weights, fp32 logits, fast vs reference (target <= "
           f"{LOGITS_TARGET:.0e})")
     for resolution in ACCURACY_RESOLUTIONS:
-        models = _model_pair(create_model, "gfnet-xs", resolution)
+        models = _model_pair("gfnet-xs", resolution)
         x = torch.randn(4, 3, resolution, resolution, device="cuda",
                         generator=torch.Generator(device="cuda").manual_seed(resolution))
         with torch.inference_mode():

@@ -29,14 +29,14 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def format_count(value: float | None, unit: str = "") -> str:
-    """A count with a metric prefix (7.51M, 2.86G); '-' when missing."""
+def format_count(value: float | None, unit: str = "", spec: str = ".3f") -> str:
+    """A count with a metric prefix (7.512M with .3f, 15.9M with .3g); '-' when missing."""
     if value is None or value != value:
         return "-"
     for threshold, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= threshold:
-            return f"{value / threshold:.3f}{prefix}{unit}"
-    return f"{value:.0f}{unit}"
+            return f"{value / threshold:{spec}}{prefix}{unit}"
+    return f"{value:{'.3g' if spec == '.3g' else '.0f'}}{unit}"
 
 
 # --- list ---
@@ -76,12 +76,7 @@ def _ms(value: float | None) -> str:
 
 def _sig3(value: float | None) -> str:
     """A count in 3 significant figures with a metric prefix (15.9M, 86.0k); '-' if missing."""
-    if value is None or value != value:
-        return "-"
-    for threshold, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3g}{prefix}"
-    return f"{value:.3g}"
+    return format_count(value, spec=".3g")
 
 
 def _side(height: int, width: int) -> str:
