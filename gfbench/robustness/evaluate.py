@@ -440,7 +440,7 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
         label_source=("canonical ImageNet-1k wnid list" if config.class_map == "imagenet"
                       else "sorted class folder names"),
     )
-    return ResultsWriter(stem, provenance, resume=config.resume)
+    return ResultsWriter(stem, provenance)
 
 
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
