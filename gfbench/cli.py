@@ -23,8 +23,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """--version: print the version and stop (before any command runs)."""
+    if value:
+        from gfbench import __version__
+
+        console.print(f"gfbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
     """How does a token mixer scale, and how robust is a checkpoint?"""
 
 
