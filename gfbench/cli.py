@@ -115,6 +115,7 @@ and .csv, each row as it finishes (--resume skips finished rows).
     """
     import dataclasses
 
+    from gfbench.measure.quality import available_cores, load_average, timing_warnings
     from gfbench.measure.scaling import scaling_exponents
     from gfbench.measure.sweep import (
         ComplexityRequest,
@@ -132,16 +133,20 @@ and .csv, each row as it finishes (--resume skips finished rows).
         compile=compile, channels_last=channels_last, out=out, resume=resume, impl=impl,
     )
     plan = plan_complexity(request)
+    load_at_start = load_average()
     with ComplexityProgress(len(plan.settings), enabled=not (quiet or as_json)) as progress:
         rows = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
     exponents = scaling_exponents(rows)
+    warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores())
     paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
     if as_json:
         print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
                     "rows": [dataclasses.asdict(r) for r in rows],
-                    "exponents": [dataclasses.asdict(e) for e in exponents]})
+                    "exponents": [dataclasses.asdict(e) for e in exponents],
+                    "warnings": warnings})
     elif not quiet:
-        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION, complexity_title(plan))
+        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION, complexity_title(plan),
+                                warnings)
 
 
 # --- robustness ---
