@@ -134,13 +134,13 @@ def _doubt(xs: np.ndarray, ys: np.ndarray, low: np.ndarray, high: np.ndarray,
     trend = np.sign(ys[-1] - ys[0])
     for i in range(len(xs) - 1):
         if np.sign(ys[i + 1] - ys[i]) == -trend != 0:
-            return f"noisy: the median turns back between N={sizes[i]} and N={sizes[i + 1]}"
+            return f"noisy: median turns back at N={sizes[i + 1]}"
     overlap = np.maximum(low[:-1], low[1:]) <= np.minimum(high[:-1], high[1:])  # NaN: False
     if overlap.any():
         i = int(np.flatnonzero(overlap)[0])
-        return f"noisy: p10–p90 of N={sizes[i]} and N={sizes[i + 1]} overlap"
+        return f"noisy: p10–p90 of N={sizes[i]}, {sizes[i + 1]} overlap"
     if fit.k_high - fit.k_low > MAX_K_RANGE:
-        return f"noisy: p10–p90 allow k from {fit.k_low:.2f} to {fit.k_high:.2f}"
+        return f"noisy: p10–p90 allow k {fit.k_low:.2f}–{fit.k_high:.2f}"
     if fit.points >= 3 and fit.r2 < MIN_R2:
         return f"noisy: r² {fit.r2:.2f} on {fit.points} sizes"
     return ""
@@ -216,7 +216,7 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = CO
     sizes = len(np.unique(xs))
     if sizes < 3:
         return GrowthFit("", {name: math.nan for name in GROWTH_TERMS},
-                         f"{sizes} sizes: a verdict needs 3", max(tolerance, noise))
+                         f"{sizes} sizes: needs 3", max(tolerance, noise))
     errors = {name: _relative_nnls(_design(name, xs), ys) for name in GROWTH_TERMS}
     floor = min(errors.values())
     margin = max(tolerance, noise, floor)
@@ -225,16 +225,14 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = CO
         if not fitting:
             continue
         if len(fitting) > 1:
-            return GrowthFit("", errors, f"{' and '.join(fitting)} fit alike", margin)
+            return GrowthFit("", errors, f"{' or '.join(fitting)}: both fit", margin)
         chosen = fitting[0]
         if len(GROWTH_TERMS[chosen]) >= sizes:
-            return GrowthFit("", errors, f"faster than N; {sizes} sizes cannot tell "
-                             f"{' from '.join(level)}", margin)
+            return GrowthFit("", errors, f"above N; {sizes} sizes cannot tell", margin)
         for faster in (g for g in GROWTH_TERMS if _level(g) > _level(chosen)):
             miss = _relative_nnls(_design(chosen, xs), TERMS[faster](xs))
             if miss <= margin:
-                return GrowthFit("", errors, f"noise {margin:.0%} hides {faster} "
-                                 f"growth at these sizes", margin)
+                return GrowthFit("", errors, f"noise {margin:.0%} hides {faster}", margin)
         return GrowthFit(chosen, errors, "", margin)
     raise AssertionError("the best class always counts")  # pragma: no cover
 
