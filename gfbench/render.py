@@ -193,8 +193,8 @@ def exponents_table(exponents: list) -> Table:
     trust it, and the growth class every size supports ('-' with the reason where none)."""
     from gfbench.measure.scaling import SCALING_METRICS
 
-    table = Table(title="Scaling with tokens N: k in cost ≈ a·N^k (larger half of N); growth: "
-                  "slowest of c0+c1·N [+c2·N log N | +c2·N²] that fits every N",
+    table = Table(title="k in cost ≈ a·N^k (larger half of N); growth: the term c0 + c1·N "
+                  "[+ c2·N log N | + c2·N²] needs to fit every N",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
     for column in ("name", "metric", "k", "fit", "growth"):
