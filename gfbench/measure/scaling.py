@@ -4,7 +4,7 @@ Pure functions of numbers (numpy only, no torch: `gfbench plot` uses them too). 
 
 - ``fit_exponent``: k in cost ≈ a·N^k over the larger half of N, with its fit quality (r² and
   the number of sizes; for timed metrics also the range of k the p10–p90 bands allow). Where
-  timings cannot fix k (the median falls, bands of two sizes overlap, the range is wide, r² is
+  timings cannot fix k (the median turns back, bands of two sizes overlap, the range is wide, r² is
   low) ``noisy`` says why, and tables and figures print that instead of a number.
 - ``compare_growth``: the simplest of c0, c0 + c1·N, c0 + c1·N + c2·N log N and
   c0 + c1·N + c2·N² (non-negative coefficients, relative errors) that fits every size as well
@@ -220,21 +220,18 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = CO
     errors = {name: _relative_nnls(_design(name, xs), ys) for name in GROWTH_TERMS}
     floor = min(errors.values())
     margin = max(tolerance, noise, floor)
-    for level in GROWTH_LEVELS:
-        fitting = [name for name in level if errors[name] <= floor + margin]
-        if not fitting:
-            continue
-        if len(fitting) > 1:
-            return GrowthFit("", errors, f"{' or '.join(fitting)}: both fit", margin)
-        chosen = fitting[0]
-        if len(GROWTH_TERMS[chosen]) >= sizes:
-            return GrowthFit("", errors, f"above N; {sizes} sizes cannot tell", margin)
-        for faster in (g for g in GROWTH_TERMS if _level(g) > _level(chosen)):
-            miss = _relative_nnls(_design(chosen, xs), TERMS[faster](xs))
-            if miss <= margin:
-                return GrowthFit("", errors, f"noise {margin:.0%} hides {faster}", margin)
-        return GrowthFit(chosen, errors, "", margin)
-    raise AssertionError("the best class always counts")  # pragma: no cover
+    counting = ([name for name in level if errors[name] <= floor + margin]
+                for level in GROWTH_LEVELS)
+    fitting = next(names for names in counting if names)  # the best class always counts
+    if len(fitting) > 1:
+        return GrowthFit("", errors, f"{' or '.join(fitting)}: both fit", margin)
+    chosen = fitting[0]
+    if len(GROWTH_TERMS[chosen]) >= sizes:
+        return GrowthFit("", errors, f"above N; {sizes} sizes cannot tell", margin)
+    for faster in (name for name in GROWTH_TERMS if _level(name) > _level(chosen)):
+        if _relative_nnls(_design(chosen, xs), TERMS[faster](xs)) <= margin:
+            return GrowthFit("", errors, f"noise {margin:.0%} hides {faster}", margin)
+    return GrowthFit(chosen, errors, "", margin)
 
 
 SCALING_METRICS = {"flops": "FLOPs", "params": "params", "latency_ms_p50": "latency",

@@ -82,6 +82,9 @@ class FitRecord:
     r2: float
     fit_points: int
     estimated_oom_points: int
+    k_low: float = math.nan  # the k the p10–p90 bands allow (timed panels)
+    k_high: float = math.nan
+    noisy: str = ""  # why the timings cannot fix k; the legend then shows no k
 
 
 @dataclass(frozen=True)
@@ -352,9 +355,9 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
         every_drawn.extend(drawn)
         fits.extend(FitRecord(subject=subject, setting=setting, curve=curve.label,
                               metric=metric.key, k=d.fit.k, a=d.fit.a, r2=d.fit.r2,
-                              fit_points=d.fit_points, estimated_oom_points=d.oom_points)
-                    for curve, d in zip(curves, drawn, strict=True)
-                    if d.fit is not None and not d.fit.noisy)
+                              fit_points=d.fit_points, estimated_oom_points=d.oom_points,
+                              k_low=d.fit.k_low, k_high=d.fit.k_high, noisy=d.fit.noisy)
+                    for curve, d in zip(curves, drawn, strict=True) if d.fit is not None)
         if log:
             ax.set_xscale("log")
             ax.set_yscale("log")
