@@ -110,6 +110,10 @@ monotonic clock on the CPU); the first call is never timed. Memory: peak above t
 model during one step (CUDA allocator; on the CPU the peak RSS of an isolated child \
 process). Out of memory is recorded as a row and the sweep goes on.
 
+    Exponents come with their fit quality; a timed one prints "noisy" where its p10/p90 \
+cannot fix it. One warning line each when the load average exceeded the cores or a timed \
+row's p10-p90 spread exceeds 20% of its median.
+
     Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
 and .csv, each row as it finishes (--resume skips finished rows).
     """

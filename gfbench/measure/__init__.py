@@ -16,6 +16,8 @@ _EXPORTS = {
     "plan_complexity": "sweep", "run_sweep": "sweep", "measure": "sweep",
     "GrowthFit": "scaling", "PowerLawFit": "scaling", "compare_growth": "scaling",
     "fit_power_law": "scaling", "scaling_exponents": "scaling",
+    "Exponent": "scaling", "fit_exponent": "scaling",
+    "timing_warnings": "quality", "load_average": "quality",
 }
 __all__ = sorted(_EXPORTS)
 

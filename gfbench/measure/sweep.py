@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from gfbench.measure.memory import (
     cuda_peak_bytes,
     is_out_of_memory,
 )
+from gfbench.measure.quality import load_average
 from gfbench.measure.timing import MODES, PRECISIONS, Step, make_step, time_step
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, row_key
 
@@ -268,7 +268,7 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
     already present under ``--resume``. ``measure_fn`` replaces ``measure`` (tests).
     """
     provenance = collect_provenance("complexity", device=plan.device,
-                                    load_average_at_start=_load_average(), **plan.extra)
+                                    load_average_at_start=load_average(), **plan.extra)
     writer = ResultsWriter(plan.stem, provenance, resume=plan.resume)
     existing = {row_key(r): r for r in writer.rows}
     with CpuMemoryWorker(torch.get_num_threads()) as worker:
@@ -299,14 +299,6 @@ def complexity_title(plan: SweepPlan) -> str:
     first = plan.settings[0] if plan.settings else None
     setting = f", batch {first.batch_size}, {first.precision}, {first.mode}" if first else ""
     return f"gfbench complexity: {where}{setting}"
-
-
-def _load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (CPU timings of a busy machine are suspect)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # --- planning (validation) -------------------------------------------------------------------
