@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -19,6 +20,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from gfbench.measure.scaling import GrowthFit, PowerLawFit
 
 console = Console()
 err_console = Console(stderr=True)
@@ -168,14 +172,14 @@ def complexity_notes(rows: list) -> list[str]:
     return [f"* {r.name} {r.res_h}x{r.res_w}: {r.error}" for r in rows if r.error]
 
 
-def _growth_text(growth) -> str:
+def _growth_text(growth: GrowthFit) -> str:
     """The growth class the points support (N² not N^2), or '-' and why there is none."""
     if growth.best:
         return growth.best.replace("^2", "²")
     return f"- ({growth.reason.replace('^2', '²')})"
 
 
-def _fit_text(fit, counted: bool) -> str:
+def _fit_text(fit: PowerLawFit, counted: bool) -> str:
     """How far to trust k: why not (noisy), else its p10–p90 range, r² and the sizes fitted."""
     if fit.noisy:
         return fit.noisy
@@ -193,8 +197,8 @@ def exponents_table(exponents: list) -> Table:
     trust it, and the growth class every size supports ('-' with the reason where none)."""
     from gfbench.measure.scaling import SCALING_METRICS
 
-    table = Table(title="k in cost ≈ a·N^k (larger half of N); growth: the term c0 + c1·N "
-                  "[+ c2·N log N | + c2·N²] needs to fit every N",
+    table = Table(title="k in cost ≈ a·N^k (larger half of N); growth: the fastest term that "
+                  "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
     for column in ("name", "metric", "k", "fit", "growth"):
