@@ -140,7 +140,7 @@ def _doubt(xs: np.ndarray, ys: np.ndarray, low: np.ndarray, high: np.ndarray,
         i = int(np.flatnonzero(overlap)[0])
         return f"noisy: p10–p90 of N={sizes[i]}, {sizes[i + 1]} overlap"
     if fit.k_high - fit.k_low > MAX_K_RANGE:
-        return f"noisy: p10–p90 allow k {fit.k_low:.2f}–{fit.k_high:.2f}"
+        return f"noisy: p10–p90 allow k {fit.k_low:.2f} to {fit.k_high:.2f}"
     if fit.points >= 3 and fit.r2 < MIN_R2:
         return f"noisy: r² {fit.r2:.2f} on {fit.points} sizes"
     return ""
@@ -230,7 +230,8 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = CO
         return GrowthFit("", errors, f"above N; {sizes} sizes cannot tell", margin)
     for faster in (name for name in GROWTH_TERMS if _level(name) > _level(chosen)):
         if _relative_nnls(_design(chosen, xs), TERMS[faster](xs)) <= margin:
-            return GrowthFit("", errors, f"noise {margin:.0%} hides {faster}", margin)
+            shown = f"{margin:.0%}" if margin < 1 else "over 100%"
+            return GrowthFit("", errors, f"noise {shown} hides {faster}", margin)
     return GrowthFit(chosen, errors, "", margin)
 
 

@@ -232,3 +232,13 @@ def test_a_poor_power_law_fit_is_noisy():
     cost = np.array([1.0, 1.0, 1.0, 1.01, 1.02, 10.0])  # flat, then a cliff
     fit = fit_exponent(tokens, cost, 0.999 * cost, 1.001 * cost, measured=True)
     assert fit.points == 3 and fit.r2 < 0.9 and fit.noisy.startswith("noisy: r² ")
+
+
+def test_the_reason_names_the_noise_that_hides_faster_growth():
+    tokens = np.array([196.0, 576, 1024])
+    assert compare_growth(tokens, 2 * tokens, noise=0.2).reason == "noise 20% hides N log N"
+    assert compare_growth(tokens, 2 * tokens, noise=3.0).reason == "noise over 100% hides N"
+    # the verdict turns where the noise reaches what a line misses pure N log N by (11%)
+    miss = compare_growth(tokens, tokens * np.log2(tokens)).rel_rms["N"]
+    assert compare_growth(tokens, 2 * tokens, noise=miss).best == ""
+    assert compare_growth(tokens, 2 * tokens, noise=0.9 * miss).best == "N"
