@@ -63,7 +63,8 @@ class GrowthFit:
     """The growth class the points support (a key of GROWTH_TERMS), or "" and ``reason``.
 
     ``rel_rms``: each class's root-mean-square relative error; ``margin``: how much worse than
-    the best a class may fit and still count (the larger of the count tolerance and the noise).
+    the best a class may fit and still count (the largest of the count tolerance, the noise
+    and the best class's own error).
     """
 
     best: str
@@ -208,9 +209,10 @@ def compare_growth(n: Sequence[float], y: Sequence[float], tolerance: float = CO
     leaves unexplained is the scale below which the classes cannot be told apart). The
     verdict is the slowest-growing class that counts, provided that (1) it has at least one
     size more than coefficients, (2) the other class of its level does not count too, and (3)
-    pure N, N log N or N^2 growth (whichever grows faster) would miss it by more than the
-    margin at these sizes, so noise could not hide it. Otherwise ``best`` is "" and ``reason``
-    says which of these failed. ``noise``: the points' own relative spread (timed repeats).
+    the pure leading term of every faster class (N, N log N, N^2) misses the chosen class by
+    more than the margin at these sizes, so noise could not have hidden it. Otherwise
+    ``best`` is "" and ``reason`` says which of these failed. ``noise``: the points' own
+    relative spread (timed repeats).
     """
     xs, ys = _clean(n, y)
     sizes = len(np.unique(xs))
