@@ -40,40 +40,73 @@ def smooth_field(field: np.ndarray, sigma: float, truncate: float = 3.0) -> np.n
 
 
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
-    """A normalised disk of the given radius, softened by a small Gaussian (defocus blur)."""
+    """A normalised disk of the given radius, softened by a small Gaussian (defocus blur) with
+    mirrored edges and not renormalised, as OpenCV's GaussianBlur leaves the reference's."""
     half = max(8, int(math.ceil(radius)))
     coords = np.arange(-half, half + 1, dtype=np.float32)
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
     disk = (xx**2 + yy**2 <= radius**2).astype(np.float32)
     disk /= disk.sum()
     support = 1 if radius <= 8 else 2  # a 3x3 Gaussian for small disks, 5x5 for large ones
-    soft = ndimage.gaussian_filter(disk, sigma=alias_blur, mode="constant", radius=support)
-    return (soft / soft.sum()).astype(np.float32)
+    return ndimage.gaussian_filter(disk, sigma=alias_blur, mode="mirror", radius=support)
 
 
-def motion_kernel(radius: float, sigma: float, angle_deg: float) -> np.ndarray:
-    """One-sided Gaussian-weighted line kernel along an angle (stand-in for ImageMagick's
-    motion blur): tap i of 2*radius+1 lies i pixels from the centre, weight exp(-i^2/2sigma^2),
-    splatted bilinearly onto the grid."""
-    taps = 2 * int(math.ceil(radius)) + 1
-    steps = np.arange(taps, dtype=np.float64)
+def motion_taps(radius: float, sigma: float, angle_deg: float) -> list[tuple[int, int, float]]:
+    """ImageMagick's motion-blur taps as (row offset, column offset, weight): 2*ceil(radius)+1
+    one-sided Gaussian weights, tap i at i pixels along the angle rounded to a whole pixel."""
+    width = 2 * int(math.ceil(radius)) + 1
+    steps = np.arange(width, dtype=np.float64)
     weights = np.exp(-(steps**2) / (2.0 * sigma**2))
+    weights /= weights.sum()
     theta = math.radians(angle_deg)
-    size = 2 * taps + 1
-    kernel = np.zeros((size, size), dtype=np.float64)
-    ys = taps + steps * math.sin(theta)
-    xs = taps + steps * math.cos(theta)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    fy, fx = ys - y0, xs - x0
-    for dy, dx, share in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
-                          (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        np.add.at(kernel, (y0 + dy, x0 + dx), weights * share)
-    return (kernel / kernel.sum()).astype(np.float32)
+    point_y, point_x = width * math.sin(theta), width * math.cos(theta)
+    length = math.hypot(point_y, point_x)
+    return [(math.ceil(i * point_y / length - 0.5), math.ceil(i * point_x / length - 0.5),
+             float(weights[i])) for i in range(width)]
 
 
 def motion_blur(image: np.ndarray, radius: float, sigma: float, angle_deg: float) -> np.ndarray:
-    """Blur an HxWxC image along a direction with the motion kernel (edges repeat)."""
-    return correlate_channels(image, motion_kernel(radius, sigma, angle_deg), "edge")
+    """Blur an HxWxC image along a direction with whole-pixel taps (edges repeat); like the
+    reference, taps from the first one that leaves the image onwards are dropped."""
+    height, width = image.shape[:2]
+    rows, cols = np.arange(height), np.arange(width)
+    out = np.zeros(image.shape, dtype=np.float64)
+    for dy, dx, weight in motion_taps(radius, sigma, angle_deg):
+        if abs(dy) >= height or abs(dx) >= width:
+            break
+        out += weight * image[np.clip(rows + dy, 0, height - 1)][:, np.clip(cols + dx, 0,
+                                                                          width - 1)]
+    return out.astype(np.float32)
+
+
+def glass_pass(image: np.ndarray, delta: int, offsets: np.ndarray) -> np.ndarray:
+    """One pass of the reference glass-blur loop, vectorised and exact. The loop visits rows
+    H-delta..delta+1, then columns W-delta..delta+1 (both descending) and sets each visited
+    pixel to the current value at (row + dy, column + dx), offsets[i, j] = (dx, dy) for the
+    j-th column of the i-th row visited. A source visited earlier in the same pass has
+    already been overwritten, so copies chain; they are resolved by pointer jumping."""
+    height, width = image.shape[:2]
+    rows = np.arange(height - delta, delta, -1)
+    cols = np.arange(width - delta, delta, -1)
+    src_rows = rows[:, None] + offsets[..., 1]
+    src_cols = cols[None, :] + offsets[..., 0]
+    # Visit step of the source pixel, if the loop visits it at all.
+    visited = ((src_rows > delta) & (src_rows <= height - delta)
+               & (src_cols > delta) & (src_cols <= width - delta))
+    src_step = (height - delta - src_rows) * len(cols) + (width - delta - src_cols)
+    own_step = np.arange(rows.size * cols.size).reshape(rows.size, cols.size)
+    chained = visited & (src_step < own_step)
+    parent = np.where(chained, src_step, own_step).ravel()
+    while True:  # every pixel ends at the first pixel of its chain, which read the original
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        parent = grand
+    source = (src_rows * width + src_cols).ravel()[parent]
+    index = np.arange(height * width).reshape(height, width)
+    index[rows[:, None], cols[None, :]] = source.reshape(rows.size, cols.size)
+    flat = image.reshape(height * width, *image.shape[2:])
+    return flat[index]
 
 
 def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,27 +134,70 @@ def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndar
     return field.astype(np.float32)
 
 
-def _zoom_taps(length: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _zoom_taps(length: int, factor: float,
+               trim: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and weights of a centre zoom along one axis: the centre length/factor
-    samples stretched linearly (end points aligned) to length*factor, centre length kept."""
+    samples stretched linearly (end points aligned) to round(crop * factor), of which the
+    centre `length` are kept (all of them when not trim)."""
     crop = max(1, int(math.ceil(length / factor)))
     start = (length - crop) // 2
     stretched = max(length, int(round(crop * factor)))
-    trim = (stretched - length) // 2
-    coords = start + np.arange(trim, trim + length) * (crop - 1) / max(stretched - 1, 1)
+    first, count = ((stretched - length) // 2, length) if trim else (0, stretched)
+    coords = start + np.arange(first, first + count) * (crop - 1) / max(stretched - 1, 1)
     low = np.floor(coords).astype(int)
     high = np.minimum(low + 1, length - 1)
     return low, high, (coords - low).astype(np.float32)
 
 
-def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
-    """Zoom into the centre of an HxWxC array by factor (>= 1), keeping its shape (bilinear)."""
+def clipped_zoom(image: np.ndarray, factor: float, trim: bool = True) -> np.ndarray:
+    """Zoom into the centre of an HxWxC array by factor (>= 1), keeping its shape (bilinear);
+    with trim=False the zoomed crop keeps its overhang (up to one more row and column)."""
     if factor <= 1.0:
         return image.copy()
-    low, high, weight = _zoom_taps(image.shape[0], factor)
+    low, high, weight = _zoom_taps(image.shape[0], factor, trim)
     rows = image[low] * (1 - weight)[:, None, None] + image[high] * weight[:, None, None]
-    low, high, weight = _zoom_taps(image.shape[1], factor)
+    low, high, weight = _zoom_taps(image.shape[1], factor, trim)
     return rows[:, low] * (1 - weight)[None, :, None] + rows[:, high] * weight[None, :, None]
+
+
+def affine_from_points(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map [A | b] that sends three (x, y) source points to three targets."""
+    return np.linalg.solve(np.c_[source.astype(np.float64), np.ones(3)],
+                           target.astype(np.float64)).T
+
+
+def warp_affine(image: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """OpenCV's warpAffine(image, forward) for float images with bilinear sampling and mirrored
+    (reflect-101) edges: every output pixel samples the inverse map at a position rounded to
+    1/32 pixel with OpenCV's fixed-point arithmetic, then interpolates in float32."""
+    height, width = image.shape[:2]
+    a, b, c, d = forward[0, 0], forward[0, 1], forward[1, 0], forward[1, 1]
+    det = a * d - b * c
+    det = 1.0 / det if det != 0 else 0.0
+    i00, i11, i01, i10 = d * det, a * det, -b * det, -c * det
+    i02 = -i00 * forward[0, 2] - i01 * forward[1, 2]
+    i12 = -i10 * forward[0, 2] - i11 * forward[1, 2]
+    xs, ys = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+    # Positions in 1/1024 pixel, rounded half to even, then shifted down to 1/32 pixel.
+    fx = (np.rint((i01 * ys + i02) * 1024).astype(np.int64)[:, None] + 16
+          + np.rint(i00 * xs * 1024).astype(np.int64)[None, :]) >> 5
+    fy = (np.rint((i11 * ys + i12) * 1024).astype(np.int64)[:, None] + 16
+          + np.rint(i10 * xs * 1024).astype(np.int64)[None, :]) >> 5
+    x0, y0 = fx >> 5, fy >> 5
+    wx = ((fx & 31) / np.float32(32)).astype(np.float32)[..., None]
+    wy = ((fy & 31) / np.float32(32)).astype(np.float32)[..., None]
+
+    def mirror(index: np.ndarray, size: int) -> np.ndarray:
+        period = 2 * size - 2 if size > 1 else 1
+        index = np.abs(index) % period
+        return np.where(index >= size, period - index, index)
+
+    left, right = mirror(x0, width), mirror(x0 + 1, width)
+    top, bottom = mirror(y0, height), mirror(y0 + 1, height)
+    src = image.astype(np.float32)
+    one = np.float32(1)
+    return (src[top, left] * ((one - wy) * (one - wx)) + src[top, right] * ((one - wy) * wx)
+            + src[bottom, left] * (wy * (one - wx)) + src[bottom, right] * (wy * wx))
 
 
 def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
