@@ -69,13 +69,17 @@ def motion_blur(image: np.ndarray, radius: float, sigma: float, angle_deg: float
     """Blur an HxWxC image along a direction with whole-pixel taps (edges repeat); like the
     reference, taps from the first one that leaves the image onwards are dropped."""
     height, width = image.shape[:2]
-    rows, cols = np.arange(height), np.arange(width)
-    out = np.zeros(image.shape, dtype=np.float64)
+    taps = []
     for dy, dx, weight in motion_taps(radius, sigma, angle_deg):
         if abs(dy) >= height or abs(dx) >= width:
             break
-        out += weight * image[np.clip(rows + dy, 0, height - 1)][:, np.clip(cols + dx, 0,
-                                                                          width - 1)]
+        taps.append((dy, dx, weight))
+    pad_y = max(abs(dy) for dy, _, _ in taps)
+    pad_x = max(abs(dx) for _, dx, _ in taps)
+    padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="edge")
+    out = np.zeros(image.shape, dtype=np.float64)
+    for dy, dx, weight in taps:
+        out += weight * padded[pad_y + dy:pad_y + dy + height, pad_x + dx:pad_x + dx + width]
     return out.astype(np.float32)
 
 
@@ -229,6 +233,98 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarr
     grey = np.clip(0.2 + 0.45 * base + 0.8 * needles, 0.0, 1.0)
     tint = np.array([0.86, 0.93, 1.0], dtype=np.float32)
     return (grey[..., None] * tint).astype(np.float32)
+
+
+# --- OpenCV's image operations as the reference's spatter uses them, on uint8 images ---
+
+CHAMFER_SHIFT = 16  # OpenCV's distance transform works in 1/65536 pixel
+CHAMFER_STEPS = (65536, 91750, 143976)  # 1, 1.4, 2.1969: its 5x5 mask for DIST_L2, fixed point
+CHAMFER_FAR = (2**31 - 1) >> 2  # its initial "infinite" distance
+TAN_22_5 = 13573  # tan(22.5 degrees) in 1/32768, Canny's direction test
+
+
+def _mirror_index(index: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-101 border (OpenCV's default, scipy's 'mirror'): -1 -> 1, size -> size - 2."""
+    period = max(2 * size - 2, 1)
+    index = np.abs(index) % period
+    return np.where(index >= size, period - index, index)
+
+
+def box3_sum(image: np.ndarray) -> np.ndarray:
+    """Sum over each 3x3 neighbourhood with mirrored (reflect-101) edges, in float64 or int64."""
+    padded = np.pad(image, 1, mode="reflect")
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+
+
+def canny(gray: np.ndarray, low: int, high: int) -> np.ndarray:
+    """OpenCV's Canny edges of a uint8 image (3x3 Sobel with repeated edges, L1 gradient
+    magnitude, non-maximum suppression with its fixed-point direction tests, hysteresis over
+    8-connected pixels above `low` that reach one above `high`)."""
+    p = np.pad(gray.astype(np.int64), 1, mode="edge")
+    dx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    dy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    mag = np.abs(dx) + np.abs(dy)
+    m = np.pad(mag, 1)  # magnitudes outside the image count as 0
+    centre = m[1:-1, 1:-1]
+    ax, ay = np.abs(dx), np.abs(dy) << 15
+    tg22 = ax * TAN_22_5
+    horizontal = ay < tg22
+    vertical = ~horizontal & (ay > tg22 + (ax << 16))
+    same_sign = (dx ^ dy) >= 0  # diagonal: down-right when the signs agree, else down-left
+    up_left, up_right = m[:-2, :-2], m[:-2, 2:]
+    down_left, down_right = m[2:, :-2], m[2:, 2:]
+    diagonal = np.where(same_sign, (centre > up_left) & (centre > down_right),
+                        (centre > up_right) & (centre > down_left))
+    peak = np.where(horizontal, (centre > m[1:-1, :-2]) & (centre >= m[1:-1, 2:]),
+                    np.where(vertical, (centre > m[:-2, 1:-1]) & (centre >= m[2:, 1:-1]),
+                             diagonal))
+    candidate = peak & (mag > low)
+    labels, count = ndimage.label(candidate, structure=np.ones((3, 3), dtype=bool))
+    strong = np.zeros(count + 1, dtype=bool)
+    strong[labels[candidate & (mag > high)]] = True
+    strong[0] = False
+    return strong[labels]
+
+
+def chamfer_distance(edges: np.ndarray) -> np.ndarray:
+    """OpenCV's distanceTransform(DIST_L2, mask 5) of the non-edge pixels: the 5x5 chamfer
+    distance (steps 1, 1.4, 2.1969) to the nearest edge pixel, in its fixed-point arithmetic
+    and two raster passes (each row's left/right sweep vectorised as a running minimum)."""
+    a, b, c = CHAMFER_STEPS
+    height, width = edges.shape
+    t = np.full((height + 4, width + 4), CHAMFER_FAR, dtype=np.int64)  # 2-pixel border
+    along = a * np.arange(width, dtype=np.int64)
+    for i in range(2, height + 2):  # forward: rows above and the pixel to the left
+        cols = slice(2, width + 2)
+        cand = np.minimum.reduce([t[i - 2, 1:width + 1] + c, t[i - 2, 3:width + 3] + c,
+                                  t[i - 1, 0:width] + c, t[i - 1, 1:width + 1] + b,
+                                  t[i - 1, cols] + a, t[i - 1, 3:width + 3] + b,
+                                  t[i - 1, 4:width + 4] + c])
+        cand = np.where(edges[i - 2], 0, np.minimum(cand, t[i, 1] + a + along))
+        t[i, cols] = np.minimum.accumulate(cand - along) + along
+    for i in range(height + 1, 1, -1):  # backward: rows below and the pixel to the right
+        cols = slice(2, width + 2)
+        cand = np.minimum.reduce([t[i, cols], t[i + 2, 1:width + 1] + c,
+                                  t[i + 2, 3:width + 3] + c, t[i + 1, 0:width] + c,
+                                  t[i + 1, 1:width + 1] + b, t[i + 1, cols] + a,
+                                  t[i + 1, 3:width + 3] + b, t[i + 1, 4:width + 4] + c])
+        back = along[::-1]
+        swept = np.minimum.accumulate((cand - back)[::-1])[::-1] + back
+        t[i, cols] = np.minimum(swept, t[i, width + 2] + a + back)
+    return (t[2:-2, 2:-2] * np.float32(1.0 / (1 << CHAMFER_SHIFT))).astype(np.float32)
+
+
+def equalize_hist(gray: np.ndarray) -> np.ndarray:
+    """OpenCV's equalizeHist of a uint8 image (lowest level to 0, float32 scale, rounded)."""
+    hist = np.bincount(gray.ravel(), minlength=256)
+    first = int(np.flatnonzero(hist)[0])
+    if hist[first] == gray.size:
+        return np.full_like(gray, first)
+    scale = np.float32(255.0) / np.float32(gray.size - hist[first])
+    lut = np.zeros(256, dtype=np.float32)
+    lut[first + 1:] = np.cumsum(hist[first + 1:]).astype(np.float32) * scale
+    return np.clip(np.rint(lut), 0, 255).astype(np.uint8)[gray]
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
