@@ -36,7 +36,7 @@ RELEASE_ELASTIC = ((244 * 2, 244 * 0.7, 244 * 0.1), (244 * 2, 244 * 0.08, 244 * 
 RELEASE_FROST = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> Image.Image:
     """A scikit-image sample photograph prepared as ImageNet-C's inputs: Resize(256) +
     CenterCrop(224) (torchvision, bilinear with antialiasing, on the PIL image)."""
