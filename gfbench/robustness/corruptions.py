@@ -5,12 +5,17 @@ Every corruption is a pure function ``(image, severity, rng) -> image``: ``image
 uint8 or float in [0, 1], and the result has the same shape and dtype; all randomness comes
 from ``rng`` (a numpy Generator), so ``image_rng`` makes the pixels a function of (seed,
 image, corruption, severity) alone. Parameters per severity are the reference generator's for
-224x224 images (see PARAMETERS). Where the reference needs ImageMagick, OpenCV or photographs
-gfbench approximates, and says so in the docstring: motion_blur and snow use a Gaussian line
-kernel, glass_blur displaces pixels in a vectorised pass instead of a sequential swap loop,
-frost blends a procedural texture, spatter builds its water edges with scipy. Outputs are
-therefore not bit-identical to the released JPEGs, and mCE measured on them is not
-comparable to published numbers.
+224x224 images (see PARAMETERS).
+
+The math follows the reference functions (Hendrycks and Dietterich's, as maintained in the
+``imagecorruptions-imaug`` package) step for step, and each corruption draws its random
+numbers in the reference's order and shapes, so on the same numbers the outputs agree (tests/
+robustness/test_fidelity.py). The OpenCV, scikit-image and ImageMagick steps are restated with
+numpy and scipy (procedural.py). elastic_transform and frost follow the original release
+script instead, which the package changed. frost needs the release's photographs from an
+installed ``imagecorruptions-imaug`` and otherwise blends a procedural texture (frost_source).
+Generated images still differ from the released JPEGs: other random draws, and no 8-bit
+truncation and JPEG encoding; mCE measured on them is not comparable to published numbers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Building blocks of the corruptions: kernels, noise fields, colour space and zoom.
+"""Building blocks of the corruptions: kernels, noise fields, colour space, zoom, the
+reference's glass-blur loop, ImageMagick's motion blur and the OpenCV operations the reference
+uses (Canny, chamfer distance, histogram equalisation, affine warp), restated in numpy/scipy.
 
-Pure numpy/scipy functions on float32 arrays in [0, 1]; randomness comes only from the
-numpy Generator passed in, so a seed fixes every pixel.
+Pure functions; randomness comes only from the numpy Generator (or draws) passed in, so a seed
+fixes every pixel.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class _NumpyWithStream:
 
 
 @contextlib.contextmanager
-def _seeded_package(seed: int) -> Iterator[object]:
+def seeded_package(seed: int) -> Iterator[object]:
     """The reference module with its global draws taken from RandomState(seed); its numba
     glass-blur loop is replaced by the same loop in plain Python (numba has its own generator,
     which nothing outside can line up with)."""
@@ -156,7 +156,7 @@ def reference_output(corruption: str, image: Image.Image, severity: int,
         return release_elastic(image, severity, seed)
     if corruption == "frost":
         return release_frost(image, severity, seed)
-    with _seeded_package(seed) as reference:
+    with seeded_package(seed) as reference:
         function = getattr(reference, corruption)
         if corruption in ("impulse_noise", "glass_blur"):
             return as_float(function(image, severity, seed=seed))
