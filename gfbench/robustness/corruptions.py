@@ -337,8 +337,8 @@ def _elastic_transform(x: np.ndarray, params: tuple, rng: np.random.Generator) -
     published JPEGs: an affine map that jitters three points by up to `affine` pixels (warped as
     OpenCV's warpAffine does, mirrored edges), then a Gaussian-smoothed (sigma) random
     displacement field scaled by alpha (bilinear, reflected edges). The `imagecorruptions`
-    package rewrote this corruption (0.24-0.82 of the release's strength); gfbench does not
-    follow it."""
+    package rewrote this corruption (0.22-0.83 of the release's strength, measured by
+    benchmarks/corruption_fidelity.py); gfbench does not follow it."""
     alpha, sigma, affine = params
     height, width = x.shape[:2]
     centre = np.float32([height // 2, width // 2])  # used as (x, y), as the release does
