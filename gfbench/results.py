@@ -307,6 +307,7 @@ class ResultsWriter:
     def extend(self, rows: Iterable[Any]) -> None:
         """Append (or replace, same keys) several rows, then rewrite both files once."""
         new = {row_key(r): r for r in rows}
+        self.replaced += [row_key(r) for r in self.rows if row_key(r) in new]
         self.rows = [r for r in self.rows if row_key(r) not in new] + list(new.values())
         self.flush()
 

@@ -445,16 +445,24 @@ def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
                         error=message)
 
 
+def _setting_of(row: BreakdownRow) -> tuple:
+    """The (model, resolution, engine, depth) a row belongs to."""
+    return row.name, row.res_h, row.res_w, row.engine, row.depth
+
+
 def run_breakdown(plan: BreakdownPlan,
                   on_done: Callable[[str, tuple[int, int], str], None] | None = None,
                   ) -> list[BreakdownRow]:
-    """Count every (model, resolution, engine) of the plan, writing the file after each.
+    """Count every (model, resolution, engine) of the plan, writing the file after each;
+    returns the plan's rows. Rows of other settings already in the file stay; a setting
+    counted again replaces all of its old rows (a module gone, an error row now counted).
 
     An engine that fails on a setting leaves one row with status "error" and its message.
     """
     provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
                                     else "meta", depth=plan.depth, engines=list(plan.engines))
     writer = ResultsWriter(plan.stem, provenance)
+    counted: list[BreakdownRow] = []
     for name, size in plan.settings:
         for engine in plan.engines:
             try:
@@ -463,12 +471,15 @@ def run_breakdown(plan: BreakdownPlan,
                 raise
             except Exception as exc:  # one engine's failure must not lose the other rows
                 rows = [_failed_row(name, size, engine, plan.depth, exc)]
+            setting = _setting_of(rows[0])
+            writer.rows = [r for r in writer.rows if _setting_of(r) != setting]
             writer.extend(rows)
+            counted += rows
             if on_done:
                 on_done(name, size, engine)
     if not writer.rows:
         writer.flush()
-    return writer.rows
+    return counted
 
 
 # --- the summary a table or a script reads -------------------------------------------------

@@ -12,7 +12,7 @@ from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.measure import breakdown as bd
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.models import create_model
-from gfbench.results import read_rows
+from gfbench.results import BreakdownRow, ResultsWriter, collect_provenance, read_rows
 
 
 def by_group(rows, field="flops"):
@@ -203,3 +203,20 @@ def test_run_writes_a_breakdown_file_and_keeps_going_after_an_engine_fails(tmp_p
     assert [s.engine for s in summary] == ["torch"]
     assert summary[0].flops == by_group([r for r in rows if r.status == "ok"])
     assert 0 < summary[0].mixer_share < 1
+
+
+def test_counting_a_setting_again_replaces_all_its_rows_and_keeps_the_others(tmp_path):
+    def run(models, depth=0):
+        return bd.run_breakdown(bd.plan_breakdown(bd.BreakdownRequest(
+            models=models, resolutions=("112",), depth=depth, out=tmp_path)))
+
+    first = run(("deit-ti", "gfnet-ti"))
+    stale = BreakdownRow(name="deit-ti", res_h=112, res_w=112, tokens=None, engine="torch",
+                         depth=0, module="gone", own=False, group="other", flops=1)
+    ResultsWriter(tmp_path / "breakdown-d0-torch", collect_provenance("breakdown")).extend(
+        [stale])  # a row of an older run whose module no longer exists
+    again = run(("deit-ti",))
+    _, stored = read_rows(tmp_path / "breakdown-d0-torch.json")
+    assert {r.module for r in again} == {bd.MODEL_LABEL} and "gone" not in \
+        {r.module for r in stored}
+    assert sorted(map(repr, stored)) == sorted(map(repr, first))  # gfnet-ti's rows kept
