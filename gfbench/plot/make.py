@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfbench.errors import GfbenchError
+from gfbench.plot.breakdown import breakdown_frame, breakdown_sections
 from gfbench.plot.complexity import (
     SPEED_METRICS,
     X_KINDS,
@@ -282,7 +283,8 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     notes: list[str] = []
     complexity = complexity_frame(loaded.runs_of("complexity"), notes)
     robustness = robustness_frame(loaded.runs_of("robustness"), notes)
-    if complexity.empty and robustness.empty:
+    breakdown = breakdown_frame(loaded.runs_of("breakdown"), notes)
+    if complexity.empty and robustness.empty and breakdown.empty:
         raise NothingToPlotError(f"nothing to plot: no readable gfbench results in "
                                  f"{len(paths)} input(s)" + (f" ({len(loaded.problems)} file(s) "
                                  "skipped)" if loaded.problems else ""), loaded.problems)
@@ -291,6 +293,7 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     with style_context():
         sections = _complexity_sections(complexity, options, pictures, notes)
         sections += _robustness_section(robustness, pictures)
+        sections += breakdown_sections(breakdown, pictures)
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
     reports = write_report(out, f"gfbench report: {loaded.base.name or loaded.base}", sections)
     return PlotReport(out=out, figures=pictures.written, reports=reports,
