@@ -17,7 +17,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,10 @@ def _atomic_write(path: Path, text: str) -> None:
 class ResultsWriter:
     """Keeps a results file pair up to date, one row at a time, resuming from what is there."""
 
-    def __init__(self, stem: Path, provenance: Provenance, resume: bool = False):
+    def __init__(self, stem: Path, provenance: Provenance, resume: bool = False,
+                 summary_of: Callable[[list[Any]], Any] | None = None):
         self.stem = Path(stem)
+        self.summary_of = summary_of  # rows -> the optional top-level "summary" of the JSON
         self.json_path = self.stem.with_suffix(".json")
         self.csv_path = self.stem.with_suffix(".csv")
         self.provenance = provenance
@@ -248,6 +250,8 @@ class ResultsWriter:
             "provenance": dataclasses.asdict(self.provenance),
             "rows": records,
         }
+        if self.summary_of is not None:
+            payload["summary"] = self.summary_of(self.rows)
         _atomic_write(self.json_path, json.dumps(payload, indent=1) + "\n")
         columns = [f.name for f in dataclasses.fields(self.row_type)]
         frame = pd.DataFrame(records, columns=columns)
@@ -288,6 +292,13 @@ def read_rows(path: Path) -> tuple[str, list[Any]]:
         except TypeError as exc:
             raise ResultsFileError(f"{path}: row {i} is malformed ({exc})") from None
     return kind, rows
+
+
+def read_summary(path: Path) -> Any:
+    """The top-level `summary` a results file carries (robustness headline numbers), None when
+    it has none; ResultsFileError when the file is not a gfbench results file."""
+    read_rows(path)
+    return json.loads(Path(path).read_text()).get("summary")
 
 
 def read_results(path: Path) -> tuple[Provenance, pd.DataFrame]:
