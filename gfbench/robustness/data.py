@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
 from gfbench.robustness.corruptions import corrupt, image_rng
-from gfbench.robustness.protocol import TEST_SET_INFO
+from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 CLASS_MAPS = ("imagenet", "folders")
@@ -74,7 +74,7 @@ class Recipe:
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | a TEST_SETS name
+    source: str  # imagenet-c | generated | clean | attack | a EVAL_SETS name
     corruption: str
     severity: int
     samples: list[Sample]
@@ -269,7 +269,7 @@ class EvalSet:
     @property
     def title(self) -> str:
         """How people write its name."""
-        return TEST_SET_INFO[self.name][0]
+        return EVAL_SET_INFO[self.name][0]
 
     @property
     def option(self) -> str:
@@ -283,7 +283,7 @@ class EvalSet:
                 else "<root>/<wnid>/<image>")
 
 
-TEST_SETS: dict[str, EvalSet] = {
+EVAL_SETS: dict[str, EvalSet] = {
     "imagenet-a": EvalSet("imagenet-a", "wnid", "data/imagenet_a_wnids.txt",
                           "Hendrycks et al. 2021, github.com/hendrycks/natural-adv-examples"),
     "imagenet-r": EvalSet("imagenet-r", "wnid", "data/imagenet_r_wnids.txt",
@@ -314,7 +314,7 @@ def read_wnid_list(text: str, where: str) -> tuple[str, ...]:
 @functools.cache
 def eval_set_classes(name: str) -> tuple[int, ...]:
     """The 1000-way class indices a test set is scored on, ascending (its logit columns)."""
-    test_set = TEST_SETS[name]
+    test_set = EVAL_SETS[name]
     if test_set.subset_file is None:
         return tuple(range(len(imagenet_wnids())))
     text = resources.files("gfbench").joinpath(test_set.subset_file).read_text()
@@ -332,7 +332,7 @@ def eval_set_labels(root: Path, name: str) -> dict[str, int]:
     position of a wnid, or the number itself for ImageNetV2's 0..999 folders (never the sorted
     position of the folders present). DataError, naming what was expected, when a folder does
     not fit the layout or the set's classes, or when there are no images."""
-    test_set = TEST_SETS[name]
+    test_set = EVAL_SETS[name]
     root = require_folder(root, test_set.option)
     names = [f.name for f in class_folders(root) if list_images(f)]
     if not names:

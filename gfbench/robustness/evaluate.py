@@ -36,7 +36,7 @@ from gfbench.robustness import distributed as dd
 from gfbench.robustness.attacks import AttackSpec, PixelSpaceModel, attack_spec, run_attack
 from gfbench.robustness.data import (
     CLASS_MAPS,
-    TEST_SETS,
+    EVAL_SETS,
     Part,
     PartsDataset,
     Recipe,
@@ -98,7 +98,7 @@ class RobustnessConfig:
     seed: int = 0
     class_map: str = "imagenet"
     resume: bool = True
-    test_sets: dict[str, Path] = field(default_factory=dict)  # TEST_SETS name -> its folder
+    test_sets: dict[str, Path] = field(default_factory=dict)  # EVAL_SETS name -> its folder
 
 
 @dataclass
@@ -371,11 +371,11 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError("--attack needs --clean (an ImageNet val folder to attack)")
     for attack in config.attacks:
         attack_spec(attack)
-    unknown = [name for name in config.test_sets if name not in TEST_SETS]
+    unknown = [name for name in config.test_sets if name not in EVAL_SETS]
     if unknown:
-        raise GfbenchError(f"unknown test set {', '.join(unknown)}; known: {', '.join(TEST_SETS)}")
+        raise GfbenchError(f"unknown test set {', '.join(unknown)}; known: {', '.join(EVAL_SETS)}")
     if config.test_sets and config.class_map != "imagenet":
-        options = ", ".join(TEST_SETS[n].option for n in config.test_sets)
+        options = ", ".join(EVAL_SETS[n].option for n in config.test_sets)
         raise GfbenchError(f"{options} score ImageNet-1k classes: use --class-map imagenet")
     if (config.data is None and config.generate_from is None and config.clean is None
             and not config.test_sets):
@@ -410,9 +410,10 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
         options.append("--generate-from")
     labels = _labels_for(roots, config.class_map, bundle.num_classes, options) if roots else {}
     if config.test_sets and bundle.num_classes != IMAGENET_CLASSES:
-        names = ", ".join(TEST_SETS[n].option for n in config.test_sets)
+        names = ", ".join(EVAL_SETS[n].option for n in config.test_sets)
         raise CheckpointError(
-            f"the model outputs {bundle.num_classes} classes but {names} need ImageNet-1k's "
+            f"the model outputs {bundle.num_classes} classes but {names} "
+            f"{'is' if len(config.test_sets) == 1 else 'are'} scored on ImageNet-1k's "
             f"{IMAGENET_CLASSES} logits (ImageNet-A/R keep 200 of them); check --ckpt/--model")
 
     size, interp = bundle.input_size, bundle.interpolation
@@ -434,10 +435,10 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
-    for name in [n for n in TEST_SETS if n in config.test_sets]:
+    for name in [n for n in EVAL_SETS if n in config.test_sets]:
         folder = config.test_sets[name]
         samples = scan_classes(folder, eval_set_labels(folder, name), config.limit)
-        subset = TEST_SETS[name].subset_file is not None
+        subset = EVAL_SETS[name].subset_file is not None
         parts.append(Part(name, name, 0, samples, eval_recipe,
                           classes=eval_set_classes(name) if subset else None))
     return parts
@@ -484,7 +485,7 @@ def run_settings(config: RobustnessConfig, bundle: ModelBundle) -> dict[str, obj
 def data_folders(config: RobustnessConfig) -> dict[str, str | None]:
     """The folder of every data option (None when not given): each only adds its own parts."""
     given = {"data": config.data, "clean": config.clean, "generate_from": config.generate_from,
-             **{name: config.test_sets.get(name) for name in TEST_SETS}}
+             **{name: config.test_sets.get(name) for name in EVAL_SETS}}
     return {k: None if v is None else str(Path(v).resolve()) for k, v in given.items()}
 
 

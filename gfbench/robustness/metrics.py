@@ -21,9 +21,9 @@ from gfbench.robustness.protocol import (
     ALEXNET_ERROR,
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
+    EVAL_SET_INFO,
     GROUPS,
     SEVERITIES,
-    TEST_SET_INFO,
     group_of,
 )
 
@@ -144,7 +144,7 @@ def eval_set_table(rows: pd.DataFrame) -> pd.DataFrame:
     columns = ["test_set", "title", "images", "unreadable", "released_images", "complete",
                "error_top1_pct", "error_top5_pct", "accuracy_top1_pct"]
     records = []
-    for name, (title, released) in TEST_SET_INFO.items():
+    for name, (title, released) in EVAL_SET_INFO.items():
         if rows.empty or name not in set(rows["source"]):
             continue
         row = rows[rows["source"] == name].iloc[-1]

@@ -44,7 +44,7 @@ ALEXNET_CLEAN_ERROR = 0.4345  # secondary source; used only for relative mCE
 # The other standard test sets: row source -> (name as written, images in the release).
 # Image counts from the authors' releases (ImageNet-A, -R: Hendrycks et al.; ImageNet-Sketch:
 # Wang et al. 2019; ImageNetV2: Recht et al. 2019, each of its three variants).
-TEST_SET_INFO: dict[str, tuple[str, int]] = {
+EVAL_SET_INFO: dict[str, tuple[str, int]] = {
     "imagenet-a": ("ImageNet-A", 7500),
     "imagenet-r": ("ImageNet-R", 30000),
     "imagenet-sketch": ("ImageNet-Sketch", 50889),
