@@ -33,7 +33,13 @@ from gfbench.results import (
     read_rows,
 )
 from gfbench.robustness import distributed as dd
-from gfbench.robustness.attacks import AttackSpec, PixelSpaceModel, attack_spec, run_attack
+from gfbench.robustness.attacks import (
+    FP16_LOSS_SCALE,
+    AttackSpec,
+    PixelSpaceModel,
+    attack_spec,
+    run_attack,
+)
 from gfbench.robustness.data import (
     CLASS_MAPS,
     EVAL_SETS,
@@ -212,7 +218,8 @@ def _attacked_logits(pixel_model: PixelSpaceModel, spec: AttackSpec, pixels_u8: 
     """Logits of the attacked versions of a uint8 batch (attack in [0, 1] pixel space)."""
     pixels = pixels_u8.float().div_(255.0)
     with _autocast(device, precision):
-        attacked = run_attack(spec, pixel_model, pixels, labels, seed, ids.tolist())
+        scale = FP16_LOSS_SCALE if precision == "fp16" else 1.0  # no underflow in half
+        attacked = run_attack(spec, pixel_model, pixels, labels, seed, ids.tolist(), scale)
         with torch.no_grad():
             return pixel_model(attacked).float()
 
