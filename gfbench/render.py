@@ -339,9 +339,10 @@ def print_interrupted(rows_kept: int, json_path, argv) -> None:
     command = [a for a in argv if a != "--no-resume"]
     if command and command[0].endswith(("gfbench", "__main__.py")):
         command[0] = "gfbench"
-    where = f" in {json_path}" if json_path else ""
-    err_console.print(f"[yellow]interrupted:[/] {rows_kept} rows kept{where}; resume with: "
-                      f"{shlex.join(command)}", highlight=False, soft_wrap=True)
+    kept = (f"{rows_kept} rows kept in {json_path}; resume with" if rows_kept
+            else "no rows were written; run again with")
+    err_console.print(f"[yellow]interrupted:[/] {kept}: {shlex.join(command)}",
+                      highlight=False, soft_wrap=True)
 
 
 def _mce_label(summary) -> str:

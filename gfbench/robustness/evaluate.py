@@ -649,8 +649,11 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     except (GfbenchError, dd.PeerFailed):
         raise
     except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line
-        kept = f"; {len(writer.rows)} rows kept in {writer.json_path}" if writer else ""
-        raise GfbenchError(f"evaluation stopped by {type(exc).__name__}: "
+        kept = "" if writer is None else (f"; {len(writer.rows)} rows kept in "
+                                          f"{writer.json_path}" if writer.rows
+                                          else "; no rows were written")
+        rank = f"rank {context.rank} of {context.world_size}: " if context.distributed else ""
+        raise GfbenchError(f"{rank}evaluation stopped by {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}{kept}; the same "
                            "command resumes") from exc
     seconds = time.perf_counter() - started
