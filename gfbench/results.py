@@ -122,6 +122,7 @@ class RobustnessRow:
     eps: float | None = None  # attack budget in [0,1] pixel units
     precision: str = "fp32"
     device: str = "cpu"
+    checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 

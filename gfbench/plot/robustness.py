@@ -55,10 +55,19 @@ def variant_marker(base: str, index: int) -> str:
     return MARKERS[(MARKERS.index(base) + index) % len(MARKERS)]
 
 
-def checkpoint_name(path: str, paths_by_name: dict[str, set[str]]) -> str:
-    """A checkpoint's file name, or its whole path when another checkpoint has that name."""
+def checkpoint_name(path: str, paths_by_name: dict[str, set[str]], ident: str | None = None
+                    ) -> str:
+    """A checkpoint's file name, or its whole path (or `ident`, path and content hash) when
+    another checkpoint has that name."""
     name = Path(path).name
-    return name if len(paths_by_name[name]) == 1 else path
+    return name if len(paths_by_name[name]) == 1 else (ident or path)
+
+
+def checkpoint_id(summary: RobustnessSummary) -> str:
+    """A checkpoint as the figures tell it apart: its name, with 8 hex digits of its content
+    hash when the rows carry one (two different best.pth are two entries)."""
+    sha = summary.checkpoint_sha256
+    return f"{summary.checkpoint}@{sha[:8]}" if sha else summary.checkpoint
 
 
 def _variant_suffix(values: dict[str, str], varying: set[str]) -> str:
@@ -75,16 +84,19 @@ def entries_of(frame: pd.DataFrame) -> list[Entry]:
     found = []
     for (precision, device), rows in frame.groupby(["precision", "device"], sort=True):
         for summary in summarize(rows):
+            sha = rows["checkpoint_sha256"].fillna("").astype(str) if (
+                "checkpoint_sha256" in rows) else pd.Series("", index=rows.index)
             corrupted = with_errors(rows[(rows["model"] == summary.model)
                                          & (rows["checkpoint"] == summary.checkpoint)
+                                         & (sha == summary.checkpoint_sha256)
                                          & (rows["source"] == summary.source)])
             found.append((summary, str(precision), str(device),
                           corrupted[["corruption", "severity", "error_top1_pct"]]))
     paths_by_name: dict[str, set[str]] = {}
     for summary, *_ in found:
-        paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(summary.checkpoint)
-    keys = [{"model": s.model, "checkpoint": s.checkpoint, "source": s.source,
-             "checkpoint_name": checkpoint_name(s.checkpoint, paths_by_name),
+        paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(checkpoint_id(summary))
+    keys = [{"model": s.model, "checkpoint": checkpoint_id(s), "source": s.source,
+             "checkpoint_name": checkpoint_name(s.checkpoint, paths_by_name, checkpoint_id(s)),
              "precision": p, "device": d}
             for s, p, d, _ in found]
     entries = []

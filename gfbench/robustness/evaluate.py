@@ -489,6 +489,9 @@ def run_settings(config: RobustnessConfig, bundle: ModelBundle) -> dict[str, obj
     }
 
 
+FOLDER_SETTINGS = ("data", "clean", "generate_from", *EVAL_SETS)
+
+
 def data_folders(config: RobustnessConfig) -> dict[str, str | None]:
     """The folder of every data option (None when not given): each only adds its own parts."""
     given = {"data": config.data, "clean": config.clean, "generate_from": config.generate_from,
@@ -521,7 +524,7 @@ def resumable_settings(json_path: Path, settings: dict[str, object], checkpoint_
             f"{json_path} holds another checkpoint's rows (sha256 {previous_sha[:12]} vs "
             f"{checkpoint_sha[:12]}): use another --out")
     previous = provenance.extra.get("settings") or {}
-    optional = set(data_folders(RobustnessConfig(checkpoint=Path())))
+    optional = set(FOLDER_SETTINGS)
     clashes = [f"{k} {previous[k]!r} vs {v!r}" for k, v in settings.items()
                if k in previous and previous[k] != v
                and not (k in optional and (previous[k] is None or v is None))]
@@ -534,7 +537,7 @@ def resumable_settings(json_path: Path, settings: dict[str, object], checkpoint_
 
 
 def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, int],
-         config: RobustnessConfig, device: torch.device) -> RobustnessRow:
+         config: RobustnessConfig, device: torch.device, checkpoint_sha: str) -> RobustnessRow:
     """The results row of a finished part."""
     images = counts["images"]
     eps = attack_spec(part.corruption).eps if part.source == "attack" else None
@@ -546,6 +549,7 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         error_top1=1 - counts["correct_top1"] / images if images else None,
         error_top5=1 - counts["correct_top5"] / images if images else None,
         eps=eps, precision=config.precision, device=device.type,
+        checkpoint_sha256=checkpoint_sha,
     )
 
 
@@ -638,7 +642,8 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
                 precision=config.precision, batch_size=config.batch_size,
                 workers=config.workers, seed=config.seed, context=context, progress=progress):
             evaluated += counts["images"] + counts["unreadable"]
-            row = _row(bundle, config.checkpoint, todo[index], counts, config, device)
+            row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
+                       checkpoint_sha)
             if writer is not None:
                 writer.add(row)
             if progress is not None:

@@ -52,6 +52,7 @@ class RobustnessSummary:
     mean_error_corruptions: int = 0
     unreadable: int = 0  # failed image reads, summed over the clean row and this source's parts
     missing: list[str] = field(default_factory=list)  # benchmark "corruption/severity" absent
+    checkpoint_sha256: str = ""  # the checkpoint's content hash ("" in files made before it)
 
     @property
     def complete(self) -> bool:
@@ -166,8 +167,8 @@ def missing_parts(rows: pd.DataFrame) -> list[str]:
     return [f"{c}/{s}" for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES if (c, s) not in have]
 
 
-def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
-                  ) -> RobustnessSummary:
+def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
+                  checkpoint_sha256: str = "") -> RobustnessSummary:
     """The summary of one model's rows for one corruption source (clean/attack rows shared)."""
     rows = with_errors(rows)
     clean = rows[rows["source"] == "clean"]
@@ -193,16 +194,23 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
         mean_error_corruptions=len(benchmark),
         unreadable=int(read["unreadable"].sum()),
         missing=missing_parts(corrupted) if source in CORRUPTION_SOURCES else [],
+        checkpoint_sha256=checkpoint_sha256,
     )
 
 
 def summarize(frame: pd.DataFrame) -> list[RobustnessSummary]:
     """One summary per (model, checkpoint, corruption source) in a frame of robustness rows;
     a model with only clean and attack rows gets one summary of source 'clean'."""
+    frame = frame.copy()
+    if "checkpoint_sha256" not in frame:
+        frame["checkpoint_sha256"] = ""
+    frame["checkpoint_sha256"] = frame["checkpoint_sha256"].fillna("").astype(str)
     summaries = []
-    for (model, checkpoint), rows in frame.groupby(["model", "checkpoint"], sort=False):
+    for (model, checkpoint, sha), rows in frame.groupby(
+            ["model", "checkpoint", "checkpoint_sha256"], sort=False):
         sources = [s for s in CORRUPTION_SOURCES if s in set(rows["source"])] or ["clean"]
-        summaries += [summarize_one(rows, str(model), str(checkpoint), s) for s in sources]
+        summaries += [summarize_one(rows, str(model), str(checkpoint), s, str(sha))
+                      for s in sources]
     return summaries
 
 
@@ -247,7 +255,8 @@ def summary_records(summaries: list[RobustnessSummary]) -> list[dict]:
     records = []
     for s in summaries:
         records.append({
-            "model": s.model, "checkpoint": s.checkpoint, "source": s.source,
+            "model": s.model, "checkpoint": s.checkpoint,
+            "checkpoint_sha256": s.checkpoint_sha256, "source": s.source,
             "clean_error_top1_pct": s.clean_error_top1_pct,
             "clean_error_top5_pct": s.clean_error_top5_pct,
             "mce_pct": s.mce_pct, "relative_mce_pct": s.relative_mce_pct,

@@ -188,3 +188,18 @@ def test_summary_draws_the_other_test_sets_and_zero_accuracy_from_zero(tmp_path)
     assert [t.get_text() for t in attack.texts] == ["0.0"]  # the value is written
     for ax in figure.figure.axes:
         assert ax.get_ylim()[0] == 0.0
+
+
+def test_two_checkpoints_with_one_file_name_are_two_entries(tmp_path):
+    first = [dataclasses.replace(r, checkpoint="best.pth", checkpoint_sha256="a" * 64)
+             for r in robustness_rows("gfnet-s", 0.20)]
+    second = [dataclasses.replace(r, checkpoint="best.pth", checkpoint_sha256="b" * 64)
+              for r in robustness_rows("gfnet-s", 0.30)]
+    write_robustness(tmp_path / "one", first)
+    write_robustness(tmp_path / "two", second)
+    notes = []
+    found = entries_of(robustness_frame(load_results([tmp_path]).runs, notes))
+    assert notes == []  # neither file's rows replace the other's
+    assert [e.label for e in found] == ["gfnet-s (best.pth@aaaaaaaa)",
+                                        "gfnet-s (best.pth@bbbbbbbb)"]
+    assert [e.summary.clean_error_top1_pct for e in found] == pytest.approx([20.0, 30.0])

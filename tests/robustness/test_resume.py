@@ -2,6 +2,7 @@
 as an uninterrupted run, and results are keyed by the checkpoint's content and the settings
 (never by its file name alone), so no run reports or deletes another's rows."""
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -91,7 +92,9 @@ def test_a_different_checkpoint_with_the_same_file_name_is_not_resumed(config, t
     torch.save(bundle.module.state_dict(), checkpoint)
     one = replace(config, checkpoint=checkpoint, corruptions=("fog",), severities=(1,))
     first = run_robustness(one, bundle=bundle)
-    assert first.checkpoint_sha256 == file_sha256(checkpoint)
+    truth = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert first.checkpoint_sha256 == file_sha256(checkpoint, chunk=7) == truth  # streamed
+    assert {r.checkpoint_sha256 for r in first.rows} == {truth}
     assert first.json_path.name.startswith("robustness-oracle-best-")
     checkpoint.write_bytes(checkpoint.read_bytes() + b"another training run")
     second = run_robustness(one, bundle=oracle_bundle())
