@@ -1,9 +1,11 @@
-"""Evaluate a checkpoint on ImageNet-C, in-memory corruptions, clean val and FGSM/PGD.
+"""Evaluate a checkpoint on ImageNet-C, in-memory corruptions, clean val, FGSM/PGD and the
+other standard test sets (ImageNet-A, -R, -Sketch, V2).
 
 The core (``evaluate_parts``) takes an nn.Module, its mean/std and a list of parts, and yields
 integer counts per part as soon as the part is done; ``run_robustness`` is the thin layer that
-loads the checkpoint, plans the parts from the options, writes one row per finished part
-(resuming from what a previous run left) and joins torchrun's process group when there is one.
+loads the checkpoint, plans the parts from the options, writes one row per finished part to
+a file keyed by the checkpoint's content and the settings (resuming from what a previous run
+left) and joins torchrun's process group when there is one.
 """
 
 from __future__ import annotations
@@ -609,8 +611,10 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
     failed = False
     try:
         return _run(config, context, progress if context.is_main else None, bundle)
-    except BaseException:
+    except BaseException as exc:
         failed = True
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+            raise RunInterrupted(0, None) from None  # before any row: nothing kept
         raise
     finally:
         if not (failed and context.distributed):  # a peer may never reach the exit barrier
