@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError
 from gfbench.results import (
     ResultsWriter,
     RobustnessRow,
+    check_output_folder,
     collect_provenance,
     read_results,
-    read_rows,
 )
 from gfbench.robustness import distributed as dd
 from gfbench.robustness.attacks import (
@@ -353,19 +352,10 @@ def check_out_folder(out: Path) -> Path:
     """--out as a folder the results can be written to (made when absent); GfbenchError in one
     line when it is a file, is named like one, cannot be made or cannot be written to."""
     out = Path(out)
-    if out.suffix.lower() in (".json", ".csv"):
+    if out.suffix.lower() in (".json", ".csv") and not out.is_dir():
         raise GfbenchError(f"--out {out}: expected a folder, not a file name (the files inside "
                            "are named robustness-<model>-<checkpoint>-<key>.json and .csv)")
-    if out.exists() and not out.is_dir():
-        raise GfbenchError(f"--out {out}: is an existing file, expected a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise GfbenchError(f"--out {out}: not a writable folder ({exc.strerror or exc})"
-                           ) from None
-    return out
+    return check_output_folder(out)
 
 
 def check_config(config: RobustnessConfig) -> None:
@@ -558,22 +548,15 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
 def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.device,
                  context: dd.DistContext, notes: list[str], checkpoint_sha: str
                  ) -> ResultsWriter:
-    """The results writer (rank 0): the file keyed by checkpoint content and settings, resumed
-    when it exists; never one that would drop rows already written."""
+    """The results writer (rank 0): the file keyed by checkpoint content and settings; rows
+    already in it are kept (ResultsWriter never drops rows)."""
     settings = run_settings(config, bundle)
     stem = results_stem(config.out or DEFAULT_OUT, bundle.name, config.checkpoint,
                         results_key(checkpoint_sha, settings))
     json_path = stem.with_suffix(".json")
     settings = {**settings, **data_folders(config)}
-    if json_path.exists():
-        if not config.resume:
-            _, old_rows = read_rows(json_path)
-            if old_rows:
-                raise ResultsFileError(
-                    f"{json_path} already holds {len(old_rows)} rows and --no-resume would "
-                    "replace them: move the file away, or choose another --out")
-        else:
-            settings = resumable_settings(json_path, settings, checkpoint_sha)
+    if json_path.exists():  # its rows are kept (--no-resume evaluates their parts again)
+        settings = resumable_settings(json_path, settings, checkpoint_sha)
     provenance = collect_provenance(
         "robustness", device=str(device), settings=settings, world_size=context.world_size,
         checkpoint_path=str(Path(config.checkpoint).resolve()), checkpoint_sha256=checkpoint_sha,
@@ -581,7 +564,7 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
                                    if config.class_map == "imagenet"
                                    else "sorted class folder names"),
     )
-    return ResultsWriter(stem, provenance, resume=config.resume, summary_of=summary_payload)
+    return ResultsWriter(stem, provenance, summary_of=summary_payload)
 
 
 def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
@@ -592,7 +575,7 @@ def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run: what was kept and where, for the one line the CLI prints."""
 
-    def __init__(self, rows_kept: int, json_path: Path | None):
+    def __init__(self, rows_kept: int, json_path: Path):
         super().__init__(f"{rows_kept} rows kept in {json_path}")
         self.rows_kept = rows_kept
         self.json_path = json_path
@@ -614,7 +597,7 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
     except BaseException as exc:
         failed = True
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
-            raise RunInterrupted(0, None) from None  # before any row: nothing kept
+            raise RunInterrupted(0, config.out or DEFAULT_OUT) from None  # before any row
         raise
     finally:
         if not (failed and context.distributed):  # a peer may never reach the exit barrier
@@ -631,7 +614,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     notes = [GENERATED_NOTE] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha), context)
-    done = writer.done() if writer else set()
+    done = writer.done() if writer and config.resume else set()
     key = (bundle.name, Path(config.checkpoint).name)
     todo_flags = [(*key, p.source, p.corruption, p.severity) not in done for p in parts]
     todo_flags = dd.broadcast_from_main(todo_flags, context)
@@ -654,7 +637,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
                 progress.finish(index, row)
     except KeyboardInterrupt:
         raise RunInterrupted(len(writer.rows) if writer else 0,
-                             writer.json_path if writer else None) from None
+                             writer.json_path if writer else config.out or DEFAULT_OUT) from None
     except (GfbenchError, dd.PeerFailed):
         raise
     except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line

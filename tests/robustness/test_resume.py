@@ -78,10 +78,13 @@ def test_other_settings_get_their_own_file_and_no_rows_are_deleted(config):
     assert limited.json_path != first.json_path and limited.resumed == []
     assert {r.images for r in limited.rows} == {2}
     assert len(read_results(first.json_path)[1]) == 1 + 5  # clean + fog x 5, untouched
-    with pytest.raises(ResultsFileError, match="already holds 6 rows and --no-resume"):
-        run_robustness(replace(config, corruptions=("fog",), resume=False),
-                       bundle=oracle_bundle())
-    assert len(read_results(first.json_path)[1]) == 6
+    again = run_robustness(replace(config, corruptions=("defocus_blur",), resume=False),
+                           bundle=oracle_bundle())  # evaluates its parts again, keeps fog's
+    assert again.json_path == first.json_path and again.resumed == []
+    assert again.evaluated_images == 4 * (1 + 5)
+    kept = read_results(first.json_path)[1]
+    assert sorted(set(kept["corruption"])) == ["clean", "defocus_blur", "fog"]
+    assert len(kept) == 1 + 5 + 5
 
 
 def test_a_different_checkpoint_with_the_same_file_name_is_not_resumed(config, tmp_path):
@@ -123,8 +126,8 @@ def test_the_results_file_carries_the_summary(config):
 
 
 @pytest.mark.parametrize("make, fragment", [
-    (lambda tmp: tmp / "file.txt", "is an existing file, expected a folder"),
-    (lambda tmp: Path("/proc/gfbench-x"), "not a writable folder"),
+    (lambda tmp: tmp / "file.txt", "is a file, not a folder"),
+    (lambda tmp: Path("/proc/gfbench-x"), "cannot write there"),
     (lambda tmp: tmp / "runs" / "rob.json", "expected a folder, not a file name"),
 ])
 def test_out_is_checked_before_any_work(make, fragment, tmp_path):

@@ -92,7 +92,7 @@ def test_ctrl_c_prints_what_is_kept_and_how_to_resume(vit, tmp_path, monkeypatch
         "--workers", "0", "--device", "cpu", "--out", tmp_path / "o", "--no-resume")
     assert code == 130 and "Traceback" not in out + err
     (path,) = (tmp_path / "o").glob("*.json")
-    assert err == (f"interrupted: 1 rows kept in {path}; resume with: gfbench robustness "
+    assert err == (f"interrupted: 1 row(s) kept in {path}; resume with: gfbench robustness "
                    f"--ckpt {vit} --model test_vit --data {folders} --corruptions fog "
                    f"--severities 1,2 --class-map folders --workers 0 --device cpu --out "
                    f"{tmp_path / 'o'}")
@@ -130,9 +130,9 @@ def bad_inputs(tmp_path, vit):
         (["--ckpt", vit, "--imagenet-v2", data / "fog" / "1", *fog],
          "are not class indices 0..999"),
         (["--ckpt", vit, "--data", data, "--out", tmp_path / "junk.pth", *fog],
-         "is an existing file, expected a folder"),
+         "is a file, not a folder"),
         (["--ckpt", vit, "--data", data, "--out", "/proc/gfbench-x", *fog],
-         "not a writable folder"),
+         "cannot write there"),
     ]
 
 
