@@ -610,7 +610,8 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     device = resolve_device(config.device, context)
     bundle = bundle or load_bundle(config.checkpoint, config.model)
     parts = plan_parts(config, bundle)
-    checkpoint_sha = checkpoint_sha256(config.checkpoint, bundle.module)
+    checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
+        lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
     notes = [GENERATED_NOTE] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha), context)
