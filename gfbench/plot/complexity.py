@@ -82,6 +82,9 @@ class FitRecord:
     r2: float
     fit_points: int
     estimated_oom_points: int
+    k_low: float = math.nan  # the k the p10–p90 bands allow (timed panels)
+    k_high: float = math.nan
+    noisy: str = ""  # why the timings cannot fix k; the legend then shows no k
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,16 @@ def exponent_text(k: float) -> str:
 
 
 def _k_text(fit: PowerLawFit | None) -> str:
-    """The exponent as the legend shows it (mathtext superscript), or why there is none."""
-    return f"∝N$^{{{exponent_text(fit.k)}}}$" if fit is not None else "(k: <2 points)"
+    """The exponent as the legend shows it (mathtext superscript) with its p10–p90 range,
+    or why there is none."""
+    if fit is None:
+        return "(k: <2 points)"
+    if fit.noisy:
+        return "(k: noisy)"
+    shown = f"∝N$^{{{exponent_text(fit.k)}}}$"
+    if math.isfinite(fit.k_low):
+        shown += f" [{exponent_text(fit.k_low)}–{exponent_text(fit.k_high)}]"
+    return shown
 
 
 @dataclass(frozen=True)
@@ -191,7 +202,9 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
     y = drawn[metric.column].to_numpy(dtype=float) * metric.scale
     tokens = drawn["tokens"].to_numpy(dtype=float)
     tail = larger_half(tokens)
-    fitted = fit_exponent(tokens, y)
+    low, high = ((drawn[c].to_numpy(dtype=float) * metric.scale for c in metric.band)
+                 if metric.band and not metric.counted else (None, None))
+    fitted = fit_exponent(tokens, y, low, high, measured=not metric.counted)
     fit = fitted if math.isfinite(fitted.k) else None
     ax.plot(x, y, color=curve.colour, marker=curve.marker, label=f"{curve.label}  {_k_text(fit)}",
             gid=f"data|{curve.label}|{metric.key}")
@@ -200,16 +213,16 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
         ax.fill_between(x, low, high, color=curve.colour, alpha=0.2, linewidth=0,
                         gid=f"band|{curve.label}|{metric.key}")
     oom = rows[rows["status"] == "oom"] if not metric.counted else rows.iloc[0:0]
-    if not oom.empty and fit is not None:
+    if not oom.empty and fit is not None and not fit.noisy:
         _plot_estimate(ax, curve, metric, x_kind, drawn, oom, fit)
     elif not oom.empty:
         marks = blended_transform_factory(ax.transData, ax.transAxes)
         ax.plot(x_values(oom, x_kind), np.zeros(len(oom)), transform=marks, linestyle="none",
                 marker="x", color=curve.colour, clip_on=False,
                 gid=f"oom|{curve.label}|{metric.key}")
+    trusted = fit is not None and not fit.noisy
     return Drawn(fit=fit, fit_points=int(tail.sum()), oom_points=len(oom),
-                 estimate=not oom.empty and fit is not None,
-                 oom_unfitted=not oom.empty and fit is None)
+                 estimate=not oom.empty and trusted, oom_unfitted=not oom.empty and not trusted)
 
 
 def _plot_estimate(ax: Axes, curve: Curve, metric: Metric, x_kind: str, drawn: pd.DataFrame,
@@ -264,7 +277,7 @@ def _legend(ax: Axes, room: Axes, drawn: Sequence[Drawn]) -> None:
         labels.append("estimate from the fit (OOM)")
     if any(d.oom_unfitted for d in drawn):
         handles.append(Line2D([], [], color=NEUTRAL_GREY, linestyle="none", marker="x"))
-        labels.append("out of memory (too few points to fit)")
+        labels.append("out of memory (no fit to extrapolate)")
     legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0),
                        bbox_transform=room.transAxes, frameon=False, borderaxespad=0.0)
     legend.set_in_layout(False)  # the empty axes below reserves its room
@@ -336,11 +349,14 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
     fig = new_figure(4.2 * max(len(metrics), 1), 4.2 + legend_height)
     grid = fig.subplots(2, len(metrics), squeeze=False, height_ratios=[3.0, legend_height])
     fits: list[FitRecord] = []
+    every_drawn: list[Drawn] = []
     for ax, room, metric in zip(grid[0], grid[1], metrics, strict=True):
         drawn = [_plot_curve(ax, curve, metric, x_kind) for curve in curves]
+        every_drawn.extend(drawn)
         fits.extend(FitRecord(subject=subject, setting=setting, curve=curve.label,
                               metric=metric.key, k=d.fit.k, a=d.fit.a, r2=d.fit.r2,
-                              fit_points=d.fit_points, estimated_oom_points=d.oom_points)
+                              fit_points=d.fit_points, estimated_oom_points=d.oom_points,
+                              k_low=d.fit.k_low, k_high=d.fit.k_high, noisy=d.fit.noisy)
                     for curve, d in zip(curves, drawn, strict=True) if d.fit is not None)
         if log:
             ax.set_xscale("log")
@@ -362,6 +378,11 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
     title = f"{what} · {setting.title()}" + (" · log-log" if log else "")
     fig.suptitle(title, fontweight="bold")
     notes = ["k: exponent fitted on the larger half of N, cost ∝ N$^k$"]
+    fitted = [d.fit for d in every_drawn if d.fit is not None]
+    if any(not f.noisy and math.isfinite(f.k_low) for f in fitted):
+        notes.append("[ ]: the k the p10–p90 bands allow")
+    if any(f.noisy for f in fitted):
+        notes.append("noisy: the timings cannot fix k")
     if any((line.get_gid() or "").startswith("estimate|") for ax in grid[0] for line in ax.lines):
         notes.append("dotted, hollow: estimated from the fit where the run went out of memory")
     if any((c.get_gid() or "").startswith("band|") for ax in grid[0]

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from plot_synthetic import GPU, gpu_rows, model_row, write_complexity
+from plot_synthetic import GPU, RESOLUTIONS, gpu_rows, model_row, write_complexity
 
 from gfbench.measure.scaling import fit_exponent
 from gfbench.plot.complexity import METRICS, complexity_figure, token_label
@@ -205,3 +205,19 @@ def test_every_setting_gets_its_own_figure_with_the_setting_in_its_title(tmp_pat
     with style_context():
         title = complexity_figure(*groups[0]).title
     assert f"{GPU} · batch 8 · bf16" in title
+
+
+def test_noisy_timings_get_no_exponent_no_estimate_and_say_why(tmp_path):
+    rows = [model_row("gfnet-xs", res) for res in RESOLUTIONS[:3]]
+    rows += [model_row("deit-s", 224), model_row("deit-s", 320), model_row("deit-s", 448),
+             model_row("deit-s", 576, oom=True)]
+    for row in rows[3:6]:  # deit-s: repeats spread ±40%, too wide to fix k
+        row.latency_ms_p10, row.latency_ms_p90 = 0.6 * row.latency_ms_p50, 1.4 * row.latency_ms_p50
+    figure = _figure(_frame(tmp_path, rows))
+    latency = _panels(figure)["latency"]
+    texts = " ".join(t.get_text() for t in latency.get_legend().get_texts())
+    assert "deit-s  (k: noisy)" in texts and re.search(r"gfnet-xs  ∝N\$\^\{[\d.]+\}\$ \[", texts)
+    assert _gid(latency, "estimate") == {} and "deit-s" in _gid(latency, "oom")
+    record = next(f for f in figure.fits if (f.curve, f.metric) == ("deit-s", "latency"))
+    assert record.noisy.startswith("noisy: p10–p90 allow k ")
+    assert "noisy: the timings cannot fix k" in figure.figure.get_supxlabel()
