@@ -11,7 +11,9 @@ other jobs, load average ~3.7, so less on an idle one):
    and saves {"model": state_dict} in <work>/;
 3. runs the real CLI in a subprocess: `gfbench robustness` on the val split, every one of the
    15 ImageNet-C corruptions x 5 severities generated in memory, clean error and FGSM/PGD,
-   writing <out>.json/.csv; then `gfbench plot` on that file;
+   writing <out>/robustness-test_vit-<checkpoint>-<key>.json/.csv (key: a hash of the
+   checkpoint's content and the settings, so a re-run with the same checkpoint resumes and
+   evaluates nothing); then `gfbench plot` on that file;
 4. prints the commands it ran and the headline numbers read back from the results file.
 
 The numbers describe a toy model on toy data: its CE/mCE are normalised by AlexNet's ImageNet-C
@@ -265,13 +267,20 @@ def robustness_command(config: DemoConfig, checkpoint: Path, val: Path) -> list[
             "--generate-from", str(val), "--clean", str(val), "--class-map", "folders",
             "--corruptions", "default", "--severities", "1-5", "--attack", "fgsm",
             "--attack", "pgd", "--limit", str(config.val_per_class), "--batch-size", "100",
-            "--workers", "2", "--device", "cpu", "--seed", str(config.seed), "--no-resume",
+            "--workers", "2", "--device", "cpu", "--seed", str(config.seed),
             "--out", str(config.out)]
 
 
-def plot_command(config: DemoConfig) -> list[str]:
+def results_file(config: DemoConfig, checkpoint: Path) -> Path:
+    """The results file `gfbench robustness` wrote for this checkpoint (the newest, should
+    several settings have been run into the same folder)."""
+    found = config.out.glob(f"robustness-{config.model}-{checkpoint.stem}-*.json")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def plot_command(config: DemoConfig, json_path: Path) -> list[str]:
     """`gfbench plot` of the results file, PNG only."""
-    return [*gfbench_command(), "plot", str(config.out.with_suffix(".json")), "--out",
+    return [*gfbench_command(), "plot", str(json_path), "--out",
             str(config.plots), "--format", "png"]
 
 
@@ -313,8 +322,8 @@ def parse_args() -> DemoConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/gfbench-robustness-demo"),
                         help="folder for the images and the checkpoint (not results)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results stem; default results/robustness-demo-<model>")
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="folder for the results files; default results/")
     parser.add_argument("--plots", type=Path, default=None,
                         help="figures of this run alone; default <work>/plots (the committed "
                         "figures come from `gfbench plot results/ --out results/plots`)")
@@ -323,8 +332,7 @@ def parse_args() -> DemoConfig:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    model = DemoConfig.model
-    return DemoConfig(work=args.work, out=args.out or Path(f"results/robustness-demo-{model}"),
+    return DemoConfig(work=args.work, out=args.out,
                       plots=args.plots or args.work / "plots",
                       train_per_class=args.train_per_class,
                       val_per_class=args.val_per_class, epochs=args.epochs, seed=args.seed)
@@ -351,11 +359,12 @@ def main() -> None:
     checkpoint = config.work / f"{config.model}-procedural10.pth"
     torch.save({"model": model.state_dict()}, checkpoint)
 
-    commands = [robustness_command(config, checkpoint, val_dir), plot_command(config)]
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    for command in commands:
-        run(command)
-    print_summary(config.out.with_suffix(".json"))
+    commands = [robustness_command(config, checkpoint, val_dir)]
+    run(commands[0])
+    json_path = results_file(config, checkpoint)
+    commands.append(plot_command(config, json_path))
+    run(commands[1])
+    print_summary(json_path)
     print(f"\nCommands run ({time.perf_counter() - started:.0f} s in all):")
     for command in commands:
         print(f"  {shlex.join(command)}")

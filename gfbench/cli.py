@@ -291,6 +291,14 @@ to results/breakdown-d<depth>-<engine>.json and .csv.
 # --- robustness ---
 
 
+def _robustness_resume_command() -> str:
+    """The command line that continues an interrupted robustness run (resuming is its
+    default, so this one without --no-resume)."""
+    import shlex
+
+    return shlex.join(["gfbench", *(a for a in sys.argv[1:] if a != "--no-resume")])
+
+
 class Precision(str, Enum):
     """Inference precision of `gfbench robustness` (autocast for bf16/fp16)."""
 
@@ -336,34 +344,75 @@ def robustness_command(
     precision: Annotated[Precision, typer.Option(help="Inference precision.")] = Precision.fp32,
     limit: Annotated[int | None, typer.Option(
         help="At most N images per class (quick looks).")] = None,
-    out: Annotated[Path | None, typer.Option(
-        help="Results stem (writes .json and .csv); default results/robustness-<model>-<ckpt>."
+    imagenet_a: Annotated[Path | None, typer.Option(
+        "--imagenet-a", help="ImageNet-A folder (<wnid>/<image>, 200 classes: the 1000-way "
+        "logits restricted to them).")] = None,
+    imagenet_r: Annotated[Path | None, typer.Option(
+        "--imagenet-r", help="ImageNet-R folder (<wnid>/<image>, 200 classes, as ImageNet-A)."
     )] = None,
+    imagenet_sketch: Annotated[Path | None, typer.Option(
+        "--imagenet-sketch", help="ImageNet-Sketch folder (<wnid>/<image>, 1000 classes).")
+    ] = None,
+    imagenet_v2: Annotated[Path | None, typer.Option(
+        "--imagenet-v2", help="An ImageNetV2 variant's folder (<0..999>/<image>: folders named "
+        "by class index).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the results files robustness-<model>-<ckpt>-<key>.json/.csv (key: "
+        "hash of the checkpoint's content and the settings). Default: results/.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of generated corruptions and PGD starts.")] = 0,
     class_map: Annotated[ClassMap, typer.Option(
         help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: sorted "
         "folder names (a data set with its own classes).")] = ClassMap.imagenet,
     resume: Annotated[bool, typer.Option(
-        help="Skip (corruption, severity) parts already in the results file.")] = True,
+        help="Skip the parts already in this checkpoint's results file (--no-resume refuses "
+        "to replace a file that holds rows).")] = True,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the summary (the one stored in the results file) as JSON.")
+    ] = False,
 ) -> None:
     """Evaluate a checkpoint on ImageNet-C (CE, mCE, relative mCE), clean val and FGSM/PGD.
 
     Several GPUs: torchrun --nproc_per_node=K -m gfbench robustness ... (rank 0 writes).
     """
-    from gfbench.render import RobustnessProgress, print_robustness_report
-    from gfbench.robustness.evaluate import RobustnessConfig, run_robustness
+    from gfbench.render import (
+        RobustnessProgress,
+        print_interrupted,
+        print_json,
+        print_robustness_report,
+    )
+    from gfbench.robustness.distributed import PeerFailed
+    from gfbench.robustness.evaluate import RobustnessConfig, RunInterrupted, run_robustness
     from gfbench.robustness.protocol import REFERENCE_MCE, parse_corruptions, parse_severities
+
+    test_sets = {name: folder for name, folder in (
+        ("imagenet-a", imagenet_a), ("imagenet-r", imagenet_r),
+        ("imagenet-sketch", imagenet_sketch), ("imagenet-v2", imagenet_v2)) if folder}
 
     config = RobustnessConfig(
         checkpoint=ckpt, model=model, data=data, clean=clean, generate_from=generate_from,
         corruptions=parse_corruptions(corruptions), severities=parse_severities(severities),
         attacks=tuple(attack or ()), batch_size=batch_size, workers=workers, device=device,
         precision=precision.value, limit=limit, out=out, seed=seed, class_map=class_map.value,
-        resume=resume,
+        resume=resume, test_sets=test_sets,
     )
-    with RobustnessProgress() as progress:
-        report = run_robustness(config, progress=progress)
-    if report.is_main:
+    try:
+        with RobustnessProgress(enabled=not as_json) as progress:
+            report = run_robustness(config, progress=progress)
+    except RunInterrupted as stop:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+            print_interrupted(stop.rows_kept, stop.json_path, _robustness_resume_command())
+        raise typer.Exit(130) from None
+    except PeerFailed:  # the failing rank printed why
+        raise typer.Exit(1) from None
+    if not report.is_main:
+        return
+    if as_json:
+        print_json({"files": [str(report.json_path), str(report.csv_path)],
+                    "checkpoint_sha256": report.checkpoint_sha256,
+                    "resumed_parts": len(report.resumed),
+                    "evaluated_images": report.evaluated_images,
+                    "summaries": report.summary})
+    else:
         print_robustness_report(report, REFERENCE_MCE)
 
 

@@ -17,7 +17,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -392,19 +391,50 @@ class ImagesPerSecondColumn(ProgressColumn):
         return Text("-- img/s" if speed is None else f"{speed:,.1f} img/s", style="cyan")
 
 
+def eta_seconds(left: dict[str, int], seconds: dict[str, float], images: dict[str, int]
+                ) -> float | None:
+    """Seconds still to go: the images left of each kind (a forward pass, or an attack) times
+    the seconds per image measured for that kind; a kind not timed yet is costed at the
+    slowest kind timed. None while nothing has been timed."""
+    rates = {k: seconds[k] / images[k] for k in images if images[k] > 0}
+    if not rates:
+        return None
+    slowest = max(rates.values())
+    return sum(n * rates.get(kind, slowest) for kind, n in left.items())
+
+
+def clock_text(seconds: float | None) -> str:
+    """H:MM:SS, or '-:--:--' when unknown."""
+    if seconds is None:
+        return "-:--:--"
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 class RobustnessProgress:
     """Rich progress for `gfbench robustness`: an overall bar plus one task per running
-    (corruption, severity), each with images/s and ETA; finished parts become log lines.
-    Nothing is drawn until the library calls begin (ranks other than 0 never do)."""
+    (corruption, severity), each with images/s; finished parts become log lines. The ETA
+    counts the images left of each kind (forward pass, FGSM, PGD) at the speed measured for
+    that kind, shown once the first part is done. Nothing is drawn until the library calls
+    begin (ranks other than 0 never do)."""
 
-    def __init__(self, target: Console | None = None):
+    def __init__(self, target: Console | None = None, enabled: bool = True,
+                 clock=time.monotonic):
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            ImagesPerSecondColumn(), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=target or console, transient=False,
+            ImagesPerSecondColumn(), TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
+            console=target or console, transient=False, disable=not enabled,
         )
+        self.enabled = enabled
+        self.clock = clock
         self.tasks: list[TaskID] = []
         self.names: list[str] = []
+        self.kinds: list[str] = []
+        self.left: list[int] = []
+        self.seconds: dict[str, float] = {}
+        self.images: dict[str, int] = {}
+        self.finished = 0
+        self.last = clock()
         self.overall: TaskID | None = None
 
     def __enter__(self) -> RobustnessProgress:
@@ -416,20 +446,46 @@ class RobustnessProgress:
     def begin(self, parts) -> None:
         """Start the display with every part queued (hidden until it runs)."""
         self.progress.start()
-        total = sum(n for _, n in parts)
-        self.overall = self.progress.add_task(f"all {len(parts)} parts", total=total)
-        for name, count in parts:
+        total = sum(n for _, n, _ in parts)
+        self.overall = self.progress.add_task(f"all {len(parts)} parts", total=total,
+                                              eta=clock_text(None))
+        for name, count, kind in parts:
             self.names.append(name)
-            self.tasks.append(self.progress.add_task(name, total=count, visible=False))
+            self.kinds.append(kind)
+            self.left.append(count)
+            self.tasks.append(self.progress.add_task(name, total=count, visible=False,
+                                                     eta=clock_text(None)))
+        self.last = self.clock()
+
+    def eta(self, part: int | None = None) -> float | None:
+        """Seconds left for one part, or for the whole run; None before a part is done."""
+        if self.finished == 0:
+            return None
+        indices = range(len(self.left)) if part is None else [part]
+        left: dict[str, int] = {}
+        for i in indices:
+            left[self.kinds[i]] = left.get(self.kinds[i], 0) + self.left[i]
+        return eta_seconds(left, self.seconds, self.images)
 
     def advance(self, part: int, images: int) -> None:
-        """Count images for a part and for the whole run."""
-        self.progress.update(self.tasks[part], advance=images, visible=True)
-        self.progress.advance(self.overall, images)
+        """Count images for a part and for the whole run; time them by kind."""
+        now = self.clock()
+        kind = self.kinds[part]
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + now - self.last
+        self.images[kind] = self.images.get(kind, 0) + images
+        self.last = now
+        self.left[part] -= images
+        self.progress.update(self.tasks[part], advance=images, visible=True,
+                             eta=clock_text(self.eta(part)))
+        self.progress.update(self.overall, advance=images, eta=clock_text(self.eta()))
 
     def finish(self, part: int, row) -> None:
         """Replace a finished part's bar by a one-line result."""
+        self.finished += 1
         self.progress.remove_task(self.tasks[part])
+        self.progress.update(self.overall, eta=clock_text(self.eta()))
+        if not self.enabled:
+            return
         error = "-" if row.error_top1 is None else f"{100 * row.error_top1:.2f}%"
         unreadable = f", [yellow]{row.unreadable} unreadable[/]" if row.unreadable else ""
         self.progress.console.print(
@@ -448,8 +504,8 @@ def robustness_corruption_table(summary) -> Table:
     """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
     title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
     table = Table(title=title)
-    for column in ("corruption", "group", "sev", "top-1 err", "top-5 err", "AlexNet err", "CE",
-                   "rel. CE"):
+    for column in ("corruption", "group", "severities", "top-1 err", "top-5 err",
+                   "AlexNet err", "CE", "rel. CE"):
         table.add_column(column, justify="left" if column in ("corruption", "group")
                          else "right")
     for r in summary.per_corruption.itertuples():
@@ -496,6 +552,13 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
         table.add_row(f"{a.attack.upper()} top-1 accuracy", _pct(a.accuracy_top1_pct),
                       f"eps {a.eps * 255:.1f}/255, clean accuracy "
                       f"{_pct(a.clean_accuracy_top1_pct)}")
+    for t in summary.test_sets.itertuples():
+        scope = "200 classes (1000-way logits restricted)" if t.test_set in (
+            "imagenet-a", "imagenet-r") else "1000 classes"
+        whole = ("whole release" if t.complete
+                 else f"partial: {t.images + t.unreadable} of {t.released_images} images")
+        table.add_row(f"{t.title} top-1 error", _pct(t.error_top1_pct),
+                      f"{scope}; {t.images} images, {whole}")
     return table
 
 

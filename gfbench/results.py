@@ -17,7 +17,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,7 @@ class RobustnessRow:
     eps: float | None = None  # attack budget in [0,1] pixel units
     precision: str = "fp32"
     device: str = "cpu"
+    checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 
@@ -274,8 +275,10 @@ class ResultsWriter:
     same kind is refused in one line before anything is measured.
     """
 
-    def __init__(self, stem: Path, provenance: Provenance):
+    def __init__(self, stem: Path, provenance: Provenance,
+                 summary_of: Callable[[list[Any]], Any] | None = None):
         self.stem = Path(stem)
+        self.summary_of = summary_of  # rows -> the optional top-level "summary" of the JSON
         self.json_path = self.stem.with_suffix(".json")
         self.csv_path = self.stem.with_suffix(".csv")
         self.provenance = provenance
@@ -321,6 +324,8 @@ class ResultsWriter:
             "provenance": dataclasses.asdict(self.provenance),
             "rows": records,
         }
+        if self.summary_of is not None:
+            payload["summary"] = self.summary_of(self.rows)
         _atomic_write(self.json_path, json.dumps(payload, indent=1) + "\n")
         columns = [f.name for f in dataclasses.fields(self.row_type)]
         frame = pd.DataFrame(records, columns=columns)
@@ -361,6 +366,13 @@ def read_rows(path: Path) -> tuple[str, list[Any]]:
         except TypeError as exc:
             raise ResultsFileError(f"{path}: row {i} is malformed ({exc})") from None
     return kind, rows
+
+
+def read_summary(path: Path) -> Any:
+    """The top-level `summary` a results file carries (robustness headline numbers), None when
+    it has none; ResultsFileError when the file is not a gfbench results file."""
+    read_rows(path)
+    return json.loads(Path(path).read_text()).get("summary")
 
 
 def read_results(path: Path) -> tuple[Provenance, pd.DataFrame]:

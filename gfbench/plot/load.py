@@ -38,7 +38,7 @@ SETTING_FIELDS = ("device_label", "batch_size", "precision", "mode")
 # What makes two complexity rows the same curve within one setting.
 LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads")
 ROBUSTNESS_KEY = ("model", "checkpoint", "source", "corruption", "severity", "eps", "precision",
-                  "device")
+                  "device", "checkpoint_sha256")
 
 
 @dataclass

@@ -190,6 +190,8 @@ def _robustness_tables(entries: Sequence) -> list[Table]:
         "comparable to published": e.summary.comparable,
         **{f"{a.attack.upper()} {eps_text(a.eps)} accuracy (%)": a.accuracy_top1_pct
            for a in e.summary.attacks.itertuples()},
+        **{f"{t.title} top-1 error (%)": t.error_top1_pct
+           for t in e.summary.test_sets.itertuples()},
     } for e in entries])
     tables = [Table("Summary (mCE only when all 15 corruptions have all 5 severities)",
                     formatted(summary))]

@@ -55,10 +55,19 @@ def variant_marker(base: str, index: int) -> str:
     return MARKERS[(MARKERS.index(base) + index) % len(MARKERS)]
 
 
-def checkpoint_name(path: str, paths_by_name: dict[str, set[str]]) -> str:
-    """A checkpoint's file name, or its whole path when another checkpoint has that name."""
+def checkpoint_name(path: str, paths_by_name: dict[str, set[str]], ident: str | None = None
+                    ) -> str:
+    """A checkpoint's file name, or its whole path (or `ident`, path and content hash) when
+    another checkpoint has that name."""
     name = Path(path).name
-    return name if len(paths_by_name[name]) == 1 else path
+    return name if len(paths_by_name[name]) == 1 else (ident or path)
+
+
+def checkpoint_id(summary: RobustnessSummary) -> str:
+    """A checkpoint as the figures tell it apart: its name, with 8 hex digits of its content
+    hash when the rows carry one (two different best.pth are two entries)."""
+    sha = summary.checkpoint_sha256
+    return f"{summary.checkpoint}@{sha[:8]}" if sha else summary.checkpoint
 
 
 def _variant_suffix(values: dict[str, str], varying: set[str]) -> str:
@@ -75,16 +84,19 @@ def entries_of(frame: pd.DataFrame) -> list[Entry]:
     found = []
     for (precision, device), rows in frame.groupby(["precision", "device"], sort=True):
         for summary in summarize(rows):
+            sha = rows["checkpoint_sha256"].fillna("").astype(str) if (
+                "checkpoint_sha256" in rows) else pd.Series("", index=rows.index)
             corrupted = with_errors(rows[(rows["model"] == summary.model)
                                          & (rows["checkpoint"] == summary.checkpoint)
+                                         & (sha == summary.checkpoint_sha256)
                                          & (rows["source"] == summary.source)])
             found.append((summary, str(precision), str(device),
                           corrupted[["corruption", "severity", "error_top1_pct"]]))
     paths_by_name: dict[str, set[str]] = {}
     for summary, *_ in found:
-        paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(summary.checkpoint)
-    keys = [{"model": s.model, "checkpoint": s.checkpoint, "source": s.source,
-             "checkpoint_name": checkpoint_name(s.checkpoint, paths_by_name),
+        paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(checkpoint_id(summary))
+    keys = [{"model": s.model, "checkpoint": checkpoint_id(s), "source": s.source,
+             "checkpoint_name": checkpoint_name(s.checkpoint, paths_by_name, checkpoint_id(s)),
              "precision": p, "device": d}
             for s, p, d, _ in found]
     entries = []
@@ -186,7 +198,7 @@ def _sources_line(entries: Sequence[Entry]) -> str:
     """Which corruption sources the entries use, in words."""
     sources = sorted({e.summary.source for e in entries})
     names = {"imagenet-c": "ImageNet-C (released JPEGs)", "generated": "corruptions generated "
-             "in memory", "clean": "clean images only"}
+             "in memory", "clean": "no corruptions"}
     return "; ".join(names.get(s, s) for s in sources)
 
 
@@ -264,14 +276,41 @@ SUMMARY_PANELS = (
 )
 
 
+def _from_zero(ax: Axes, values: Sequence[Sequence[float | None]]) -> None:
+    """A y axis that starts at zero with room for the value labels, even when every value is
+    0 (matplotlib would centre a flat axis on zero, from -0.06 to 0.06)."""
+    present = [v for row in values for v in row if v is not None and v == v]
+    top = max(present, default=0.0)
+    ax.set_ylim(0.0, top * 1.18 if top > 0 else 1.0)
+
+
+def _test_set_categories(entries: Sequence[Entry]) -> list[tuple[str, str]]:
+    """(test set, title) of every other test set any entry has, in protocol order."""
+    from gfbench.robustness.protocol import EVAL_SET_INFO
+
+    present = {t for e in entries for t in e.summary.test_sets["test_set"]}
+    return [(name, title) for name, (title, _) in EVAL_SET_INFO.items() if name in present]
+
+
+def _test_set_error(entry: Entry, name: str) -> float | None:
+    """The entry's top-1 error on one test set, None when not evaluated."""
+    table = entry.summary.test_sets
+    match = table[table["test_set"] == name]
+    value = match["error_top1_pct"].iloc[-1] if len(match) else None
+    return None if value is None or value != value else float(value)
+
+
 def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
-    """Clean error, mCE, relative mCE, mean corruption error and accuracy under attack."""
+    """Clean error, mCE, relative mCE, mean corruption error, the other test sets' errors
+    (ImageNet-A, -R, -Sketch, V2) and accuracy under attack, every axis from zero."""
     panels = [p for p in SUMMARY_PANELS
               if any(getattr(e.summary, p[0]) is not None for e in entries)]
+    test_sets = _test_set_categories(entries)
     attacks = _attack_categories(entries)
     per_group = max(1.0, 0.25 * len(entries))
-    widths = [per_group] * len(panels) + ([per_group * max(1.0, 0.6 * len(attacks))]
-                                          if attacks else [])
+    widths = [per_group] * len(panels)
+    widths += [per_group * max(1.0, 0.6 * len(test_sets))] if test_sets else []
+    widths += [per_group * max(1.0, 0.6 * len(attacks))] if attacks else []
     fig = new_figure(min(MAX_WIDTH_IN, max(6.0, 2.3 * sum(widths) + 2.2)), 4.2)
     axes = fig.subplots(1, len(widths), squeeze=False, width_ratios=widths)[0]
     for ax, (field, title, ylabel) in zip(axes, panels, strict=False):
@@ -280,12 +319,19 @@ def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
         ax.set_xticks([])
         ax.set_title(title)
         ax.set_ylabel(pct_axis_label(ylabel))
-        ax.margins(y=0.15)
+        _from_zero(ax, values)
         for i, row in enumerate(values):
             if row[0] is None:
                 ax.text(-0.4 + 0.8 / len(entries) * (i + 0.5), 0.02, "n/a", rotation=90,
                         ha="center", va="bottom", fontsize=7, color="#444444",
                         transform=ax.get_xaxis_transform())
+    if test_sets:
+        ax = axes[len(panels)]
+        values = [[_test_set_error(e, name) for name, _ in test_sets] for e in entries]
+        _grouped_bars(ax, [title for _, title in test_sets], entries, values, annotate=True)
+        ax.set_title("Other test sets")
+        ax.set_ylabel(pct_axis_label("top-1 error"))
+        _from_zero(ax, values)
     if attacks:
         ax = axes[-1]
         values = [[_attack_accuracy(e, attack, eps) for _, attack, eps in attacks]
@@ -293,7 +339,7 @@ def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
         _grouped_bars(ax, [c for c, _, _ in attacks], entries, values, annotate=True)
         ax.set_title("Accuracy under attack")
         ax.set_ylabel(pct_axis_label("top-1 accuracy"))
-        ax.margins(y=0.15)
+        _from_zero(ax, values)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", frameon=False)
     title = "Robustness summary"
     fig.suptitle(f"{title}: {_sources_line(entries)}", fontweight="bold")

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
 from gfbench.robustness.corruptions import corrupt, image_rng
+from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 CLASS_MAPS = ("imagenet", "folders")
@@ -73,11 +74,12 @@ class Recipe:
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean
+    source: str  # imagenet-c | generated | clean | attack | a EVAL_SETS name
     corruption: str
     severity: int
     samples: list[Sample]
     recipe: Recipe
+    classes: tuple[int, ...] | None = None  # logit columns scored (a 200-class subset)
 
     @property
     def name(self) -> str:
@@ -250,3 +252,106 @@ class PartsDataset(Dataset):
             readable = False
         image = torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).contiguous()
         return image, sample.label, part_index, sample_index, readable
+
+
+# --- the other standard test sets: ImageNet-A, -R, -Sketch, -V2 ---
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """A released ImageNet test set: its option, folder naming and class subset (if any)."""
+
+    name: str  # the row source: imagenet-a | imagenet-r | imagenet-sketch | imagenet-v2
+    folders: str  # "wnid": <root>/<wnid>/<image>; "index": <root>/<0..999>/<image>
+    subset_file: str | None  # package data listing the subset's wnids; None = all 1000
+    source: str  # where the layout and the class list come from
+
+    @property
+    def title(self) -> str:
+        """How people write its name."""
+        return EVAL_SET_INFO[self.name][0]
+
+    @property
+    def option(self) -> str:
+        """The CLI option that names its folder."""
+        return f"--{self.name}"
+
+    @property
+    def layout(self) -> str:
+        """The folder layout it expects, as the error messages show it."""
+        return ("<root>/<class index 0..999>/<image>" if self.folders == "index"
+                else "<root>/<wnid>/<image>")
+
+
+EVAL_SETS: dict[str, EvalSet] = {
+    "imagenet-a": EvalSet("imagenet-a", "wnid", "data/imagenet_a_wnids.txt",
+                          "Hendrycks et al. 2021, github.com/hendrycks/natural-adv-examples"),
+    "imagenet-r": EvalSet("imagenet-r", "wnid", "data/imagenet_r_wnids.txt",
+                          "Hendrycks et al. 2021, github.com/hendrycks/imagenet-r"),
+    "imagenet-sketch": EvalSet("imagenet-sketch", "wnid", None,
+                               "Wang et al. 2019, github.com/HaohanWang/ImageNet-Sketch"),
+    "imagenet-v2": EvalSet("imagenet-v2", "index", None,
+                           "Recht et al. 2019, github.com/modestyachts/ImageNetV2"),
+}
+
+
+def read_wnid_list(text: str, where: str) -> tuple[str, ...]:
+    """The ImageNet-1k wnids a subset file lists (one per line, sorted by class index);
+    DataError naming any line that is not an ImageNet-1k wnid."""
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    canonical = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    unknown = [n for n in names if n not in canonical]
+    if unknown:
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3
+                                          else "")
+        raise DataError(f"{where} names classes that are not ImageNet-1k wnids: {shown} "
+                        "(expected one wnid per line, e.g. n01440764)")
+    if len(set(names)) != len(names):
+        raise DataError(f"{where} lists a wnid twice (expected each class once)")
+    return tuple(sorted(names, key=canonical.__getitem__))
+
+
+@functools.cache
+def eval_set_classes(name: str) -> tuple[int, ...]:
+    """The 1000-way class indices a test set is scored on, ascending (its logit columns)."""
+    test_set = EVAL_SETS[name]
+    if test_set.subset_file is None:
+        return tuple(range(len(imagenet_wnids())))
+    text = resources.files("gfbench").joinpath(test_set.subset_file).read_text()
+    canonical = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    return tuple(canonical[w] for w in read_wnid_list(text, test_set.subset_file))
+
+
+def _shown(names: Sequence[str]) -> str:
+    """The first three names and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def eval_set_labels(root: Path, name: str) -> dict[str, int]:
+    """1000-way class index per class folder of a test set's released layout: the canonical
+    position of a wnid, or the number itself for ImageNetV2's 0..999 folders (never the sorted
+    position of the folders present). DataError, naming what was expected, when a folder does
+    not fit the layout or the set's classes, or when there are no images."""
+    test_set = EVAL_SETS[name]
+    root = require_folder(root, test_set.option)
+    names = [f.name for f in class_folders(root) if list_images(f)]
+    if not names:
+        raise DataError(f"{test_set.option} {root}: no images found (expected "
+                        f"{test_set.layout}, the {test_set.title} release)")
+    wnids = imagenet_wnids()
+    if test_set.folders == "index":
+        bad = [n for n in names if not (n.isdigit() and str(int(n)) == n and int(n) < len(wnids))]
+        if bad:
+            hint = (" (these look like wnids: ImageNetV2 is released with folders named by "
+                    "class index)" if all(b in set(wnids) for b in bad) else "")
+            raise DataError(f"{test_set.option} {root}: folders {_shown(bad)} are not class "
+                            f"indices 0..999 (expected {test_set.layout}){hint}")
+        return {n: int(n) for n in names}
+    allowed = {wnids[i]: i for i in eval_set_classes(name)}
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        what = (f"{len(allowed)} {test_set.title} classes" if test_set.subset_file
+                else "ImageNet-1k wnids")
+        raise DataError(f"{test_set.option} {root}: folders {_shown(bad)} are not among the "
+                        f"{what} (expected {test_set.layout})")
+    return {n: allowed[n] for n in names}

@@ -8,13 +8,19 @@ averages of per-rank accuracies), which makes a k-process run equal a single-pro
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from gfbench.errors import GfbenchError
+
+
+class PeerFailed(GfbenchError):
+    """Another rank failed (it reports why); this rank stops too instead of waiting forever."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,10 @@ def sum_counts(counts: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Element-wise sum of an int64 count vector over all ranks (a copy when single)."""
     total = counts.clone()
     if context.distributed:
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        try:
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        except RuntimeError as exc:  # a peer exited: gloo closes its connection
+            raise PeerFailed(f"rank {context.rank}: another rank stopped ({exc})") from None
     return total
 
 
@@ -94,5 +103,26 @@ def broadcast_from_main(value: Any, context: DistContext) -> Any:
     if not context.distributed:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    try:
+        dist.broadcast_object_list(box, src=0)
+    except RuntimeError as exc:
+        raise PeerFailed(f"rank {context.rank}: another rank stopped ({exc})") from None
     return box[0]
+
+
+def run_on_main(task: Callable[[], Any], context: DistContext) -> Any:
+    """task() on rank 0 (None elsewhere), and every rank learns whether it failed: rank 0
+    re-raises its error, the others raise PeerFailed, so none waits in a later collective."""
+    result, error = None, None
+    if context.is_main:
+        try:
+            result = task()
+        except Exception as exc:
+            error = exc
+    if context.distributed:
+        message = broadcast_from_main(None if error is None else str(error), context)
+        if message is not None and not context.is_main:
+            raise PeerFailed(f"rank {context.rank}: rank 0 failed ({message})")
+    if error is not None:
+        raise error
+    return result

@@ -1,14 +1,19 @@
-"""Evaluate a checkpoint on ImageNet-C, in-memory corruptions, clean val and FGSM/PGD.
+"""Evaluate a checkpoint on ImageNet-C, in-memory corruptions, clean val, FGSM/PGD and the
+other standard test sets (ImageNet-A, -R, -Sketch, V2).
 
 The core (``evaluate_parts``) takes an nn.Module, its mean/std and a list of parts, and yields
 integer counts per part as soon as the part is done; ``run_robustness`` is the thin layer that
-loads the checkpoint, plans the parts from the options, writes one row per finished part
-(resuming from what a previous run left) and joins torchrun's process group when there is one.
+loads the checkpoint, plans the parts from the options, writes one row per finished part to
+a file keyed by the checkpoint's content and the settings (resuming from what a previous run
+left) and joins torchrun's process group when there is one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,21 +26,36 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError
-from gfbench.results import ResultsWriter, RobustnessRow, collect_provenance, read_results
+from gfbench.results import (
+    ResultsWriter,
+    RobustnessRow,
+    check_output_folder,
+    collect_provenance,
+    read_results,
+)
 from gfbench.robustness import distributed as dd
-from gfbench.robustness.attacks import AttackSpec, PixelSpaceModel, attack_spec, run_attack
+from gfbench.robustness.attacks import (
+    FP16_LOSS_SCALE,
+    AttackSpec,
+    PixelSpaceModel,
+    attack_spec,
+    run_attack,
+)
 from gfbench.robustness.data import (
     CLASS_MAPS,
+    EVAL_SETS,
     Part,
     PartsDataset,
     Recipe,
     class_index,
+    eval_set_classes,
+    eval_set_labels,
     folder_class_names,
     require_folder,
     scan_classes,
     severity_folders,
 )
-from gfbench.robustness.metrics import RobustnessSummary, summarize
+from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
 from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS, SEVERITIES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
@@ -45,6 +65,8 @@ GENERATED_NOTE = ("corruptions generated in memory by gfbench's own implementati
                   "snow use gfbench's line kernel): mCE on them is not comparable to published "
                   "numbers")
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
+DEFAULT_OUT = Path("results")
+IMAGENET_CLASSES = 1000
 Resolution = tuple[int, int]
 
 
@@ -79,10 +101,11 @@ class RobustnessConfig:
     device: str = "auto"
     precision: str = "fp32"
     limit: int | None = None
-    out: Path | None = None
+    out: Path | None = None  # a folder; default results/
     seed: int = 0
     class_map: str = "imagenet"
     resume: bool = True
+    test_sets: dict[str, Path] = field(default_factory=dict)  # EVAL_SETS name -> its folder
 
 
 @dataclass
@@ -99,6 +122,12 @@ class RobustnessReport:
     notes: list[str] = field(default_factory=list)
     is_main: bool = True
     world_size: int = 1
+    checkpoint_sha256: str = ""
+
+    @property
+    def summary(self) -> list[dict]:
+        """The summaries as stored in the results JSON (and printed by --json)."""
+        return summary_records(self.summaries)
 
     @property
     def images_per_second(self) -> float | None:
@@ -110,8 +139,9 @@ class RobustnessReport:
 class ProgressCallback(Protocol):
     """What the library tells a progress display (the CLI's rich bars)."""
 
-    def begin(self, parts: Sequence[tuple[str, int]]) -> None:
-        """The parts this process will evaluate (name, its number of images), in order."""
+    def begin(self, parts: Sequence[tuple[str, int, str]]) -> None:
+        """The parts this process will evaluate (name, its number of images, its kind: the
+        attack's name, or 'forward' for one forward pass per image), in order."""
 
     def advance(self, part: int, images: int) -> None:
         """`images` more images of part number `part` (position in begin's list) are done."""
@@ -123,7 +153,7 @@ class ProgressCallback(Protocol):
 class NoProgress:
     """A progress callback that shows nothing (tests, non-zero ranks)."""
 
-    def begin(self, parts: Sequence[tuple[str, int]]) -> None:
+    def begin(self, parts: Sequence[tuple[str, int, str]]) -> None:
         """Nothing to show."""
 
     def advance(self, part: int, images: int) -> None:
@@ -160,11 +190,16 @@ def _autocast(device: torch.device, precision: str) -> torch.autocast:
                           enabled=dtype is not None)
 
 
-def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image top-1 and top-5 hits (int64), zero for unreadable images."""
+def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
+           columns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image top-1 and top-5 hits (int64), zero for unreadable images. With `columns`
+    only those classes compete (ImageNet-A/R's 200 of the 1000 logits); labels stay 1000-way."""
+    if columns is not None:
+        logits = logits[:, columns]
     k = min(5, logits.shape[1])
     top = logits.topk(k, dim=1).indices
+    if columns is not None:
+        top = columns[top]
     hit1 = (top[:, 0] == labels) & readable
     hit5 = (top == labels[:, None]).any(dim=1) & readable
     return hit1.long(), hit5.long()
@@ -184,7 +219,8 @@ def _attacked_logits(pixel_model: PixelSpaceModel, spec: AttackSpec, pixels_u8: 
     """Logits of the attacked versions of a uint8 batch (attack in [0, 1] pixel space)."""
     pixels = pixels_u8.float().div_(255.0)
     with _autocast(device, precision):
-        attacked = run_attack(spec, pixel_model, pixels, labels, seed, ids.tolist())
+        scale = FP16_LOSS_SCALE if precision == "fp16" else 1.0  # no underflow in half
+        attacked = run_attack(spec, pixel_model, pixels, labels, seed, ids.tolist(), scale)
         with torch.no_grad():
             return pixel_model(attacked).float()
 
@@ -210,6 +246,8 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
     pixel_model = PixelSpaceModel(model, mean, std).to(device)
     specs = {i: attack_spec(p.corruption) for i, p in enumerate(parts) if p.source == "attack"}
+    columns = {i: torch.tensor(p.classes, dtype=torch.long, device=device)
+               for i, p in enumerate(parts) if p.classes is not None}
 
     dataset = PartsDataset(parts)
     shards = dd.shard([len(p.samples) for p in parts], context.rank, context.world_size)
@@ -219,7 +257,8 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
         num_workers=workers, pin_memory=device.type == "cuda", drop_last=False,
         prefetch_factor=4 if workers > 0 else None, persistent_workers=False,
     )
-    progress.begin([(p.name, n) for p, n in zip(parts, local_totals, strict=True)])
+    progress.begin([(p.name, n, p.corruption if p.source == "attack" else "forward")
+                    for p, n in zip(parts, local_totals, strict=True)])
     counts = torch.zeros(len(parts), len(COUNT_FIELDS), dtype=torch.long, device=device)
     seen = [0] * len(parts)
     next_part = 0
@@ -247,7 +286,8 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                                           precision)
             else:
                 logits = _predict(model, images[pick], mean_t, std_t, device, precision)
-            hit1, hit5 = _score(logits, labels[pick], readable_dev[pick])
+            hit1, hit5 = _score(logits, labels[pick], readable_dev[pick],
+                                columns.get(part_index))
             ok = readable_dev[pick].long()
             counts[part_index] += torch.stack([ok.sum(), hit1.sum(), hit5.sum(),
                                                (1 - ok).sum()])
@@ -308,6 +348,16 @@ def _labels_for(roots: Sequence[Path], class_map: str, num_classes: int,
     return labels
 
 
+def check_out_folder(out: Path) -> Path:
+    """--out as a folder the results can be written to (made when absent); GfbenchError in one
+    line when it is a file, is named like one, cannot be made or cannot be written to."""
+    out = Path(out)
+    if out.suffix.lower() in (".json", ".csv") and not out.is_dir():
+        raise GfbenchError(f"--out {out}: expected a folder, not a file name (the files inside "
+                           "are named robustness-<model>-<checkpoint>-<key>.json and .csv)")
+    return check_output_folder(out)
+
+
 def check_config(config: RobustnessConfig) -> None:
     """The mistakes that can be named before a checkpoint is loaded, each in one line."""
     if config.precision not in PRECISIONS:
@@ -320,20 +370,31 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError("--attack needs --clean (an ImageNet val folder to attack)")
     for attack in config.attacks:
         attack_spec(attack)
-    if config.data is None and config.generate_from is None and config.clean is None:
+    unknown = [name for name in config.test_sets if name not in EVAL_SETS]
+    if unknown:
+        raise GfbenchError(f"unknown test set {', '.join(unknown)}; known: {', '.join(EVAL_SETS)}")
+    if config.test_sets and config.class_map != "imagenet":
+        options = ", ".join(EVAL_SETS[n].option for n in config.test_sets)
+        raise GfbenchError(f"{options} score ImageNet-1k classes: use --class-map imagenet")
+    if (config.data is None and config.generate_from is None and config.clean is None
+            and not config.test_sets):
         raise GfbenchError("nothing to evaluate: give --data (ImageNet-C), --generate-from, "
-                           "--clean or --attack with --clean")
+                           "--clean, --attack with --clean, or a test set such as "
+                           "--imagenet-a")
     if config.limit is not None and config.limit < 1:
         raise GfbenchError(f"--limit {config.limit}: must be at least 1 image per class")
+    check_out_folder(config.out or DEFAULT_OUT)
     for folder, option in ((config.clean, "--clean"), (config.generate_from, "--generate-from")):
         if folder is not None:
             folder_class_names(require_folder(folder, option), option)
     if config.data is not None:
         severity_folders(config.data, config.corruptions, config.severities)
+    for name, folder in config.test_sets.items():
+        eval_set_labels(folder, name)
 
 
 def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
-    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks."""
+    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, test sets."""
     check_config(config)
     folders = severity_folders(config.data, config.corruptions, config.severities) \
         if config.data is not None else {}
@@ -346,7 +407,13 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
     if config.generate_from is not None:
         roots.append(require_folder(config.generate_from, "--generate-from"))
         options.append("--generate-from")
-    labels = _labels_for(roots, config.class_map, bundle.num_classes, options)
+    labels = _labels_for(roots, config.class_map, bundle.num_classes, options) if roots else {}
+    if config.test_sets and bundle.num_classes != IMAGENET_CLASSES:
+        names = ", ".join(EVAL_SETS[n].option for n in config.test_sets)
+        raise CheckpointError(
+            f"the model outputs {bundle.num_classes} classes but {names} "
+            f"{'is' if len(config.test_sets) == 1 else 'are'} scored on ImageNet-1k's "
+            f"{IMAGENET_CLASSES} logits (ImageNet-A/R keep 200 of them); check --ckpt/--model")
 
     size, interp = bundle.input_size, bundle.interpolation
     eval_recipe = Recipe("eval", size, interp, bundle.crop_pct)
@@ -367,52 +434,102 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
+    for name in [n for n in EVAL_SETS if n in config.test_sets]:
+        folder = config.test_sets[name]
+        samples = scan_classes(folder, eval_set_labels(folder, name), config.limit)
+        subset = EVAL_SETS[name].subset_file is not None
+        parts.append(Part(name, name, 0, samples, eval_recipe,
+                          classes=eval_set_classes(name) if subset else None))
     return parts
 
 
-def default_out(bundle: ModelBundle, checkpoint: Path) -> Path:
-    """results/robustness-<model>-<checkpoint stem>: the setting in the file name."""
-    return Path("results") / f"robustness-{bundle.name}-{Path(checkpoint).stem}"
+def safe_name(text: str) -> str:
+    """Text usable in a file name: runs of anything but letters, digits, '.', '_', '-' -> '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
-def results_stem(out: Path) -> Path:
-    """--out as a file stem: a trailing .json or .csv is dropped."""
-    out = Path(out)
-    return out.with_suffix("") if out.suffix in (".json", ".csv") else out
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, streamed (a checkpoint of hundreds of MB never sits in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def module_sha256(module: nn.Module) -> str:
+    """sha256 of a module's state (names, shapes, values): the identity of a model handed over
+    in memory, when there is no checkpoint file to hash."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(checkpoint: Path, module: nn.Module) -> str:
+    """The content hash that keys a checkpoint's results: of the file, else of the module."""
+    return file_sha256(checkpoint) if Path(checkpoint).is_file() else module_sha256(module)
 
 
 def run_settings(config: RobustnessConfig, bundle: ModelBundle) -> dict[str, object]:
-    """The settings rows depend on; a resumed file must have been made with the same ones."""
+    """The settings every row's numbers depend on (with the checkpoint, they key the file)."""
     return {
         "limit": config.limit, "precision": config.precision, "class_map": config.class_map,
         "seed": config.seed, "input_size": list(bundle.input_size),
         "interpolation": bundle.interpolation, "crop_pct": bundle.crop_pct,
-        "data": None if config.data is None else str(Path(config.data).resolve()),
-        "clean": None if config.clean is None else str(Path(config.clean).resolve()),
-        "generate_from": (None if config.generate_from is None
-                          else str(Path(config.generate_from).resolve())),
     }
 
 
-def resumable_settings(json_path: Path, settings: dict[str, object]) -> dict[str, object]:
-    """The settings to record when resuming json_path: ResultsFileError when the file was made
-    with other settings; folders given before but not now are kept."""
+FOLDER_SETTINGS = ("data", "clean", "generate_from", *EVAL_SETS)
+
+
+def data_folders(config: RobustnessConfig) -> dict[str, str | None]:
+    """The folder of every data option (None when not given): each only adds its own parts."""
+    given = {"data": config.data, "clean": config.clean, "generate_from": config.generate_from,
+             **{name: config.test_sets.get(name) for name in EVAL_SETS}}
+    return {k: None if v is None else str(Path(v).resolve()) for k, v in given.items()}
+
+
+def results_key(checkpoint_sha: str, settings: dict[str, object]) -> str:
+    """8 hex digits naming (checkpoint content, settings): another checkpoint, even with the
+    same file name, or other settings get their own results file; the same ones resume it."""
+    text = json.dumps({"checkpoint_sha256": checkpoint_sha, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def results_stem(out: Path, model: str, checkpoint: Path, key: str) -> Path:
+    """<out>/robustness-<model>-<checkpoint stem>-<key> (add .json or .csv)."""
+    name = f"robustness-{safe_name(model)}-{safe_name(Path(checkpoint).stem)}-{key}"
+    return Path(out) / name
+
+
+def resumable_settings(json_path: Path, settings: dict[str, object], checkpoint_sha: str
+                       ) -> dict[str, object]:
+    """The settings to record when resuming json_path: ResultsFileError when the file holds
+    another checkpoint's rows or was made with other settings or data folders; a folder given
+    before but not now is kept."""
     provenance, _ = read_results(json_path)
+    previous_sha = str(provenance.extra.get("checkpoint_sha256") or "none recorded")
+    if previous_sha != checkpoint_sha:
+        raise ResultsFileError(
+            f"{json_path} holds another checkpoint's rows (sha256 {previous_sha[:12]} vs "
+            f"{checkpoint_sha[:12]}): use another --out")
     previous = provenance.extra.get("settings") or {}
-    optional = ("data", "clean", "generate_from")  # a folder given once only adds other parts
+    optional = set(FOLDER_SETTINGS)
     clashes = [f"{k} {previous[k]!r} vs {v!r}" for k, v in settings.items()
                if k in previous and previous[k] != v
                and not (k in optional and (previous[k] is None or v is None))]
     if clashes:
         raise ResultsFileError(
             f"{json_path} was made with other settings ({'; '.join(clashes)}): use another "
-            "--out, or --no-resume to start it again")
+            "--out")
     return {k: previous.get(k) if v is None and k in optional else v
             for k, v in settings.items()}
 
 
 def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, int],
-         config: RobustnessConfig, device: torch.device) -> RobustnessRow:
+         config: RobustnessConfig, device: torch.device, checkpoint_sha: str) -> RobustnessRow:
     """The results row of a finished part."""
     images = counts["images"]
     eps = attack_spec(part.corruption).eps if part.source == "attack" else None
@@ -424,23 +541,44 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         error_top1=1 - counts["correct_top1"] / images if images else None,
         error_top5=1 - counts["correct_top5"] / images if images else None,
         eps=eps, precision=config.precision, device=device.type,
+        checkpoint_sha256=checkpoint_sha,
     )
 
 
 def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.device,
-                 context: dd.DistContext, notes: list[str]) -> ResultsWriter:
-    """The results writer (rank 0), resuming from an existing file made with the same settings."""
-    stem = results_stem(config.out or default_out(bundle, config.checkpoint))
+                 context: dd.DistContext, notes: list[str], checkpoint_sha: str
+                 ) -> ResultsWriter:
+    """The results writer (rank 0): the file keyed by checkpoint content and settings; rows
+    already in it are kept (ResultsWriter never drops rows)."""
     settings = run_settings(config, bundle)
-    if config.resume and stem.with_suffix(".json").exists():
-        settings = resumable_settings(stem.with_suffix(".json"), settings)
+    stem = results_stem(config.out or DEFAULT_OUT, bundle.name, config.checkpoint,
+                        results_key(checkpoint_sha, settings))
+    json_path = stem.with_suffix(".json")
+    settings = {**settings, **data_folders(config)}
+    if json_path.exists():  # its rows are kept (--no-resume evaluates their parts again)
+        settings = resumable_settings(json_path, settings, checkpoint_sha)
     provenance = collect_provenance(
         "robustness", device=str(device), settings=settings, world_size=context.world_size,
-        checkpoint_path=str(Path(config.checkpoint).resolve()), notes=notes,
-        label_source=("canonical ImageNet-1k wnid list" if config.class_map == "imagenet"
-                      else "sorted class folder names"),
+        checkpoint_path=str(Path(config.checkpoint).resolve()), checkpoint_sha256=checkpoint_sha,
+        notes=notes, label_source=("canonical ImageNet-1k wnid list"
+                                   if config.class_map == "imagenet"
+                                   else "sorted class folder names"),
     )
-    return ResultsWriter(stem, provenance)
+    return ResultsWriter(stem, provenance, summary_of=summary_payload)
+
+
+def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
+    """The `summary` stored beside the rows: one record per (model, checkpoint, source)."""
+    return {"summaries": summary_records(summarize(_rows_frame(rows)))}
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: what was kept and where, for the one line the CLI prints."""
+
+    def __init__(self, rows_kept: int, json_path: Path):
+        super().__init__(f"{rows_kept} rows kept in {json_path}")
+        self.rows_kept = rows_kept
+        self.json_path = json_path
 
 
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
@@ -448,14 +586,22 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
     """Evaluate a checkpoint as the options say, writing each part's row as it finishes.
 
     ``bundle`` replaces loading config.checkpoint (a model already in memory; its name and
-    config.checkpoint's file name still label the rows)."""
+    config.checkpoint's file name still label the rows). Under torchrun a failure on any rank
+    ends every rank: the failing one raises its own error, the others dd.PeerFailed."""
     check_config(config)
     context = dd.init_distributed(config.device if config.device != "auto" else
                                   ("cuda" if torch.cuda.is_available() else "cpu"))
+    failed = False
     try:
         return _run(config, context, progress if context.is_main else None, bundle)
+    except BaseException as exc:
+        failed = True
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+            raise RunInterrupted(0, config.out or DEFAULT_OUT) from None  # before any row
+        raise
     finally:
-        dd.shutdown_distributed()
+        if not (failed and context.distributed):  # a peer may never reach the exit barrier
+            dd.shutdown_distributed()
 
 
 def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCallback | None,
@@ -464,8 +610,11 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     device = resolve_device(config.device, context)
     bundle = bundle or load_bundle(config.checkpoint, config.model)
     parts = plan_parts(config, bundle)
+    checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
+        lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
     notes = [GENERATED_NOTE] if config.generate_from is not None else []
-    writer = _open_writer(config, bundle, device, context, notes) if context.is_main else None
+    writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
+                                                 checkpoint_sha), context)
     done = writer.done() if writer and config.resume else set()
     key = (bundle.name, Path(config.checkpoint).name)
     todo_flags = [(*key, p.source, p.corruption, p.severity) not in done for p in parts]
@@ -475,30 +624,44 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
 
     started = time.perf_counter()
     evaluated = 0
-    for index, counts in evaluate_parts(
-            bundle.module, todo, bundle.mean, bundle.std, device=device,
-            precision=config.precision, batch_size=config.batch_size, workers=config.workers,
-            seed=config.seed, context=context, progress=progress):
-        evaluated += counts["images"] + counts["unreadable"]
-        row = _row(bundle, config.checkpoint, todo[index], counts, config, device)
-        if writer is not None:
-            writer.add(row)
-        if progress is not None:
-            progress.finish(index, row)
+    try:
+        for index, counts in evaluate_parts(
+                bundle.module, todo, bundle.mean, bundle.std, device=device,
+                precision=config.precision, batch_size=config.batch_size,
+                workers=config.workers, seed=config.seed, context=context, progress=progress):
+            evaluated += counts["images"] + counts["unreadable"]
+            row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
+                       checkpoint_sha)
+            if writer is not None:
+                writer.add(row)
+            if progress is not None:
+                progress.finish(index, row)
+    except KeyboardInterrupt:
+        raise RunInterrupted(len(writer.rows) if writer else 0,
+                             writer.json_path if writer else config.out or DEFAULT_OUT) from None
+    except (GfbenchError, dd.PeerFailed):
+        raise
+    except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line
+        kept = "" if writer is None else (f"; {len(writer.rows)} rows kept in "
+                                          f"{writer.json_path}" if writer.rows
+                                          else "; no rows were written")
+        rank = f"rank {context.rank} of {context.world_size}: " if context.distributed else ""
+        raise GfbenchError(f"{rank}evaluation stopped by {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}{kept}; the same "
+                           "command resumes") from exc
     seconds = time.perf_counter() - started
     if writer is None:
         return RobustnessReport([], [], None, None, resumed, evaluated, seconds, notes,
-                                is_main=False, world_size=context.world_size)
-    if not writer.rows:
-        writer.flush()
-    frame = _rows_frame(writer.rows)
-    return RobustnessReport(list(writer.rows), summarize(frame), writer.json_path,
+                                is_main=False, world_size=context.world_size,
+                                checkpoint_sha256=checkpoint_sha)
+    summaries = summarize(_rows_frame(writer.rows))
+    writer.flush()
+    return RobustnessReport(list(writer.rows), summaries, writer.json_path,
                             writer.csv_path, resumed, evaluated, seconds, notes,
-                            world_size=context.world_size)
+                            world_size=context.world_size, checkpoint_sha256=checkpoint_sha)
 
 
 def _rows_frame(rows: Sequence[RobustnessRow]) -> pd.DataFrame:
     """Rows as a DataFrame with the RobustnessRow columns."""
     columns = [f.name for f in dataclasses.fields(RobustnessRow)]
     return pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=columns)
-

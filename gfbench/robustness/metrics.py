@@ -21,6 +21,7 @@ from gfbench.robustness.protocol import (
     ALEXNET_ERROR,
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
+    EVAL_SET_INFO,
     GROUPS,
     SEVERITIES,
     group_of,
@@ -40,6 +41,7 @@ class RobustnessSummary:
     per_corruption: pd.DataFrame  # one row per corruption evaluated (see corruption_table)
     groups: pd.DataFrame  # group, corruptions, mean_error_pct, mean_ce_pct
     attacks: pd.DataFrame  # attack, eps, images, accuracy_top1_pct, clean_accuracy_top1_pct
+    test_sets: pd.DataFrame = field(default_factory=lambda: eval_set_table(pd.DataFrame()))
     clean_error_top1_pct: float | None = None
     clean_error_top5_pct: float | None = None
     mce_pct: float | None = None  # only when all 15 corruptions have all 5 severities
@@ -50,6 +52,7 @@ class RobustnessSummary:
     mean_error_corruptions: int = 0
     unreadable: int = 0  # failed image reads, summed over the clean row and this source's parts
     missing: list[str] = field(default_factory=list)  # benchmark "corruption/severity" absent
+    checkpoint_sha256: str = ""  # the checkpoint's content hash ("" in files made before it)
 
     @property
     def complete(self) -> bool:
@@ -136,14 +139,36 @@ def attack_table(rows: pd.DataFrame, clean_error_pct: float | None) -> pd.DataFr
                                           "clean_accuracy_top1_pct"])
 
 
+def eval_set_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per test set evaluated (ImageNet-A, -R, -Sketch, V2): images, top-1/top-5 error and
+    whether every image of the release was read (a partial download or --limit is not)."""
+    columns = ["test_set", "title", "images", "unreadable", "released_images", "complete",
+               "error_top1_pct", "error_top5_pct", "accuracy_top1_pct"]
+    records = []
+    for name, (title, released) in EVAL_SET_INFO.items():
+        if rows.empty or name not in set(rows["source"]):
+            continue
+        row = rows[rows["source"] == name].iloc[-1]
+        error = None if pd.isna(row.error_top1_pct) else float(row.error_top1_pct)
+        records.append({
+            "test_set": name, "title": title, "images": int(row.images),
+            "unreadable": int(row.unreadable), "released_images": released,
+            "complete": int(row.images) + int(row.unreadable) == released,
+            "error_top1_pct": error,
+            "error_top5_pct": None if pd.isna(row.error_top5_pct) else float(row.error_top5_pct),
+            "accuracy_top1_pct": None if error is None else 100.0 - error,
+        })
+    return pd.DataFrame(records, columns=columns)
+
+
 def missing_parts(rows: pd.DataFrame) -> list[str]:
     """Benchmark (corruption/severity) pairs with no row, in protocol order."""
     have = set(zip(rows["corruption"], rows["severity"], strict=True))
     return [f"{c}/{s}" for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES if (c, s) not in have]
 
 
-def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
-                  ) -> RobustnessSummary:
+def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
+                  checkpoint_sha256: str = "") -> RobustnessSummary:
     """The summary of one model's rows for one corruption source (clean/attack rows shared)."""
     rows = with_errors(rows)
     clean = rows[rows["source"] == "clean"]
@@ -160,6 +185,7 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
         model=model, checkpoint=checkpoint, source=source,
         per_corruption=per_corruption, groups=group_table(per_corruption),
         attacks=attack_table(rows[rows["source"] == "attack"], clean_error),
+        test_sets=eval_set_table(rows),
         clean_error_top1_pct=clean_error, clean_error_top5_pct=clean_error5,
         mce_pct=_mean(ces) if complete else None,
         relative_mce_pct=_mean(relatives) if complete and len(relatives) == len(ces) else None,
@@ -168,16 +194,23 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str
         mean_error_corruptions=len(benchmark),
         unreadable=int(read["unreadable"].sum()),
         missing=missing_parts(corrupted) if source in CORRUPTION_SOURCES else [],
+        checkpoint_sha256=checkpoint_sha256,
     )
 
 
 def summarize(frame: pd.DataFrame) -> list[RobustnessSummary]:
     """One summary per (model, checkpoint, corruption source) in a frame of robustness rows;
     a model with only clean and attack rows gets one summary of source 'clean'."""
+    frame = frame.copy()
+    if "checkpoint_sha256" not in frame:
+        frame["checkpoint_sha256"] = ""
+    frame["checkpoint_sha256"] = frame["checkpoint_sha256"].fillna("").astype(str)
     summaries = []
-    for (model, checkpoint), rows in frame.groupby(["model", "checkpoint"], sort=False):
+    for (model, checkpoint, sha), rows in frame.groupby(
+            ["model", "checkpoint", "checkpoint_sha256"], sort=False):
         sources = [s for s in CORRUPTION_SOURCES if s in set(rows["source"])] or ["clean"]
-        summaries += [summarize_one(rows, str(model), str(checkpoint), s) for s in sources]
+        summaries += [summarize_one(rows, str(model), str(checkpoint), s, str(sha))
+                      for s in sources]
     return summaries
 
 
@@ -198,5 +231,41 @@ def summary_frame(summaries: list[RobustnessSummary]) -> pd.DataFrame:
             record[f"{g.group}_mean_ce_pct"] = g.mean_ce_pct
         for a in s.attacks.itertuples():
             record[f"{a.attack}_accuracy_top1_pct"] = a.accuracy_top1_pct
+        for t in s.test_sets.itertuples():
+            record[f"{t.test_set}_error_top1_pct"] = t.error_top1_pct
         records.append(record)
     return pd.DataFrame(records)
+
+
+def _json_number(value: object) -> object:
+    """A JSON-safe scalar: NaN and NA become None, numpy numbers plain Python ones."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    """A table as JSON-safe records."""
+    return [{k: _json_number(v) for k, v in r.items()} for r in table.to_dict("records")]
+
+
+def summary_records(summaries: list[RobustnessSummary]) -> list[dict]:
+    """The summaries as stored in a results file (and printed by `--json`): every headline
+    number, the groups, attacks and test sets, and whether mCE may sit beside published ones."""
+    records = []
+    for s in summaries:
+        records.append({
+            "model": s.model, "checkpoint": s.checkpoint,
+            "checkpoint_sha256": s.checkpoint_sha256, "source": s.source,
+            "clean_error_top1_pct": s.clean_error_top1_pct,
+            "clean_error_top5_pct": s.clean_error_top5_pct,
+            "mce_pct": s.mce_pct, "relative_mce_pct": s.relative_mce_pct,
+            "unnormalised_mean_error_pct": s.mean_error_pct,
+            "unnormalised_mean_error_corruptions": s.mean_error_corruptions,
+            "mean_ce_pct": s.mean_ce_pct, "ce_corruptions": s.ce_corruptions,
+            "complete": s.complete, "comparable_to_published": s.comparable,
+            "missing_parts": len(s.missing), "unreadable": s.unreadable,
+            "groups": _records(s.groups), "attacks": _records(s.attacks),
+            "test_sets": _records(s.test_sets),
+        })
+    return records

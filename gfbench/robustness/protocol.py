@@ -41,6 +41,16 @@ ALEXNET_ERROR: dict[str, float] = {
 }
 ALEXNET_CLEAN_ERROR = 0.4345  # secondary source; used only for relative mCE
 
+# The other standard test sets: row source -> (name as written, images in the release).
+# Image counts from the authors' releases (ImageNet-A, -R: Hendrycks et al.; ImageNet-Sketch:
+# Wang et al. 2019; ImageNetV2: Recht et al. 2019, each of its three variants).
+EVAL_SET_INFO: dict[str, tuple[str, int]] = {
+    "imagenet-a": ("ImageNet-A", 7500),
+    "imagenet-r": ("ImageNet-R", 30000),
+    "imagenet-sketch": ("ImageNet-Sketch", 50889),
+    "imagenet-v2": ("ImageNetV2", 10000),
+}
+
 # Published reference points (percent) to put a result beside.
 REFERENCE_MCE = {"ResNet-50": 76.7, "GFNet-S": 53.8}
 

@@ -157,3 +157,49 @@ def test_checkpoints_sharing_a_file_name_are_named_by_path():
     paths = {"a.pth": {"x/a.pth", "y/a.pth"}, "b.pth": {"x/b.pth"}}
     assert checkpoint_name("x/a.pth", paths) == "x/a.pth"
     assert checkpoint_name("x/b.pth", paths) == "b.pth"
+
+
+def _with_test_sets_and_broken_attacks(model, base_error):
+    """Rows where every attacked image is misclassified, plus ImageNet-A and ImageNetV2."""
+    rows = [dataclasses.replace(r, correct_top1=0) if r.source == "attack" else r
+            for r in robustness_rows(model, base_error)]
+    template = rows[0]
+    rows.append(dataclasses.replace(template, source="imagenet-a", corruption="imagenet-a",
+                                    images=300, correct_top1=30, correct_top5=90))
+    rows.append(dataclasses.replace(template, source="imagenet-v2", corruption="imagenet-v2",
+                                    images=400, correct_top1=280, correct_top5=380))
+    return rows
+
+
+def test_summary_draws_the_other_test_sets_and_zero_accuracy_from_zero(tmp_path):
+    write_robustness(tmp_path / "r", _with_test_sets_and_broken_attacks("gfnet-s", 0.2))
+    found = entries_of(robustness_frame(load_results([tmp_path]).runs, []))
+    with style_context():
+        figure = summary_figure(found)
+    bars = _bars(figure)
+    assert bars[("gfnet-s", "ImageNet-A")] == pytest.approx(90.0)  # 270 of 300 wrong
+    assert bars[("gfnet-s", "ImageNetV2")] == pytest.approx(30.0)
+    assert bars[("gfnet-s", "FGSM ε=1/255")] == 0.0
+    axes = {ax.get_title(): ax for ax in figure.figure.axes}
+    assert list(axes).index("Other test sets") > list(axes).index("Clean error")
+    attack = axes["Accuracy under attack"]
+    low, high = attack.get_ylim()
+    assert low == 0.0 and high > 0.0  # not matplotlib's -0.06..0.06 around nothing
+    assert [t.get_text() for t in attack.texts] == ["0.0"]  # the value is written
+    for ax in figure.figure.axes:
+        assert ax.get_ylim()[0] == 0.0
+
+
+def test_two_checkpoints_with_one_file_name_are_two_entries(tmp_path):
+    first = [dataclasses.replace(r, checkpoint="best.pth", checkpoint_sha256="a" * 64)
+             for r in robustness_rows("gfnet-s", 0.20)]
+    second = [dataclasses.replace(r, checkpoint="best.pth", checkpoint_sha256="b" * 64)
+              for r in robustness_rows("gfnet-s", 0.30)]
+    write_robustness(tmp_path / "one", first)
+    write_robustness(tmp_path / "two", second)
+    notes = []
+    found = entries_of(robustness_frame(load_results([tmp_path]).runs, notes))
+    assert notes == []  # neither file's rows replace the other's
+    assert [e.label for e in found] == ["gfnet-s (best.pth@aaaaaaaa)",
+                                        "gfnet-s (best.pth@bbbbbbbb)"]
+    assert [e.summary.clean_error_top1_pct for e in found] == pytest.approx([20.0, 30.0])

@@ -184,3 +184,48 @@ def write_folder_val(root: Path, per_class: int, seed: int = 1) -> Path:
         write_random_images(root / name, per_class, rng)
     (root / FOLDER_CLASSES[0] / "broken.JPEG").write_bytes(b"not an image")
     return root
+
+
+# --- the index oracle: a class index written into the pixels, for the other test sets ---
+# Red and green hold the predicted class index (32 levels each); blue > 128 adds a decoy:
+# class 0 (in neither ImageNet-A's nor ImageNet-R's 200) gets the top logit, so only logits
+# restricted to the subset find the written class.
+
+DECOY_CLASS = 0
+
+
+def index_colour(index: int, decoy: bool) -> tuple[int, int, int]:
+    """The flat colour that makes the index oracle predict `index` (behind the decoy)."""
+    return 8 * (index // 32) + 4, 8 * (index % 32) + 4, 200 if decoy else 40
+
+
+class IndexOracle(nn.Module):
+    """1000-way logits: the written index at 5, the decoy (when flagged) at 10, others -10."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_classes = 1000
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red, green, blue = (x[:, c].mean(dim=(1, 2)) * 255 for c in range(3))
+        index = (((red - 4) / 8).round() * 32 + ((green - 4) / 8).round()).long().clamp(0, 999)
+        logits = torch.full((len(x), 1000), -10.0)
+        rows = torch.arange(len(x))
+        logits[rows, index] = 5.0
+        logits[rows[blue > 128], DECOY_CLASS] = 10.0
+        return logits
+
+
+def index_bundle() -> ModelBundle:
+    """The index oracle as the evaluator sees a loaded checkpoint."""
+    return ModelBundle(module=IndexOracle(), name="index-oracle", mean=(0.0, 0.0, 0.0),
+                       std=(1.0, 1.0, 1.0), input_size=(ORACLE_SIZE, ORACLE_SIZE),
+                       interpolation="bilinear", crop_pct=1.0, num_classes=1000)
+
+
+def write_index_tree(root: Path, images: dict[str, list[int]], decoy: bool) -> Path:
+    """A test-set tree: one folder per name, holding one image per predicted index listed."""
+    for folder, predictions in images.items():
+        for j, index in enumerate(predictions):
+            write_image(root / folder / f"img{j}.jpg", index_colour(index, decoy))
+    return root

@@ -83,3 +83,53 @@ def test_normalisation_is_inside_the_attacked_function(grating_model, batch):
     std = torch.tensor(GRATING_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(model(x[:4]), grating_model((x[:4] - mean) / std))
+
+
+class ConfidentLinear(torch.nn.Module):
+    """4 classes, class 0 ahead by 15 logits: d(loss)/d(logit) ~ 1e-6 and the input gradient
+    ~1e-8, below half precision's smallest number (6e-8), yet its sign is clear in fp32."""
+
+    def __init__(self):
+        super().__init__()
+        signs = torch.from_numpy(np.random.default_rng(5).choice([-1.0, 1.0], 48)).float()
+        weight = 0.01 * torch.stack([-signs, signs, signs, signs])
+        self.linear = torch.nn.Linear(48, 4)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(torch.tensor([15.0, 0.0, 0.0, 0.0]))
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_fp16_attacks_scale_the_loss_so_gradients_do_not_underflow(name):
+    from gfbench.robustness.attacks import FP16_LOSS_SCALE
+
+    model = ConfidentLinear().eval()
+    x = torch.full((2, 3, 4, 4), 0.5)
+    y = torch.zeros(2, dtype=torch.long)
+    spec = ATTACKS[name]
+    reference = run_attack(spec, model, x, y, seed=1, image_ids=[0, 1])  # fp32
+    assert torch.all((reference - x).abs() > 0.5 / 255)  # every pixel moved
+    with torch.autocast("cpu", dtype=torch.float16):
+        unscaled = run_attack(spec, model, x, y, seed=1, image_ids=[0, 1])
+        scaled = run_attack(spec, model, x, y, seed=1, image_ids=[0, 1],
+                            loss_scale=FP16_LOSS_SCALE)
+    start = x if name == "fgsm" else run_attack(replace(spec, steps=0), model, x, y, seed=1,
+                                                image_ids=[0, 1])
+    assert torch.equal(unscaled, start)  # the failure: a zero gradient, no step taken
+    assert torch.equal(scaled, reference)  # with scaling: the fp32 answer
+
+
+def test_loss_scale_backs_off_when_the_gradient_overflows():
+    from gfbench.robustness.attacks import _input_gradient
+
+    model = ConfidentLinear().eval()
+    x = torch.full((2, 3, 4, 4), 0.5)
+    y = torch.ones(2, dtype=torch.long)  # a wrong label: gradients of order 0.01
+    reference = _input_gradient(model, x, y)
+    with torch.autocast("cpu", dtype=torch.float16):
+        gradient = _input_gradient(model, x, y, loss_scale=2.0**30)  # overflows half at first
+    assert torch.isfinite(gradient).all()
+    assert torch.allclose(gradient, reference, rtol=1e-2, atol=0)
