@@ -112,6 +112,12 @@ def needs_restart(failure: str) -> bool:
     return failure == "poisoned"
 
 
+def classify_on_device(exc: BaseException, device: str) -> str:
+    """``classify_failure`` with the CUDA probe bound to the device where the step ran."""
+    probe = (lambda: cuda_context_alive(device)) if device.startswith("cuda") else None
+    return classify_failure(exc, context_alive=probe)
+
+
 def cuda_context_alive(device: str = "cuda") -> bool:
     """Whether CUDA still works in this process: a tiny kernel and a synchronize succeed."""
     import torch

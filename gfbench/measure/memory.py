@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +60,7 @@ class MemoryResult:
     method: str
     status: str = "ok"  # ok | oom | not measured | error
     error: str = ""
+    ran: dict[str, str] = field(default_factory=dict)  # ModelStep.what_ran() of the step
 
 
 class PeakCounter(Protocol):
@@ -182,6 +183,7 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
     try:
         step = getattr(importlib.import_module(module_name), function_name)(**kwargs)
         peak = rss_peak_bytes(step)
+        ran = step.what_ran() if hasattr(step, "what_ran") else {}
     except Exception as exc:  # reported to the parent, which records the row
         status = "oom" if is_out_of_memory(exc) else "error"
         return MemoryResult(None, CPU_METHOD, status,
@@ -190,8 +192,8 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
         step = None
         gc.collect()
     if peak is None:
-        return MemoryResult(None, NOT_MEASURED, "not measured")
-    return MemoryResult(peak, CPU_METHOD)
+        return MemoryResult(None, NOT_MEASURED, "not measured", ran=ran)
+    return MemoryResult(peak, CPU_METHOD, ran=ran)
 
 
 class CpuMemoryWorker:

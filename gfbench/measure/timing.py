@@ -94,6 +94,14 @@ class ModelStep:
         if self.optimizer is not None:
             self.optimizer.state.clear()
 
+    def what_ran(self) -> dict[str, str]:
+        """The row fields that say what the last step ran: global filter path, compile status."""
+        from gfbench.layers.global_filter import filter_impl_used
+        from gfbench.measure.compile import compile_status
+
+        return {"impl_used": filter_impl_used(self.model),
+                "compile_status": compile_status(self.model)}
+
 
 def make_optimizer(name: str, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum 0.9 (one buffer per parameter) or AdamW (two), default rates."""
