@@ -1,22 +1,23 @@
 """What a sweep row says it ran: train-mode peaks with gradients, compile status, the global
-filter path taken, and the failure class (the hooks gfbench.measure.sweep calls)."""
+filter path taken, and the failure class (the hooks gfbench.measure.setting calls)."""
 
 import pytest
 import torch
 
 from gfbench.measure import compile as compile_module
-from gfbench.measure import sweep
+from gfbench.measure import setting as setting_module
 from gfbench.measure.memory import rss_peak_bytes
-from gfbench.measure.sweep import ComplexityRequest, plan_complexity, run_sweep
+from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.sweep import run_sweep
 
 RESETTABLE = rss_peak_bytes(lambda: None) is not None
 
 
 def _rows(tmp_path, **request):
-    """The rows of a small CPU sweep."""
-    base = {"device": "cpu", "warmup": 1, "repeat": 2, "dim": 16}
+    """The rows of a small CPU sweep in this process (so that tests can patch it)."""
+    base = {"device": "cpu", "warmup": 1, "repeat": 2, "dim": 16, "isolate": False}
     return run_sweep(plan_complexity(ComplexityRequest(**{**base, **request}),
-                                     results_dir=tmp_path))
+                                     results_dir=tmp_path)).rows
 
 
 @pytest.mark.skipif(not RESETTABLE, reason="the kernel here cannot reset the peak RSS")
@@ -59,7 +60,7 @@ def test_failures_are_classified_in_the_row(tmp_path, monkeypatch, exc, status, 
     def build_step(**kwargs):
         raise exc
 
-    monkeypatch.setattr(sweep, "build_step", build_step)
+    monkeypatch.setattr(setting_module, "build_step", build_step)
     (row,) = _rows(tmp_path, mixers=("attention",), tokens=("4",), metrics=("latency",))
     assert (row.status, row.failure) == (status, failure)
     assert row.flops is None or row.flops > 0  # counts are kept
