@@ -100,6 +100,13 @@ class ComplexityRow:
     warmup: int | None = None
     repeat: int | None = None
     num_classes: int | None = None  # models: the head asked for (None: the model's default)
+    # what actually ran, read after the measured step (gfbench.measure.{compile,faults})
+    impl_used: str = ""  # the global filter the layers ran: fast | reference | mixed ("" none)
+    compile_status: str = ""  # compiled | graph breaks: N | recompiled: N | fell back to eager
+    optimizer: str = ""  # train mode: the optimizer whose update and state the step includes
+    failure: str = ""  # why the row failed: oom | poisoned (CUDA context lost) | error
+    warmup_calls: int | None = None  # warm-up calls made (at least `warmup`, and a minimum time)
+    flushed_bytes: int | None = None  # bytes written to evict the cache before each timed call
 
     KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "dim", "batch_size", "precision",
                   "mode", "device", "num_classes")

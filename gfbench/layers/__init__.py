@@ -1,7 +1,12 @@
 """nn.Modules only: the token mixers and the MIXERS table of their specs."""
 
 from gfbench.layers.attention import Attention
-from gfbench.layers.global_filter import GlobalFilter, fft_flops, global_filter_reference
+from gfbench.layers.global_filter import (
+    GlobalFilter,
+    fft_flops,
+    filter_impl_used,
+    global_filter_reference,
+)
 from gfbench.layers.mixers import MIXERS, MixerSpec, build_mixer, default_heads, get_mixer
 from gfbench.layers.simple_mixers import (
     DepthwiseConv,
@@ -14,5 +19,5 @@ from gfbench.layers.simple_mixers import (
 __all__ = [
     "MIXERS", "Attention", "DepthwiseConv", "FourierMixing", "GlobalFilter", "IdentityMixer",
     "MixerSpec", "Pooling", "SpatialMLP", "build_mixer", "default_heads", "fft_flops",
-    "get_mixer", "global_filter_reference",
+    "filter_impl_used", "get_mixer", "global_filter_reference",
 ]

@@ -23,7 +23,8 @@ Two kernel routes (``plan_tiles``):
 - ``split``: three kernels (rows: rfft along W; columns: DFT along H, filter, inverse DFT along
   H, in place; rows: irfft along W) through one float32 intermediate of (B, 2, H, W//2+1, D).
   Sides up to 256, any D, non-square allowed.
-Larger sides, other dtypes, or a device where no kernel can run use the reference path.
+Larger sides, other dtypes, or a device where no kernel can run (no Triton, not CUDA, or a
+compute capability below 8.0: ``kernel_support``) use the reference path.
 
 The adjoint of the filter is the filter with the conjugate weight, so the backward pass for x
 runs the same kernel; the weight gradient is sum_b c_l rfft2(grad) conj(rfft2(x)) in torch.
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from gfbench.layers.global_filter import global_filter_reference
+from gfbench.layers.global_filter import IMPLS, global_filter_reference
 
 try:
     import triton
@@ -49,9 +50,11 @@ except ImportError:  # the reference path still works; select_route reports "ref
     triton = None
     tl = None
 
-IMPLS = ("fast", "auto")
 ROUTES = ("fused", "split", "reference")
 DOT_PRECISIONS = ("ieee", "tf32x3", "tf32")
+# tl.dot with input_precision "tf32" / "tf32x3" runs on TF32 tensor cores, which start with
+# Ampere (compute capability 8.0); older GPUs take the reference path.
+MIN_CAPABILITY = (8, 0)
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 MIN_BLOCK = 16  # tl.dot needs every matrix dimension >= 16
 FUSED_MAX_PADDED_SIDE = 32
@@ -140,11 +143,31 @@ def interpreter_enabled() -> bool:
     return triton is not None and type(_fused_filter_kernel).__name__ == "InterpretedFunction"
 
 
-def kernel_can_run(device: torch.device) -> bool:
-    """Whether the kernels can run on this device: CUDA, or any device when interpreting."""
+def kernel_support(device: torch.device | str,
+                   capability: tuple[int, int] | None = None) -> str:
+    """Why the kernels cannot run on this device ("" when they can).
+
+    They need Triton, and a CUDA device of compute capability >= ``MIN_CAPABILITY``
+    (``capability`` replaces the device's own, for tests), or Triton's interpreter.
+    """
     if triton is None:
-        return False
-    return interpreter_enabled() or torch.device(device).type == "cuda"
+        return "Triton is not installed"
+    if interpreter_enabled():
+        return ""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"the kernels run on CUDA devices, not {device.type}"
+    major, minor = capability or torch.cuda.get_device_capability(device)
+    if (major, minor) < MIN_CAPABILITY:
+        return (f"compute capability {major}.{minor} is below the kernels' "
+                f"{MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} (TF32 tensor cores)")
+    return ""
+
+
+def kernel_can_run(device: torch.device | str,
+                   capability: tuple[int, int] | None = None) -> bool:
+    """Whether the kernels can run on this device (see ``kernel_support``)."""
+    return kernel_support(device, capability) == ""
 
 
 def select_route(x: torch.Tensor, weight: torch.Tensor) -> str:
@@ -177,22 +200,29 @@ def global_filter(x: torch.Tensor, weight: torch.Tensor, impl: str = "fast", *,
     """GFNet's global filter by the Triton kernels where they cover x, else by the reference.
 
     ``impl`` "fast" and "auto" choose the same way (``select_route``): a kernel when x is on
-    CUDA with Triton importable (or Triton's interpreter is on) and the sides are covered,
-    otherwise ``global_filter_reference``. ``dot_precision`` overrides the tl.dot precision
-    ("ieee", "tf32x3", "tf32"; default ``default_dot_precision(x.dtype)``).
+    a CUDA device that can run it (``kernel_support``; or Triton's interpreter is on) and the
+    sides are covered, otherwise ``global_filter_reference``; "reference" always takes the
+    reference. ``dot_precision`` overrides the tl.dot precision ("ieee", "tf32x3", "tf32";
+    default ``default_dot_precision(x.dtype)``).
     Returns float32 (B, H, W, D); differentiable in x and weight.
     """
+    return filter_with_route(x, weight, impl, dot_precision=dot_precision)[0]
+
+
+def filter_with_route(x: torch.Tensor, weight: torch.Tensor, impl: str = "fast", *,
+                      dot_precision: str | None = None) -> tuple[torch.Tensor, str]:
+    """``global_filter`` and the route it took ("fused", "split" or "reference")."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if dot_precision is not None and dot_precision not in DOT_PRECISIONS:
         raise ValueError(f"dot_precision must be one of {DOT_PRECISIONS}, got {dot_precision!r}")
     _check_shapes(x, weight)
-    route = select_route(x, weight)
+    route = "reference" if impl == "reference" else select_route(x, weight)
     if route == "reference":
-        return global_filter_reference(x, weight)
+        return global_filter_reference(x, weight), route
     precision = dot_precision or default_dot_precision(x.dtype)
     return FilterFunction.apply(x, weight, functools.partial(run_kernels, route=route,
-                                                             precision=precision))
+                                                             precision=precision)), route
 
 
 def column_weights(width: int, device: torch.device | str = "cpu",

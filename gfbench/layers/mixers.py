@@ -69,9 +69,9 @@ MIXERS: dict[str, MixerSpec] = {
         MixerSpec(
             name="global_filter",
             build=lambda dim, height, width, impl="reference", **_: GlobalFilter(
-                dim, height, width // 2 + 1, impl=impl),
+                dim, height, width, impl=impl),
             flops=lambda dim, height, width, **_: (
-                2 * fft_flops(height, width, dim) + height * (width // 2 + 1) * dim),
+                2 * fft_flops((height, width, dim), (0, 1)) + height * (width // 2 + 1) * dim),
             params=lambda dim, height, width, **_: 2 * height * (width // 2 + 1) * dim,
             flops_formula="2*HWD*ceil(log2 HW) + H(W/2+1)D",
             params_formula="2*H(W/2+1)D",
@@ -126,7 +126,7 @@ MIXERS: dict[str, MixerSpec] = {
         MixerSpec(
             name="fourier",
             build=lambda dim, height, width, **_: FourierMixing(),
-            flops=lambda dim, height, width, **_: fft_flops(height * width, dim, 1),
+            flops=lambda dim, height, width, **_: fft_flops((height * width, dim), (0, 1)),
             params=lambda dim, height, width, **_: 0,
             flops_formula="ND ceil(log2 ND) (FFT over tokens and channels)",
             params_formula="0",

@@ -16,12 +16,14 @@ gets fvcore's normalisation, pooling and resampling counts, and torch's own dens
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import flop_registry
+
+from gfbench.layers.global_filter import fft_flops  # the one home of the FFT count rule
 
 Shape = Sequence[int]
 Handle = Callable[[list, list], int]  # fvcore's contract: (jit inputs, jit outputs) -> count
@@ -34,17 +36,6 @@ TorchFormula = Callable[..., int]  # FlopCounterMode raw formula: (*args, out_va
 def numel(shape: Shape) -> int:
     """Number of elements of a tensor of this shape."""
     return math.prod(int(s) for s in shape)
-
-
-def fft_flops(real_shape: Shape, dims: Iterable[int]) -> int:
-    """One FFT: elements of the real-domain grid times ceil(log2(points transformed)).
-
-    ``real_shape`` is the full real grid (the input of a forward real FFT, the output of an
-    inverse one, the tensor itself for a complex FFT); for rfft2 of (B, H, W, D) over (1, 2)
-    this is B*H*W*D*ceil(log2(H*W)), the GFNet authors' count.
-    """
-    points = numel([real_shape[d] for d in dims])
-    return numel(real_shape) * math.ceil(math.log2(points)) if points > 1 else 0
 
 
 def complex_mul_flops(out_shape: Shape) -> int:

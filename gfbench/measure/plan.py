@@ -245,7 +245,9 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
     settings = [dataclasses.replace(s, batch_size=b) for s in shapes for b in batches]
     impl = resolve_impl(request.impl, device)
     if request.impl == "fast" and impl == "reference" and device != "meta":
-        raise GfbenchError(f"--impl fast needs a CUDA device with Triton (device here: {device}); "
+        from gfbench.layers.fast_filter import kernel_support
+
+        raise GfbenchError(f"--impl fast cannot run on {device}: {kernel_support(device)}; "
                            "use --impl auto to fall back to the reference filter")
     settings = [dataclasses.replace(s, impl=impl) if uses_global_filter(s.subject, s.name)
                 else s for s in settings]

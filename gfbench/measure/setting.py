@@ -18,6 +18,8 @@ from torch import nn
 
 from gfbench.errors import GfbenchError
 from gfbench.layers import build_mixer
+from gfbench.measure.compile import WatchedCompile
+from gfbench.measure.faults import classify_on_device, needs_restart
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.measure.memory import (
     CUDA_METHOD,
@@ -35,10 +37,6 @@ METRICS = ("flops", "params", "latency", "memory")
 DEVICE_METRICS = frozenset({"latency", "memory"})
 DEFAULT_FVCORE_MAX_FLOPS = 20e9  # cross-check with fvcore (real tensors) up to this size
 
-# Messages of errors after which the CUDA context (or the process) cannot be trusted: every
-# later CUDA call fails too, so the sweep goes on in a fresh process.
-_POISONING_MARKERS = ("illegal memory access", "device-side assert", "unspecified launch failure",
-                      "misaligned address", "CUDA error: an illegal instruction")
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,10 @@ class SweepOptions:
     compile: bool = False
     channels_last: bool = False
     fvcore_max_flops: float = DEFAULT_FVCORE_MAX_FLOPS
+    # measure-core hooks (gfbench.measure.timing): train-step optimizer, warm-up time, flush
+    optimizer: str = ""  # "", "sgd" or "adamw" (train mode only)
+    warmup_s: float | None = None  # None: timing.DEFAULT_WARMUP_S of the device type
+    flush_l2: bool = False
 
     def to_json(self) -> dict:
         """The options as JSON (for a worker child)."""
@@ -133,7 +135,7 @@ def _token_count(setting: Setting, meta_model: nn.Module) -> int | None:
 def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
                precision: str, mode: str, device: str, dim: int | None = None,
                impl: str = "reference", num_classes: int | None = None, compile: bool = False,
-               channels_last: bool = False):
+               channels_last: bool = False, optimizer: str = ""):
     """Build the module and its input on the device and return one measurable step.
 
     Module-level with JSON-friendly arguments so that a child process can call it too.
@@ -147,8 +149,8 @@ def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
     if compile:
-        model = torch.compile(model)
-    return make_step(model, example, precision, mode)
+        model = WatchedCompile(model)  # a reset compiler per setting; reports what ran
+    return make_step(model, example, precision, mode, optimizer or None)
 
 
 # --- measuring one setting -------------------------------------------------------------------
@@ -163,11 +165,6 @@ def first_line(exc: BaseException) -> str:
 def note(row: ComplexityRow, message: str) -> None:
     """Add one message to the row's error column (messages are joined by '; ')."""
     row.error = "; ".join(filter(None, [row.error, message]))
-
-
-def poisons_process(exc: BaseException) -> bool:
-    """Whether an error leaves the CUDA context unusable (later settings need a new process)."""
-    return any(marker in str(exc) for marker in _POISONING_MARKERS)
 
 
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
@@ -200,7 +197,7 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
 def _step_kwargs(setting: Setting, options: SweepOptions) -> dict:
     """build_step's arguments for a setting."""
     return {**dataclasses.asdict(setting), "compile": options.compile,
-            "channels_last": options.channels_last}
+            "channels_last": options.channels_last, "optimizer": options.optimizer}
 
 
 def release(device: str) -> None:
@@ -228,13 +225,15 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
     """Peak memory and latency on the setting's device; OOM becomes the row's status."""
     metrics = options.metrics
     row.compile, row.channels_last = options.compile, options.channels_last
+    row.optimizer = options.optimizer
     row.threads = torch.get_num_threads()
     on_cuda = setting.device.startswith("cuda")
     if "memory" in metrics and not on_cuda:
         memory = _cpu_memory(setting, options, memory_worker)
         row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
+        _record_ran(row, memory.ran)
         if memory.status in ("oom", "error"):
-            row.status = memory.status
+            row.status = row.failure = memory.status
             note(row, memory.error)
             return
     if "latency" not in metrics and not ("memory" in metrics and on_cuda):
@@ -243,22 +242,31 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
     try:
         step = build_step(**_step_kwargs(setting, options))
         if "latency" in metrics:
-            stats = time_step(step, setting.device, options.warmup, options.repeat)
+            stats = time_step(step, setting.device, options.warmup, options.repeat,
+                              warmup_s=options.warmup_s, flush_l2=options.flush_l2)
             row.latency_ms_p10, row.latency_ms_p50 = stats.p10_ms, stats.p50_ms
             row.latency_ms_p90, row.first_call_ms = stats.p90_ms, stats.first_call_ms
             row.throughput_ips = stats.throughput(setting.batch_size)
             row.warmup, row.repeat = options.warmup, options.repeat
+            row.warmup_calls, row.flushed_bytes = stats.warmup_calls, stats.flushed_bytes
         if "memory" in metrics and on_cuda:
             row.peak_mem_bytes = float(cuda_peak_bytes(step, setting.device))
             row.mem_method = CUDA_METHOD
+        _record_ran(row, step.what_ran())
     except Exception as exc:
-        if not is_out_of_memory(exc):
+        if classify_on_device(exc, setting.device) != "oom":
             raise
-        row.status = "oom"
+        row.status = row.failure = "oom"
         note(row, first_line(exc))
     finally:
         del step
         release(setting.device)
+
+
+def _record_ran(row: ComplexityRow, ran: dict[str, str]) -> None:
+    """Copy what the measured step ran (ModelStep.what_ran) into the row."""
+    row.impl_used = ran.get("impl_used", row.impl_used)
+    row.compile_status = ran.get("compile_status", row.compile_status)
 
 
 def measure_checked(setting: Setting, options: SweepOptions,
@@ -277,10 +285,13 @@ def measure_checked(setting: Setting, options: SweepOptions,
         row.status = "error"
         note(row, str(exc))
     except Exception as exc:  # recorded, and the sweep goes on
-        row.status = "oom" if is_out_of_memory(exc) else "error"
+        row.failure = classify_on_device(exc, setting.device)
+        row.status = "oom" if row.failure == "oom" else "error"
         note(row, first_line(exc))
+        if needs_restart(row.failure):  # a poisoned context fails every CUDA call, cleanup too
+            return row, True
         release(setting.device)
-        return row, poisons_process(exc)
+        return row, False
     return row, False
 
 

@@ -42,7 +42,7 @@ class GFBlock(nn.Module):
                  impl: str = "reference"):
         super().__init__()
         self.norm1 = LayerNorm(dim)
-        self.filter = GlobalFilter(dim, grid[0], grid[1] // 2 + 1, impl=impl)
+        self.filter = GlobalFilter(dim, grid[0], grid[1], impl=impl)
         self.norm2 = LayerNorm(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from gfbench.layers import fast_filter as ff
-from gfbench.layers.global_filter import GlobalFilter, global_filter_reference
+from gfbench.layers.global_filter import GlobalFilter, filter_impl_used, global_filter_reference
 
 REPO = Path(__file__).resolve().parents[2]
 FP32_TOL = 1e-5
@@ -106,12 +106,20 @@ def interpreter_report() -> dict:
                            "equal": bool(torch.equal(ff.global_filter(x, weight),
                                                      global_filter_reference(x, weight)))}
     torch.manual_seed(500)
-    module = GlobalFilter(32, 14, 8, impl="auto")
-    reference = GlobalFilter(32, 14, 8)
+    module = GlobalFilter(32, 14, 14, impl="auto")
+    reference = GlobalFilter(32, 14, 14)
     reference.load_state_dict(module.state_dict())
     x = torch.randn(2, 14, 14, 32)
     report["module_auto"] = {"route": ff.select_route(x, module.complex_weight),
-                             "error": rel_error(module(x), reference(x))}
+                             "error": rel_error(module(x), reference(x)),
+                             "last_route": module.last_route, "used": filter_impl_used(module)}
+    covered, uncovered = GlobalFilter(2, 8, 8, impl="fast"), GlobalFilter(2, 260, 3, impl="fast")
+    layers = torch.nn.ModuleList([covered, uncovered])
+    before = filter_impl_used(layers)
+    covered(torch.randn(1, 8, 8, 2))
+    only_covered = filter_impl_used(layers)
+    uncovered(torch.randn(1, 260, 3, 2))
+    report["impl_used"] = [before, only_covered, filter_impl_used(layers), uncovered.last_route]
     return report
 
 
@@ -120,7 +128,9 @@ def report() -> dict:
     """The interpreter report of a child process; fails loudly with its stderr if it crashed."""
     if not HAS_TRITON:
         pytest.skip("triton is not importable: the Triton kernels cannot be checked")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    # this checkout's gfbench, not whichever one the environment has installed
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve())], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
@@ -163,6 +173,48 @@ def test_uncovered_side_falls_back_to_reference(report):
 def test_module_auto_uses_kernel_under_interpreter(report):
     assert report["module_auto"]["route"] == "fused"
     assert report["module_auto"]["error"] <= FP32_TOL
+    assert report["module_auto"]["last_route"] == "fused"
+    assert report["module_auto"]["used"] == "fast"
+
+
+def test_impl_used_says_mixed_when_a_layer_fell_back(report):
+    # nothing run yet, then only the kernel's layer, then also a layer no kernel covers
+    assert report["impl_used"] == ["", "fast", "mixed", "reference"]
+
+
+@pytest.mark.skipif(ff.interpreter_enabled(), reason="TRITON_INTERPRET=1 in this process")
+@pytest.mark.parametrize("impl", ["reference", "auto", "fast"])
+def test_rows_can_say_what_ran_on_the_cpu(impl):
+    module = GlobalFilter(4, 6, 6, impl=impl)
+    assert filter_impl_used(module) == ""
+    module(torch.randn(1, 6, 6, 4))
+    assert module.last_route == "reference" and filter_impl_used(module) == "reference"
+    assert filter_impl_used(torch.nn.Linear(2, 2)) == ""
+
+
+@pytest.mark.skipif(not HAS_TRITON or ff.interpreter_enabled(),
+                    reason="needs Triton, without its interpreter")
+@pytest.mark.parametrize("capability,runs", [((7, 0), False), ((7, 5), False), ((8, 0), True),
+                                             ((8, 6), True), ((9, 0), True), ((12, 0), True)])
+def test_kernels_need_compute_capability_8(capability, runs):
+    reason = ff.kernel_support("cuda", capability=capability)
+    assert ff.kernel_can_run("cuda", capability=capability) is runs
+    assert (reason == "") is runs
+    if not runs:
+        assert f"{capability[0]}.{capability[1]}" in reason and "8.0" in reason
+
+
+@pytest.mark.skipif(ff.interpreter_enabled(), reason="TRITON_INTERPRET=1 in this process")
+def test_kernels_do_not_run_on_the_cpu():
+    assert ff.kernel_support("cpu") in ("the kernels run on CUDA devices, not cpu",
+                                        "Triton is not installed")
+
+
+def test_width_is_the_grid_width():
+    # one meaning everywhere: the H x W token grid; the filter keeps W//2+1 frequency columns
+    assert GlobalFilter(8, 6, 10).complex_weight.shape == (6, 6, 8, 2)
+    assert GlobalFilter(8, 6, 11).complex_weight.shape == (6, 6, 8, 2)
+    assert GlobalFilter(8, 6).complex_weight.shape == (6, 4, 8, 2)
 
 
 @pytest.mark.skipif(ff.interpreter_enabled(), reason="TRITON_INTERPRET=1 in this process")
@@ -176,7 +228,7 @@ def test_cpu_without_interpreter_uses_reference(impl):
 def test_bad_arguments_raise():
     x, weight = _inputs((1, 8, 8, 4), seed=2)
     with pytest.raises(ValueError, match="impl"):
-        ff.global_filter(x, weight, impl="reference")
+        ff.global_filter(x, weight, impl="cufft")
     with pytest.raises(ValueError, match="dot_precision"):
         ff.global_filter(x, weight, dot_precision="fp8")
     with pytest.raises(ValueError, match="weight must have shape"):

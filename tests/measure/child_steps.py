@@ -53,3 +53,14 @@ def measure_or_fail(setting, options):
         record.update(status="error", error="RuntimeError: CUDA error: an illegal memory access")
         return restart_after(record)
     return record
+
+
+def linear_step(features: int, batch: int, mode: str, optimizer: str | None = None):
+    """A gfbench step of a bias-free ``features x features`` float32 Linear (hand-countable)."""
+    from torch import nn
+
+    from gfbench.measure.timing import make_step
+
+    torch.manual_seed(0)
+    model = nn.Linear(features, features, bias=False)
+    return make_step(model, torch.randn(batch, features), mode=mode, optimizer=optimizer)

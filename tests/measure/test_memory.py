@@ -1,4 +1,5 @@
-"""Peak memory: measured in an isolated child on the CPU, by the allocator on CUDA; OOM known."""
+"""Peak memory: one protocol (warm-up, release, baseline, peak) with the device's counter
+injected; measured in an isolated child on the CPU, by the allocator on CUDA; OOM known."""
 
 import os
 import sys
@@ -14,6 +15,7 @@ from gfbench.measure.memory import (
     cuda_peak_bytes,
     is_out_of_memory,
     measure_step_peak,
+    peak_above_resident,
     rss_peak_bytes,
 )
 
@@ -26,6 +28,85 @@ def child_path(monkeypatch):
     """Let the child import this folder's step factories."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [HERE, os.environ.get(
         "PYTHONPATH")])))
+
+
+class FakeHeap:
+    """A counter over a pretend allocator: live bytes now, most live bytes since the reset."""
+
+    def __init__(self):
+        self.live = self.high = 0
+        self.resets = []
+
+    def allocate(self, nbytes):
+        self.live += nbytes
+        self.high = max(self.high, self.live)
+
+    def free(self, nbytes):
+        self.live -= nbytes
+
+    def reset(self):
+        self.resets.append(self.live)
+        self.high = self.live
+        return True
+
+    def current(self):
+        return self.live
+
+    def peak(self):
+        return self.high
+
+
+class FakeTrainStep:
+    """Frees last step's gradients, holds 300 activation bytes, leaves 1000 gradient bytes."""
+
+    def __init__(self, heap):
+        self.heap, self.grads = heap, 0
+
+    def __call__(self):
+        self.release()
+        self.heap.allocate(300)  # activations
+        self.heap.allocate(1000)  # gradients, kept after the step
+        self.heap.free(300)
+        self.grads = 1000
+
+    def release(self):
+        self.heap.free(self.grads)
+        self.grads = 0
+
+
+def test_protocol_counts_the_gradients_a_step_leaves_behind():
+    heap = FakeHeap()
+    heap.allocate(5000)  # the resident model and input
+    step = FakeTrainStep(heap)
+    assert peak_above_resident(step, heap) == 1300  # activations + gradients, by hand
+    assert heap.resets == [5000]  # the baseline was read with the gradients released
+    assert heap.live == 5000  # and the measured step's gradients are released again
+
+
+def test_protocol_without_reset_is_not_measured():
+    heap = FakeHeap()
+    heap.reset = lambda: False
+    assert peak_above_resident(FakeTrainStep(heap), heap) is None
+
+
+@pytest.mark.skipif(not RESETTABLE, reason="the kernel here cannot reset the peak RSS")
+def test_linear_peaks_in_the_child_match_the_hand_count(child_path):
+    # a bias-free 2048 x 2048 float32 Linear (16 MiB of weights) on a batch of 8: the output
+    # is 64 KiB; training adds 16 MiB of gradients, SGD with momentum one 16 MiB buffer,
+    # AdamW two (exp_avg, exp_avg_sq) plus at most two parameter-sized temporaries
+    mib = 2**20
+    with CpuMemoryWorker(threads=1) as worker:
+        peaks = {}
+        for mode, optimizer in [("infer", None), ("train", None), ("train", "sgd"),
+                                ("train", "adamw")]:
+            result = worker.measure("child_steps:linear_step", {
+                "features": 2048, "batch": 8, "mode": mode, "optimizer": optimizer})
+            assert result.status == "ok", result
+            peaks[optimizer or mode] = result.peak_bytes
+    assert 60 * 2**10 <= peaks["infer"] < mib
+    assert 16 * mib <= peaks["train"] < 17 * mib
+    assert 32 * mib <= peaks["sgd"] < 33 * mib
+    assert 48 * mib <= peaks["adamw"] <= 81 * mib
 
 
 @pytest.mark.skipif(not RESETTABLE, reason="the kernel here cannot reset the peak RSS")
@@ -81,6 +162,16 @@ def test_broken_factory_is_an_error_not_a_number():
 ])
 def test_out_of_memory_is_recognised(exc, expected):
     assert is_out_of_memory(exc) is expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_train_peak_counts_the_gradients():
+    from child_steps import linear_step
+
+    with torch.device("cuda"):
+        peaks = {mode: cuda_peak_bytes(linear_step(2048, 8, mode), "cuda")
+                 for mode in ("infer", "train")}
+    assert peaks["infer"] < 2**20 and 16 * 2**20 <= peaks["train"] < 17 * 2**20
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
