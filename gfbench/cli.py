@@ -233,6 +233,14 @@ class XAxis(str, Enum):
     resolution = "resolution"
 
 
+class AxisScale(str, Enum):
+    """Axes of the complexity figures."""
+
+    log = "log"
+    linear = "linear"
+    both = "both"
+
+
 class SpeedMetric(str, Enum):
     """How the complexity figures show speed."""
 
@@ -249,21 +257,23 @@ def plot_command(
         help="Output folder; default: plots/ in the folder the inputs share.")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="Figure formats, a comma list of png, svg, pdf.")] = "png,svg",
-    log: Annotated[bool, typer.Option(
-        "--log", help="Also draw log-log versions, where power laws are straight lines.")] = False,
+    scale: Annotated[AxisScale, typer.Option(
+        help="Complexity axes: log (log-log: power laws are straight lines, slope = exponent), "
+        "linear (as the GFNet paper), or both.")] = AxisScale.log,
     x: Annotated[XAxis, typer.Option(
         "--x", help="x axis of the complexity figures: token count or input resolution.")
     ] = XAxis.tokens,
     metric: Annotated[SpeedMetric, typer.Option(
         help="Speed panel: latency per batch or throughput in images/s.")] = SpeedMetric.latency,
     ref_slopes: Annotated[bool, typer.Option(
-        "--ref-slopes", help="Draw grey N log N and N² reference curves.")] = False,
+        "--ref-slopes/--no-ref-slopes",
+        help="Grey N log N and N² guides from the smallest N.")] = True,
 ) -> None:
     """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
     from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
     from gfbench.render import print_plot_report, print_skipped
 
-    options = PlotOptions(out=out, formats=parse_formats(fmt), log=log, x=x.value,
+    options = PlotOptions(out=out, formats=parse_formats(fmt), scale=scale.value, x=x.value,
                           metric=metric.value, ref_slopes=ref_slopes)
     try:
         report = make_plots(paths, options)
