@@ -27,7 +27,14 @@ from matplotlib.transforms import blended_transform_factory
 
 from gfbench.measure.scaling import PowerLawFit, fit_exponent, larger_half
 from gfbench.plot.load import LINE_FIELDS, Setting
-from gfbench.plot.style import NEUTRAL_GREY, NamedFigure, colour_for, new_figure, variant_styles
+from gfbench.plot.style import (
+    DPI,
+    NEUTRAL_GREY,
+    NamedFigure,
+    colour_for,
+    new_figure,
+    variant_styles,
+)
 
 X_KINDS = ("tokens", "resolution")
 SCALES = ("log", "linear")
@@ -454,7 +461,8 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
     legend_height = LEGEND_ENTRY_IN * entries + 0.15
     columns = min(len(metrics), PANEL_COLUMNS) or 1
     panel_rows = math.ceil(len(metrics) / columns) or 1
-    fig = new_figure(PANEL_IN[0] * columns, (PANEL_IN[1] + legend_height) * panel_rows + 0.8)
+    height = (PANEL_IN[1] + legend_height) * panel_rows + 0.8
+    fig = new_figure(PANEL_IN[0] * columns, round(height * DPI) / DPI)  # whole pixels
     grid = fig.subplots(2 * panel_rows, columns, squeeze=False,
                         height_ratios=[PANEL_IN[1], legend_height] * panel_rows)
     panels = [(grid[2 * (i // columns), i % columns], grid[2 * (i // columns) + 1, i % columns])

@@ -20,6 +20,7 @@ from plot_synthetic import (
 
 from gfbench.errors import GfbenchError
 from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
+from gfbench.plot.complexity import LEGEND_ENTRY_IN, PANEL_IN
 from gfbench.plot.style import DPI
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -59,8 +60,12 @@ def test_pngs_are_valid_images_of_the_figures_size_at_150_dpi(made):
         assert width >= 1000 and height >= 500
     gpu_png = next(p for p in report.figures if "nvidia" in p.name and p.suffix == ".png")
     with Image.open(gpu_png) as image:
-        # 4 panels of 4.2 in; 4.2 in plus a legend room for 2 curves and the OOM entry
-        assert image.size == (round(4 * 4.2 * DPI), round((4.2 + 0.16 * 3 + 0.1) * DPI))
+        # 2 x 2 panels; each row of panels has a legend room for 2 curves, the OOM entry and
+        # the 2 guides; plus the title and the footnote
+        legend = LEGEND_ENTRY_IN * 5 + 0.15
+        height = 2 * (PANEL_IN[1] + legend) + 0.8
+        assert image.size[0] == round(2 * PANEL_IN[0] * DPI)
+        assert abs(image.size[1] - height * DPI) <= 1
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path):
@@ -98,7 +103,7 @@ def test_markdown_report_links_the_figure_files_beside_it(made):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5
     assert all((report.out / link).is_file() and link.endswith(".png") for link in links)
-    assert "| curve | panel | k (cost ∝ N^k) |" in text
+    assert "| curve | panel | N counts | k (cost ∝ N^k) |" in text
 
 
 def test_default_out_is_plots_beside_the_inputs_and_pdf_on_request(tmp_path):
