@@ -283,6 +283,36 @@ def plot_command(
     print_plot_report(report)
 
 
+# --- compare ---
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="Run A: a results file (.json or .csv) or folder.",
+                                      show_default=False)],
+    b: Annotated[Path, typer.Argument(help="Run B, compared with A (ratios are B/A).",
+                                      show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")
+                       ] = False,
+) -> None:
+    """Compare two complexity runs: B/A per metric for every setting both measured.
+
+    A ratio is marked when it is larger than the runs' own spread: latency and throughput \
+when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they differ \
+at all. Lists how the runs were made differently (device, versions, flags, command).
+    """
+    import dataclasses
+
+    from gfbench.compare import compare_runs
+    from gfbench.render import print_comparison, print_json
+
+    comparison = compare_runs(a, b)
+    if as_json:
+        print_json({**dataclasses.asdict(comparison), "marked": comparison.marked})
+    else:
+        print_comparison(comparison)
+
+
 def main() -> None:
     """Console-script entry point: a GfbenchError becomes one red line and exit code 1."""
     try:

@@ -138,7 +138,8 @@ def complexity_table(rows: list, title: str) -> Table:
     flagged = not timed and any(r.status != "ok" for r in rows)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
-    columns = ["name", "res", "tokens", "GFLOPs", "params"]
+    forward_only = any(r.mode == "train" for r in rows)  # train mode counts the forward pass
+    columns = ["name", "res", "tokens", "fwd FLOPs" if forward_only else "FLOPs", "params"]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -148,7 +149,7 @@ def complexity_table(rows: list, title: str) -> Table:
     for row in rows:
         status = f"[yellow]{row.status.upper()}[/]"
         cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
-                 str(row.tokens), "-" if row.flops is None else f"{row.flops / 1e9:.4g}",
+                 str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
                  _sig3(row.params)]
         if timed:
             spread = ("-" if row.latency_ms_p10 is None
@@ -200,7 +201,10 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if exponents:
         console.print()
         console.print(exponents_table(exponents))
-    console.print(f"[dim]GFLOPs per image. {convention}[/]", highlight=False, soft_wrap=True)
+    forward = " of the forward pass only (train mode times forward + backward)" \
+        if any(r.mode == "train" for r in rows) else ""
+    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
+                  highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
@@ -380,3 +384,73 @@ def print_plot_report(report) -> None:
                   f"report file(s) to {report.out}", highlight=False)
     for path in report.written:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+# --- compare ---
+
+_COMPARED = {"flops": "FLOPs", "params": "params", "latency_ms_p50": "latency",
+             "throughput_ips": "img/s", "peak_mem_bytes": "memory"}
+
+
+def _ratio_cell(metric) -> str:
+    """B/A as '0.512x', '*' when beyond the runs' spread, '-' when a side has no value."""
+    if metric is None or metric.ratio is None:
+        return "-"
+    mark = " [bold yellow]*[/]" if metric.marked else ""
+    return f"{metric.ratio:#.3g}x{mark}"
+
+
+def comparison_table(comparison) -> Table:
+    """One line per setting both runs measured: latency of each side, then B/A per metric."""
+    present = [m for m in _COMPARED
+               if any(x.metric == m for s in comparison.settings for x in s.metrics)]
+    timed = "latency_ms_p50" in present
+    table = Table(title="B/A per setting both runs measured", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    columns = ["name", "res", "batch", "prec", "mode"] + (["ms A", "ms B"] if timed else [])
+    columns += [f"{_COMPARED[m]} B/A" for m in present]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "prec", "mode")
+                         else "right", no_wrap=True)
+    for s in comparison.settings:
+        by_metric = {m.metric: m for m in s.metrics}
+        cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
+                 _side(s.res_h, s.res_w), str(s.batch_size), s.precision, s.mode]
+        if timed:
+            latency = by_metric.get("latency_ms_p50")
+            cells += [_ms(latency.a) if latency and s.status_a == "ok" else s.status_a.upper(),
+                      _ms(latency.b) if latency and s.status_b == "ok" else s.status_b.upper()]
+        cells += [_ratio_cell(by_metric.get(m)) for m in present]
+        table.add_row(*cells)
+    return table
+
+
+def provenance_differences_table(comparison) -> Table:
+    """How the two runs were made differently: device, versions, flags, command."""
+    table = Table(title="Made differently", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("what", "A", "B"):
+        table.add_column(column, overflow="fold")
+    for d in comparison.differences:
+        table.add_row(d.field, d.a, d.b)
+    return table
+
+
+def print_comparison(comparison) -> None:
+    """`gfbench compare`: the paired settings, what the marks mean, and what differs."""
+    print_skipped(list(comparison.problems))
+    for side, path, files in (("A", comparison.a, comparison.a_files),
+                              ("B", comparison.b, comparison.b_files)):
+        console.print(f"{side}: {path} ({len(files)} complexity file(s))", highlight=False,
+                      soft_wrap=True)
+    console.print(comparison_table(comparison))
+    console.print("[bold yellow]*[/] beyond the runs' own spread (timed: the p10-p90 "
+                  "intervals do not overlap; counted: any difference); memory has no "
+                  "recorded spread and is never marked.", highlight=False, soft_wrap=True)
+    console.print(f"{len(comparison.settings)} setting(s) in common, {comparison.marked} "
+                  f"value(s) marked; measured by A only: {comparison.only_a}, by B only: "
+                  f"{comparison.only_b}", highlight=False)
+    if comparison.differences:
+        console.print(provenance_differences_table(comparison))
+    else:
+        console.print("Both runs were made alike (device, versions, flags, command).")
