@@ -199,6 +199,18 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
     return sections
 
 
+def _batch_sections(frame: pd.DataFrame, pictures: _FigureWriter) -> list[Section]:
+    """Throughput against batch, for every setting timed at two batch sizes or more."""
+    from gfbench.plot.batch import batch_figure, batch_settings
+
+    sections = []
+    for setting, rows in batch_settings(frame[frame["status"].isin(PLOTTED_STATUSES)]
+                                        if not frame.empty else frame):
+        figure = batch_figure(setting, rows)
+        sections.append(Section(title=figure.title, blocks=[pictures.picture(figure)]))
+    return sections
+
+
 def _robustness_tables(entries: Sequence) -> list[Table]:
     """The summary metrics and the per-corruption errors of every robustness entry."""
     from gfbench.plot.robustness import eps_text
@@ -325,6 +337,7 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     pictures = _FigureWriter(out, options.formats)
     with style_context():
         sections = _complexity_sections(complexity, options, pictures, notes)
+        sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
     reports = write_report(out, f"gfbench report: {folder_name(loaded)}", sections)

@@ -359,3 +359,29 @@ def test_rows_of_different_batch_sizes_never_share_a_line(tmp_path):
     assert sorted((s.batch_size, len(r)) for _, s, r in groups) == [(8, 10), (64, 2)]
     for _, setting, frame in groups:
         assert set(frame["batch_size"]) == {setting.batch_size}
+
+
+def test_throughput_against_batch_one_panel_per_size_one_line_per_model(tmp_path):
+    from gfbench.plot.batch import batch_figure, batch_settings
+
+    rows = [model_row(n, r, batch=b, oom=(n == "deit-s" and r == 320 and b == 32))
+            for n in ("gfnet-xs", "deit-s") for r in (224, 320) for b in (1, 8, 32)]
+    (setting, frame), = batch_settings(_frame(tmp_path, rows))
+    assert (setting.subject, setting.precision) == ("model", "fp16")
+    with style_context():
+        figure = batch_figure(setting, frame)
+    assert figure.stem == "throughput-batch-models-nvidia-h100-80gb-hbm3-fp16-inference"
+    panels = {ax.get_title(): ax for ax in figure.figure.axes if ax.get_title()}
+    assert sorted(panels) == ["224 px input", "320 px input"]
+    for title, ax in panels.items():
+        res = int(title.split()[0])
+        assert ax.get_xscale() == "log" and list(ax.get_xticks()) == [1, 8, 32]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "8", "32"]
+        assert ax.get_ylabel() == "images / s"
+        for name, line in _gid(ax, "data").items():
+            expected = [r for r in rows if r.name == name and r.res_h == res and r.status == "ok"]
+            np.testing.assert_allclose(line.get_xdata(), [r.batch_size for r in expected])
+            np.testing.assert_allclose(line.get_ydata(), [r.throughput_ips for r in expected])
+    np.testing.assert_allclose(_gid(panels["320 px input"], "oom")["deit-s"].get_xdata(), [32])
+    one_batch = _frame(tmp_path / "one", gpu_rows())
+    assert batch_settings(one_batch) == []  # a single batch size: no such figure
