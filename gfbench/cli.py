@@ -268,13 +268,17 @@ def plot_command(
     ref_slopes: Annotated[bool, typer.Option(
         "--ref-slopes/--no-ref-slopes",
         help="Grey N log N and N² guides from the smallest N.")] = True,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(
+        help="Two results files or folders A B: add `gfbench compare A B` to the report.",
+        show_default=False)] = None,
 ) -> None:
     """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
     from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
     from gfbench.render import print_plot_report, print_skipped
 
     options = PlotOptions(out=out, formats=parse_formats(fmt), scale=scale.value, x=x.value,
-                          metric=metric.value, ref_slopes=ref_slopes)
+                          metric=metric.value, ref_slopes=ref_slopes,
+                          compare=tuple(compare) if compare else None)
     try:
         report = make_plots(paths, options)
     except NothingToPlotError as exc:

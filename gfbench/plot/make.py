@@ -55,6 +55,7 @@ class PlotOptions:
     x: str = "tokens"  # tokens | resolution
     metric: str = "latency"  # latency | throughput
     ref_slopes: bool = True  # grey N log N and N² guides
+    compare: tuple[Path, Path] | None = None  # a report section: run B against run A
 
 
 @dataclass
@@ -211,6 +212,36 @@ def _batch_sections(frame: pd.DataFrame, pictures: _FigureWriter) -> list[Sectio
     return sections
 
 
+def _comparison_section(comparison) -> Section:
+    """`gfbench compare` A B as a report section: B/A per setting, then what differs."""
+    from gfbench.compare import comparison_records
+
+    records = pd.DataFrame(comparison_records(comparison))
+    records["cell"] = [("" if r != r else f"{r:#.3g}×") + (" *" if m else "")
+                       for r, m in zip(records["ratio"], records["marked"], strict=True)]
+    records["resolution"] = [resolution_label(h, w) for h, w in zip(
+        records["res_h"], records["res_w"], strict=True)]
+    setting = ["name", "impl", "resolution", "batch_size", "precision", "mode"]
+    wide = records.pivot_table(index=setting, columns="metric", values="cell",
+                               aggfunc="first", sort=False)
+    names = {"flops": "FLOPs B/A", "params": "params B/A", "latency_ms_p50": "latency B/A",
+             "throughput_ips": "throughput B/A", "peak_mem_bytes": "memory B/A"}
+    wide = wide[[m for m in names if m in wide.columns]].rename(columns=names).reset_index()
+    blocks: list = [
+        Paragraph(f"A: {comparison.a}; B: {comparison.b}. {len(comparison.settings)} "
+                  f"setting(s) in common ({comparison.only_a} measured by A only, "
+                  f"{comparison.only_b} by B only); {comparison.marked} value(s) marked *: "
+                  "beyond the runs' own spread (timed: p10–p90 intervals do not overlap; "
+                  "counted: any difference). Memory has no recorded spread and is not marked."),
+        Table("B/A per setting both runs measured",
+              formatted(wide.rename(columns={"batch_size": "batch"}).fillna(""))),
+    ]
+    if comparison.differences:
+        blocks.append(Table("Made differently", formatted(pd.DataFrame(
+            [{"what": d.field, "A": d.a, "B": d.b} for d in comparison.differences]))))
+    return Section(title="Comparison: B against A", blocks=blocks)
+
+
 def _robustness_tables(entries: Sequence) -> list[Table]:
     """The summary metrics and the per-corruption errors of every robustness entry."""
     from gfbench.plot.robustness import eps_text
@@ -324,6 +355,11 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     """
     options = options or PlotOptions()
     check_options(options)
+    comparison = None
+    if options.compare is not None:  # first, so a bad pair fails before any file is written
+        from gfbench.compare import compare_runs
+
+        comparison = compare_runs(*options.compare)
     paths = list(paths)
     loaded = load_results(paths)
     notes: list[str] = []
@@ -339,6 +375,8 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         sections = _complexity_sections(complexity, options, pictures, notes)
         sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
+    if comparison is not None:
+        sections.append(_comparison_section(comparison))
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
     reports = write_report(out, f"gfbench report: {folder_name(loaded)}", sections)
     return PlotReport(out=out, figures=pictures.written, reports=reports,

@@ -30,11 +30,13 @@ def test_options_reach_the_library_and_written_files_and_problems_are_listed(mon
     monkeypatch.setattr(gfbench.plot, "make_plots", fake_make_plots)
     result = runner.invoke(app, ["plot", "r1", "r2.json", "--out", str(tmp_path), "--format",
                                  "pdf,svg", "--scale", "both", "--x", "resolution", "--metric",
-                                 "throughput", "--no-ref-slopes"], env={"COLUMNS": "200"})
+                                 "throughput", "--no-ref-slopes", "--compare", "a.json", "b"],
+                           env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert seen["paths"] == [Path("r1"), Path("r2.json")]
     assert seen["options"] == PlotOptions(out=tmp_path, formats=("pdf", "svg"), scale="both",
-                                          x="resolution", metric="throughput", ref_slopes=False)
+                                          x="resolution", metric="throughput", ref_slopes=False,
+                                          compare=(Path("a.json"), Path("b")))
     assert "skipped: x.json: not a gfbench results file" in result.output
     assert "wrote 1 figure file(s) and 2 report file(s)" in result.output
     assert str(tmp_path / "report.html") in result.output

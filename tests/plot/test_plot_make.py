@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -159,3 +161,50 @@ def test_html_report_renders_in_headless_chromium(made, tmp_path):
         assert grey.getextrema()[0] < 60
         dark = sum(grey.histogram()[:200]) / (1400 * 3000)
         assert dark > 0.02
+
+
+def test_report_can_hold_a_comparison_and_a_bad_pair_writes_nothing(tmp_path):
+    a = write_complexity(tmp_path / "a" / "run", cpu_rows(), device_name="cpu: Test CPU 9000")
+    faster = cpu_rows()
+    for row in faster:
+        row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = (
+            v / 4 for v in (row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90))
+        row.throughput_ips *= 4
+    b = write_complexity(tmp_path / "b" / "run", faster, device_name="cpu: Test CPU 9001")
+    report = make_plots([tmp_path / "a"], PlotOptions(out=tmp_path / "out", formats=("svg",),
+                                                      compare=(a, b)))
+    text = (report.out / "report.md").read_text()
+    comparison = text[text.index("## Comparison: B against A"):text.index("## Provenance")]
+    rows = [line for line in comparison.splitlines() if line.startswith("| gfnet-xs")]
+    assert len(rows) == 3  # the three resolutions both measured
+    assert all("| 0.250× * | 4.00× * |" in line for line in rows)  # latency, throughput
+    assert "| device | cpu: Test CPU 9000 | cpu: Test CPU 9001 |" in comparison
+    with pytest.raises(GfbenchError, match="no setting in common"):
+        make_plots([tmp_path / "a"], PlotOptions(out=tmp_path / "never",
+                                                 compare=(a, write_complexity(
+                                                     tmp_path / "c" / "run", gpu_rows()))))
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install "
+                    "chromium), so the report's layout was NOT checked in a browser")
+def test_report_fits_a_1400_px_window_and_shows_figures_unshrunk(made, tmp_path):
+    probe = ("<script>window.onload = () => { document.title = JSON.stringify({"
+             "page: document.documentElement.scrollWidth, "
+             "clipped: [...document.querySelectorAll('.scroll')]"
+             ".filter(e => e.scrollWidth > e.clientWidth + 1).length, "
+             "figures: [...document.querySelectorAll('figure img')]"
+             ".map(i => [i.alt, i.naturalWidth, i.clientWidth])}); };</script>")
+    page = (made.out / "report.html").read_text().replace("</body>", probe + "</body>")
+    copy = tmp_path / "probe.html"
+    copy.write_text(page)
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--no-first-run", "--disable-background-networking",
+                             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900",
+                             "--virtual-time-budget=10000", "--dump-dom", copy.as_uri()],
+                            capture_output=True, text=True, timeout=120, check=False)
+    title = re.search(r"<title>(.*?)</title>", result.stdout, re.S).group(1)
+    layout = json.loads(html.unescape(title))
+    assert layout["page"] <= 1400 and layout["clipped"] == 0, layout
+    complexity = [f for f in layout["figures"] if f[0].startswith("Models")]
+    assert complexity and all(shown == natural for _, natural, shown in complexity), complexity
