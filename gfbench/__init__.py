@@ -6,11 +6,21 @@ Public API for notebooks and scripts::
     model = gfbench.create_model("gfnet-xs", img_size=384)   # any gfbench or timm name
     model = gfbench.load_checkpoint("gfnet-xs.pth", img_size=384)  # architecture inferred
 
-Importing gfbench registers the GFNet family in timm (``timm.create_model("gfnet_xs")``).
+The names load torch and timm on first use, so ``import gfbench`` (and ``gfbench --help``)
+stays instant. Importing ``gfbench.models`` (which these names do) registers the GFNet family
+in timm (``timm.create_model("gfnet_xs")``).
 """
 
-from gfbench.models import canonical_name, create_model, load_checkpoint, parse_resolution
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "canonical_name", "create_model", "load_checkpoint",
-           "parse_resolution"]
+_API = ("canonical_name", "create_model", "load_checkpoint", "parse_resolution")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """Import gfbench.models (torch, timm) on the first use of an API name."""
+    if name not in _API:
+        raise AttributeError(f"module 'gfbench' has no attribute {name!r}")
+    return getattr(importlib.import_module("gfbench.models"), name)

@@ -23,8 +23,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """--version: print the version and stop (before any command runs)."""
+    if value:
+        from gfbench import __version__
+
+        console.print(f"gfbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
     """How does a token mixer scale, and how robust is a checkpoint?"""
 
 
@@ -55,16 +68,24 @@ def complexity_command(
     models: Annotated[str | None, typer.Option(
         help="Comma list of gfbench or timm model names (gfnet, deit, resmlp = gfnet-xs, "
         "deit-s, resmlp-12). Default: gfnet,deit,resmlp.")] = None,
+    exclude: Annotated[str | None, typer.Option(
+        help="Comma list of model names to leave out of --models.")] = None,
     res: Annotated[str | None, typer.Option(
-        "--res", help="Comma list of input resolutions, N or HxW. Default: 224,384,512.")] = None,
+        "--res", help="Comma list of input resolutions, N or HxW, or 'native' (each model's "
+        "pretrained input size). Default: 224,384,512 for gfbench's models, native for timm's."
+    )] = None,
+    num_classes: Annotated[int | None, typer.Option(
+        help="Classifier outputs of every model (0: no head). Default: each model's own.")
+    ] = None,
     mixers: Annotated[str | None, typer.Option(
         help="Comma list of bare token mixers instead of models (see `gfbench list`).")] = None,
     tokens: Annotated[str | None, typer.Option(
         help="Token grids of --mixers: sides (14 = 14x14 tokens) or HxW. Default: 14,28,56."
     )] = None,
     dim: Annotated[int, typer.Option(help="Channel width of --mixers.")] = 384,
-    batch_size: Annotated[int | None, typer.Option(
-        help="Batch of the timed step. Default: 32 on CUDA, 1 on the CPU.")] = None,
+    batch_size: Annotated[str | None, typer.Option(
+        help="Batch of the timed step, or a comma list for a batch sweep (1,8,32). "
+        "Default: 32 on CUDA, 1 on the CPU.")] = None,
     precision: Annotated[str, typer.Option(
         help="fp32, fp16 or bf16 (autocast; fp16 needs CUDA).")] = "fp32",
     mode: Annotated[str, typer.Option(
@@ -72,11 +93,15 @@ def complexity_command(
     metrics: Annotated[str, typer.Option(
         help="Comma list of flops, params, latency, memory. flops,params alone never touch "
         "the device (meta tensors) and run anywhere in seconds.")] = "flops,params,latency,memory",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(
+        help="auto, cpu, cuda or cuda:N (under torchrun each rank takes its local GPU).")
+    ] = "auto",
     warmup: Annotated[int | None, typer.Option(
         help="Untimed calls before timing (>= 1). Default: 10 on CUDA, 2 on the CPU.")] = None,
     repeat: Annotated[int | None, typer.Option(
         help="Timed calls. Default: 50 on CUDA, 10 on the CPU.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads torch may use (recorded in each row). Default: torch's own.")] = None,
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the module (first-call time reported apart).")] = False,
     channels_last: Annotated[bool, typer.Option(
@@ -86,11 +111,19 @@ def complexity_command(
         help="GFNet's global filter: reference (float32 cuFFT, as released), fast (gfbench's "
         "fused Triton kernel, CUDA only) or auto (fast where it can run). Rows record which "
         "one ran.")] = "reference",
+    isolate: Annotated[bool, typer.Option(
+        "--isolate/--no-isolate", help="Measure in a worker process, so a crash (segfault, "
+        "OOM killer, poisoned CUDA context) is one error row and the sweep goes on.")] = True,
+    fvcore: Annotated[bool, typer.Option(
+        "--fvcore/--no-fvcore", help="Cross-check counts with fvcore (real tensors, models "
+        "up to 20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")
+    ] = True,
     out: Annotated[Path | None, typer.Option(
         help="Folder for the results files. Default: results/.")] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="Keep the rows already in the results file and skip their settings."
-    )] = False,
+        "--resume", help="Skip settings already in the results file (without it they are "
+        "measured again and their rows replaced; rows of other settings are always kept).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing; just write the files."
                                         )] = False,
     as_json: Annotated[bool, typer.Option(
@@ -107,41 +140,81 @@ and cross-checked with fvcore where the model fits; ops no rule counts are liste
 
     Latency: median and 10th/90th percentiles after warm-up (CUDA events on a GPU, a \
 monotonic clock on the CPU); the first call is never timed. Memory: peak above the resident \
-model during one step (CUDA allocator; on the CPU the peak RSS of an isolated child \
-process). Out of memory is recorded as a row and the sweep goes on.
+model during one step (CUDA allocator; on the CPU the peak RSS of a child process). Out of \
+memory is an 'oom' row and the sweep goes on; a model that fails is an 'error' row with its \
+reason. The last line counts rows by status; the exit code is 1 when any row is an error.
 
     Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
-and .csv, each row as it finishes (--resume skips finished rows).
+and .csv, each row as it finishes; rows of other settings in that file are kept. Several \
+GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the file).
     """
     import dataclasses
 
+    from gfbench.distributed import init_distributed, shutdown_distributed
+    from gfbench.measure.plan import ComplexityRequest, plan_complexity
     from gfbench.measure.scaling import scaling_exponents
     from gfbench.measure.sweep import (
-        ComplexityRequest,
+        SweepInterrupted,
         complexity_title,
-        plan_complexity,
+        planned_rows,
         run_sweep,
+        summary_line,
     )
-    from gfbench.render import ComplexityProgress, print_complexity_report, print_json
+    from gfbench.render import (
+        ComplexityProgress,
+        print_complexity_report,
+        print_interrupted,
+        print_json,
+        print_sweep_outcome,
+    )
     from gfbench.results import FLOP_CONVENTION
 
     request = ComplexityRequest(
-        models=_comma_list(models), mixers=_comma_list(mixers), resolutions=_comma_list(res),
-        tokens=_comma_list(tokens), dim=dim, batch_size=batch_size, precision=precision,
-        mode=mode, metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
+        models=_comma_list(models), exclude=_comma_list(exclude), mixers=_comma_list(mixers),
+        resolutions=_comma_list(res), tokens=_comma_list(tokens), dim=dim,
+        batch_sizes=_comma_list(batch_size), precision=precision, mode=mode,
+        metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
         compile=compile, channels_last=channels_last, out=out, resume=resume, impl=impl,
+        num_classes=num_classes, isolate=isolate, fvcore=fvcore, threads=threads,
     )
-    plan = plan_complexity(request)
-    with ComplexityProgress(len(plan.settings), enabled=not (quiet or as_json)) as progress:
-        rows = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
+    dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
+    try:
+        plan = plan_complexity(request, dist=dist)
+        shown = not (quiet or as_json) and dist.is_main
+        share = len(plan.settings[dist.rank::dist.world_size])
+        with ComplexityProgress(share, enabled=shown) as progress:
+            outcome = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
+    except SweepInterrupted as exc:
+        if dist.is_main:
+            print_interrupted(exc.rows_kept, exc.path, _resume_command())
+        raise typer.Exit(130) from None
+    finally:
+        shutdown_distributed()
+    if not dist.is_main:
+        return
+    rows = planned_rows(outcome, plan)
     exponents = scaling_exponents(rows)
-    paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
     if as_json:
-        print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
+        print_json({"files": [str(plan.json_path), str(plan.stem.with_suffix(".csv"))],
+                    "flop_convention": FLOP_CONVENTION, "summary": dict(outcome.counts()),
                     "rows": [dataclasses.asdict(r) for r in rows],
                     "exponents": [dataclasses.asdict(e) for e in exponents]})
     elif not quiet:
-        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION, complexity_title(plan))
+        print_complexity_report(rows, exponents, [plan.json_path, plan.stem.with_suffix(".csv")],
+                                FLOP_CONVENTION, complexity_title(plan))
+    failed = any(r.status == "error" for r in rows)
+    if not (quiet or as_json):
+        print_sweep_outcome(outcome, summary_line(rows), failed)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _resume_command() -> str:
+    """The command line that continues an interrupted run (this one, with --resume)."""
+    import shlex
+
+    args = ["gfbench", *sys.argv[1:]]
+    return shlex.join(args if "--resume" in args else [*args, "--resume"])
 
 
 # --- robustness ---

@@ -30,7 +30,7 @@ from gfbench.plot.load import (
 
 # What makes two rows the same setting, whichever machine or flags measured them.
 SETTING_KEY = ("subject", "name", "impl", "dim", "res_h", "res_w", "batch_size", "precision",
-               "mode")
+               "mode", "num_classes")
 # How a row was measured: paired when equal, else listed as a difference.
 CONDITIONS = ("device_label", "compile", "channels_last", "threads", "warmup", "repeat")
 CONDITION_NAMES = {"device_label": "row device", "compile": "compile",

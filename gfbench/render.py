@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from rich import box
 from rich.console import Console
@@ -91,6 +92,21 @@ def _mib(value: float | None) -> str:
     return f"{value / 2**20:.1f}"
 
 
+class EtaColumn(ProgressColumn):
+    """Time left = mean seconds per measured setting x settings left; '-:--:--' until one
+    setting has been measured (rich's own estimate needs several updates within 30 s, so it
+    never shows for sweeps whose rows take longer than that)."""
+
+    def render(self, task: Task) -> Text:
+        """'eta 0:03:20' once a rate is known."""
+        per_row = task.fields.get("seconds_per_row")
+        if per_row is None or task.total is None:
+            return Text("eta -:--:--", style="progress.remaining")
+        left = max(task.total - task.completed, 0) * per_row
+        return Text(f"eta {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}",
+                    style="progress.remaining")
+
+
 class ComplexityProgress:
     """Rich progress for `gfbench complexity`: one bar over the settings, with ETA; each
     finished setting becomes one log line above it."""
@@ -99,10 +115,13 @@ class ComplexityProgress:
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TimeElapsedColumn(), EtaColumn(),
             console=target or console, transient=True, disable=not enabled,
         )
-        self.task = self.progress.add_task("complexity", total=total)
+        self.task = self.progress.add_task("complexity", total=total, seconds_per_row=None)
+        self.measured = 0
+        self.started_at: float | None = None
+        self.seconds = 0.0
 
     def __enter__(self) -> ComplexityProgress:
         self.progress.start()
@@ -113,11 +132,16 @@ class ComplexityProgress:
 
     def start(self, setting) -> None:
         """Show which setting is being measured."""
+        self.started_at = time.monotonic()
         self.progress.update(self.task, description=f"{setting.name} {setting.res_h}x"
                                                     f"{setting.res_w}")
 
     def finish(self, row, skipped: bool) -> None:
-        """Advance the bar and log the finished (or skipped) row in one line."""
+        """Advance the bar (and the ETA's rate) and log the finished (or skipped) row."""
+        if not skipped and self.started_at is not None:
+            self.measured += 1
+            self.seconds += time.monotonic() - self.started_at
+            self.progress.update(self.task, seconds_per_row=self.seconds / self.measured)
         self.progress.advance(self.task)
         if not self.enabled:
             return
@@ -138,8 +162,10 @@ def complexity_table(rows: list, title: str) -> Table:
     flagged = not timed and any(r.status != "ok" for r in rows)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
+    batches = len({r.batch_size for r in rows}) > 1
     forward_only = any(r.mode == "train" for r in rows)  # train mode counts the forward pass
-    columns = ["name", "res", "tokens", "fwd FLOPs" if forward_only else "FLOPs", "params"]
+    columns = ["name", "res", *(["batch"] if batches else []), "tokens",
+               "fwd FLOPs" if forward_only else "FLOPs", "params"]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -149,6 +175,7 @@ def complexity_table(rows: list, title: str) -> Table:
     for row in rows:
         status = f"[yellow]{row.status.upper()}[/]"
         cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
+                 *([str(row.batch_size)] if batches else []),
                  str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
                  _sig3(row.params)]
         if timed:
@@ -206,6 +233,26 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
                   highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+
+
+def print_sweep_outcome(outcome, summary: str, failed: bool) -> None:
+    """What happened to the file's rows, and the one-line count of rows by status."""
+    if outcome.replaced:
+        console.print(f"[yellow]{outcome.replaced} row(s) measured again: the older rows in "
+                      f"{outcome.path} were replaced[/]", highlight=False, soft_wrap=True)
+    if outcome.kept:
+        console.print(f"[dim]{outcome.kept} row(s) of other settings from earlier runs kept in "
+                      f"{outcome.path}[/]", highlight=False, soft_wrap=True)
+    if outcome.skipped:
+        console.print(f"[dim]{outcome.skipped} setting(s) already in the file, skipped "
+                      "(--resume)[/]", highlight=False)
+    console.print(f"[{'red' if failed else 'green'}]{summary}[/]", highlight=False)
+
+
+def print_interrupted(rows_kept: int, path, resume_command: str) -> None:
+    """Ctrl-C: one line saying what is kept, where, and how to go on."""
+    err_console.print(f"[yellow]interrupted:[/] {rows_kept} row(s) kept in {path}; resume "
+                      f"with: {resume_command}", highlight=False, soft_wrap=True)
 
 
 def print_json(payload: object) -> None:

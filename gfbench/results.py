@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from gfbench.errors import ResultsFileError
+from gfbench.errors import GfbenchError, ResultsFileError
 
 SCHEMA = "gfbench.results/1"
 KINDS = ("complexity", "robustness")
@@ -73,7 +73,7 @@ class ComplexityRow:
     name: str
     res_h: int
     res_w: int
-    tokens: int  # tokens the token mixer sees (first stage for pyramids)
+    tokens: int | None  # tokens the first token mixer sees; None for a net without one
     batch_size: int
     precision: str
     mode: str
@@ -99,9 +99,10 @@ class ComplexityRow:
     channels_last: bool = False
     warmup: int | None = None
     repeat: int | None = None
+    num_classes: int | None = None  # models: the head asked for (None: the model's default)
 
     KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "dim", "batch_size", "precision",
-                  "mode", "device")
+                  "mode", "device", "num_classes")
 
 
 @dataclass
@@ -210,23 +211,58 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class ResultsWriter:
-    """Keeps a results file pair up to date, one row at a time, resuming from what is there."""
+def check_output_folder(folder: Path, option: str = "--out") -> Path:
+    """Make sure results can be written into ``folder`` before any work starts (created when
+    missing); GfbenchError in one line otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise GfbenchError(f"{option} {folder}: is a file, not a folder (give a folder; the "
+                           "file names inside are chosen for you)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".gfbench-write-test-{os.getpid()}.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise GfbenchError(f"{option} {folder}: cannot write there ({reason}); give a folder "
+                           "you can write to") from None
+    return folder
 
-    def __init__(self, stem: Path, provenance: Provenance, resume: bool = False):
+
+def _earlier_runs(provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs behind an existing file's rows: its own run and the ones it already merged."""
+    extra = provenance.get("extra") or {}
+    own = {"command": provenance.get("command", ""), "date": provenance.get("date", "")}
+    return [*extra.get("earlier_runs", []), own]
+
+
+class ResultsWriter:
+    """Keeps a results file pair up to date, one row at a time, never losing rows.
+
+    Rows already in the file are kept: a setting measured again replaces its row (and is
+    counted in ``replaced``), every other row stays, and the runs that made them are listed in
+    the provenance (``extra.earlier_runs``). A file that is not a gfbench results file of the
+    same kind is refused in one line before anything is measured.
+    """
+
+    def __init__(self, stem: Path, provenance: Provenance):
         self.stem = Path(stem)
         self.json_path = self.stem.with_suffix(".json")
         self.csv_path = self.stem.with_suffix(".csv")
         self.provenance = provenance
         self.row_type = ROW_TYPES[provenance.kind]
         self.rows: list[Any] = []
-        if resume and self.json_path.exists():
-            _, old_rows = read_rows(self.json_path)
-            if _ != provenance.kind:
+        self.replaced: list[tuple] = []
+        if self.json_path.exists():
+            kind, old_rows = read_rows(self.json_path)
+            if kind != provenance.kind:
                 raise ResultsFileError(
-                    f"{self.json_path}: holds {_} results, cannot resume a {provenance.kind} run"
-                )
+                    f"{self.json_path}: holds {kind} results, not {provenance.kind}; choose "
+                    "another --out or move that file")
             self.rows = old_rows
+            earlier = json.loads(self.json_path.read_text()).get("provenance") or {}
+            provenance.extra["earlier_runs"] = _earlier_runs(earlier)
 
     def done(self) -> set[tuple]:
         """Keys of the rows already present (skipped by --resume)."""
@@ -235,6 +271,8 @@ class ResultsWriter:
     def add(self, row: Any) -> None:
         """Append (or replace, same key) a row and rewrite both files atomically."""
         key = row_key(row)
+        if any(row_key(r) == key for r in self.rows):
+            self.replaced.append(key)
         self.rows = [r for r in self.rows if row_key(r) != key] + [row]
         self.flush()
 

@@ -57,3 +57,54 @@ def test_conflicting_options_fail_in_one_red_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert "--models and --mixers cannot be combined" in err
+
+
+def test_a_failing_model_is_an_error_row_the_summary_counts_it_and_the_exit_is_1(tmp_path):
+    result = runner.invoke(app, ["complexity", "--models", "gfnet-ti,resnet18", "--res", "200",
+                                 "--metrics", "flops,params", "--no-fvcore", "--no-isolate",
+                                 "--out", str(tmp_path)], env={"COLUMNS": "160"})
+    assert result.exit_code == 1, result.output
+    assert "1 ok, 0 oom, 1 error" in result.output
+    assert "multiple of 16" in result.output and "Traceback" not in result.output
+    payload = json.loads((tmp_path / "complexity-models-meta-b1-fp32-infer.json").read_text())
+    assert [r["status"] for r in payload["rows"]] == ["error", "ok"]
+
+
+def test_a_rerun_into_the_same_folder_keeps_the_other_rows_and_says_so(tmp_path):
+    first = runner.invoke(app, [*MIXER_ARGS, "--out", str(tmp_path), "--no-isolate"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["complexity", "--mixers", "attention", "--tokens", "14,42",
+                                "--dim", "64", "--metrics", "flops,params", "--no-isolate",
+                                "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert "1 row(s) measured again" in again.output
+    assert "8 row(s) of other settings from earlier runs kept" in again.output
+    payload = json.loads((tmp_path / "complexity-mixers-meta-b1-fp32-infer.json").read_text())
+    assert len(payload["rows"]) == 10
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    from gfbench.measure import sweep
+
+    def interrupted(plan, **kwargs):
+        raise sweep.SweepInterrupted(3, plan.json_path)
+
+    monkeypatch.setattr(sweep, "run_sweep", interrupted)
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "3 row(s) kept in" in err and err.strip().endswith("--resume")
+
+
+def test_an_out_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(taken)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1 and taken.read_text() == "mine"
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "is a file, not a folder" in err

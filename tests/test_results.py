@@ -2,17 +2,19 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from gfbench.errors import ResultsFileError
+from gfbench.errors import GfbenchError, ResultsFileError
 from gfbench.results import (
     FLOP_CONVENTION,
     ComplexityRow,
     Provenance,
     ResultsWriter,
     RobustnessRow,
+    check_output_folder,
     collect_provenance,
     find_results,
     read_results,
@@ -52,24 +54,36 @@ def test_rows_written_as_they_come_and_read_back(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_resume_keeps_rows_and_replaces_same_key(tmp_path):
+def test_existing_rows_are_kept_and_a_same_key_row_replaced(tmp_path):
     first = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
     first.add(row("gfnet-xs", 224, flops=1.0))
-    second = ResultsWriter(tmp_path / "run", collect_provenance("complexity"), resume=True)
-    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu") \
+    first.add(row("deit-s", 224, flops=5.0))
+    second = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
+    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu", None) \
         in second.done()
     second.add(row("gfnet-xs", 224, flops=2.0))
     second.add(row("gfnet-xs", 384, flops=3.0))
     _, frame = read_results(tmp_path / "run.json")
-    assert list(frame["flops"]) == [2.0, 3.0]
-    fresh = ResultsWriter(tmp_path / "run", collect_provenance("complexity"), resume=False)
-    assert fresh.done() == set()
+    assert list(frame["flops"]) == [5.0, 2.0, 3.0]  # deit-s kept; gfnet-xs 224 replaced
+    assert len(second.replaced) == 1
+    assert second.provenance.extra["earlier_runs"][0]["command"]
 
 
-def test_resume_refuses_another_kind(tmp_path):
+def test_another_kind_is_refused(tmp_path):
     ResultsWriter(tmp_path / "run", collect_provenance("complexity")).add(row("a", 224))
     with pytest.raises(ResultsFileError, match="holds complexity results"):
-        ResultsWriter(tmp_path / "run", collect_provenance("robustness"), resume=True)
+        ResultsWriter(tmp_path / "run", collect_provenance("robustness"))
+
+
+@pytest.mark.parametrize("make", ["file", "below_file", "proc"])
+def test_an_output_folder_is_checked_in_one_line(tmp_path, make):
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    folder = {"file": taken, "below_file": taken / "sub", "proc": Path("/proc/gfbench")}[make]
+    with pytest.raises(GfbenchError, match="--out") as info:
+        check_output_folder(folder)
+    assert "\n" not in str(info.value)
+    assert check_output_folder(tmp_path / "new" / "folder").is_dir()
 
 
 def test_robustness_rows_share_the_schema(tmp_path):

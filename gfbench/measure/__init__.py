@@ -12,8 +12,9 @@ _EXPORTS = {
     "RULES": "handles", "fvcore_handles": "handles", "torch_mapping": "handles",
     "TimingStats": "timing", "make_step": "timing", "time_step": "timing",
     "CpuMemoryWorker": "memory", "MemoryResult": "memory", "cuda_peak_bytes": "memory",
-    "ComplexityRequest": "sweep", "Setting": "sweep", "SweepOptions": "sweep",
-    "plan_complexity": "sweep", "run_sweep": "sweep", "measure": "sweep",
+    "ComplexityRequest": "plan", "plan_complexity": "plan", "Setting": "setting",
+    "SweepOptions": "setting", "measure": "setting", "run_sweep": "sweep",
+    "SweepOutcome": "sweep", "ChildWorker": "worker",
     "GrowthFit": "scaling", "PowerLawFit": "scaling", "compare_growth": "scaling",
     "fit_power_law": "scaling", "scaling_exponents": "scaling",
 }

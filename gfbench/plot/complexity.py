@@ -187,6 +187,8 @@ def _describe_variation(key: dict, varying: set[str]) -> str:
         parts.append("channels-last")
     if "threads" in varying and key["threads"] == key["threads"]:
         parts.append(f"{int(key['threads'])} threads")
+    if "num_classes" in varying and _hashable(key["num_classes"]) is not None:
+        parts.append(f"{int(key['num_classes'])} classes")
     return " ".join(parts)
 
 

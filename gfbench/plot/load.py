@@ -35,7 +35,8 @@ STATUSES = ("ok", "oom", "error", "skipped")
 SUBJECTS = ("model", "mixer")
 SETTING_FIELDS = ("device_label", "batch_size", "precision", "mode")
 # What makes two complexity rows the same curve within one setting.
-LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads")
+LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads",
+               "num_classes")
 ROBUSTNESS_KEY = ("model", "checkpoint", "source", "corruption", "severity", "eps", "precision",
                   "device")
 

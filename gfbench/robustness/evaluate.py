@@ -440,7 +440,7 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
         label_source=("canonical ImageNet-1k wnid list" if config.class_map == "imagenet"
                       else "sorted class folder names"),
     )
-    return ResultsWriter(stem, provenance, resume=config.resume)
+    return ResultsWriter(stem, provenance)
 
 
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
@@ -466,7 +466,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     parts = plan_parts(config, bundle)
     notes = [GENERATED_NOTE] if config.generate_from is not None else []
     writer = _open_writer(config, bundle, device, context, notes) if context.is_main else None
-    done = writer.done() if writer else set()
+    done = writer.done() if writer and config.resume else set()
     key = (bundle.name, Path(config.checkpoint).name)
     todo_flags = [(*key, p.source, p.corruption, p.severity) not in done for p in parts]
     todo_flags = dd.broadcast_from_main(todo_flags, context)

@@ -33,3 +33,23 @@ def failing_step():
                            "allocate memory: you tried to allocate 1099511627776 bytes.")
 
     return step
+
+
+def measure_or_fail(setting, options):
+    """The worker's measurement, except for mixers named in the fault table below.
+
+    attention: the child dies by SIGSEGV (a crash in native code); identity: the error poisons
+    the process (the child must be replaced); spatial_mlp: the child is killed by SIGKILL.
+    """
+    from gfbench.measure.setting import measure_in_worker
+    from gfbench.measure.worker import restart_after
+
+    if setting["name"] == "attention" and options["metrics"] != ["flops", "params"]:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if setting["name"] == "spatial_mlp" and options["metrics"] != ["flops", "params"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    record = measure_in_worker(setting, options)
+    if setting["name"] == "identity":
+        record.update(status="error", error="RuntimeError: CUDA error: an illegal memory access")
+        return restart_after(record)
+    return record

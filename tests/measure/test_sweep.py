@@ -1,117 +1,95 @@
-"""Sweeps: OOM as a row, errors as rows, resume, provenance, validation, meta-only counting."""
+"""Sweeps: nothing lost (resume, re-runs, Ctrl-C), crashes isolated, torchrun shards."""
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from gfbench.errors import GfbenchError, UnknownNameError
-from gfbench.measure import sweep
-from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED, MemoryResult
-from gfbench.measure.sweep import ComplexityRequest, plan_complexity, resolve_impl, run_sweep
+from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.sweep import SweepInterrupted, run_sweep, summary_line
 from gfbench.results import read_results, read_rows
 
 SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
-         "metrics": ("flops", "params", "latency"), "device": "cpu", "warmup": 1, "repeat": 2}
+         "metrics": ("flops", "params"), "device": "cpu", "isolate": False}
+HERE = str(Path(__file__).parent)
 
 
 def _plan(tmp_path, **overrides):
     return plan_complexity(ComplexityRequest(**{**SMALL, **overrides}), results_dir=tmp_path)
 
 
-def _raise_for(name, side, exc, real=sweep.build_step):
-    """A build_step that fails with ``exc`` for one mixer at one grid side."""
-
-    def build_step(**kwargs):
-        if kwargs["name"] == name and kwargs["res_h"] == side:
-            raise exc
-        return real(**kwargs)
-
-    return build_step
-
-
-@pytest.mark.parametrize("exc", [
-    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
-    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes"),
-], ids=["cuda", "cpu"])
-def test_out_of_memory_is_a_row_and_the_sweep_goes_on(tmp_path, monkeypatch, exc):
-    monkeypatch.setattr(sweep, "build_step", _raise_for("attention", 4, exc))
-    plan = _plan(tmp_path)
-    rows = run_sweep(plan)
-    by_key = {(r.name, r.res_h): r for r in rows}
-    oom = by_key["attention", 4]
-    assert oom.status == "oom" and "allocate" in oom.error
-    assert oom.flops == 16 * 16 * 4 * 16 + 2 * 16**2 * 16  # still counted (on meta)
-    assert oom.latency_ms_p50 is None
-    later = by_key["attention", 6]
-    assert later.status == "ok" and later.latency_ms_p50 > 0
-    _, written = read_rows(plan.stem.with_suffix(".json"))
-    assert [r.status for r in written] == ["ok", "ok", "oom", "ok"]
-
-
-def test_other_failures_are_error_rows_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "build_step", _raise_for("global_filter", 6,
-                                                        RuntimeError("kernel exploded")))
-    rows = run_sweep(_plan(tmp_path))
-    assert [r.status for r in rows] == ["ok", "error", "ok", "ok"]
-    assert "kernel exploded" in rows[1].error
-
-
-def test_child_out_of_memory_skips_timing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep.CpuMemoryWorker, "measure", lambda *a, **k: MemoryResult(
-        None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)"))
-    monkeypatch.setattr(sweep, "build_step", _raise_for("global_filter", 4, AssertionError(
-        "timing must not run after the memory child ran out of memory")))
-    plan = _plan(tmp_path, mixers=("global_filter",), tokens=("4",),
-                 metrics=("flops", "memory", "latency"))
-    (row,) = run_sweep(plan)
-    assert row.status == "oom" and row.latency_ms_p50 is None and row.flops > 0
-
-
-def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
-    real = sweep.count_flops
-
-    def torch_engine_fails(builder, shape, engine="torch"):
-        if engine == "torch":
-            raise AssertionError("Expected gradient function to be set")
-        return real(builder, shape, engine)
-
-    monkeypatch.setattr(sweep, "count_flops", torch_engine_fails)
-    rows = run_sweep(_plan(tmp_path, metrics=("flops",)))
-    assert all(r.status == "ok" and r.flops_engine == "fvcore" and r.flops > 0 for r in rows)
-    assert all(r.flops_torch is None and "torch counter failed" in r.error for r in rows)
-
-
-def test_resume_skips_finished_rows_after_an_interruption(tmp_path):
-    plan = _plan(tmp_path, metrics=("flops",))
-    calls = []
-
-    def fake_measure(setting, options):
+def _fake_measure(calls, interrupt_at=None):
+    def measure(setting, options):
         calls.append((setting.name, setting.res_h))
-        if len(calls) == 3:
+        if len(calls) == interrupt_at:
             raise KeyboardInterrupt
         return dataclasses.replace(setting.row(), tokens=setting.res_h**2, flops=len(calls))
 
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(plan, measure_fn=fake_measure)
-    _, kept = read_rows(plan.stem.with_suffix(".json"))
+    return measure
+
+
+def test_resume_skips_finished_rows_after_an_interruption(tmp_path):
+    plan = _plan(tmp_path)
+    calls = []
+    with pytest.raises(SweepInterrupted) as info:
+        run_sweep(plan, measure_fn=_fake_measure(calls, interrupt_at=3))
+    assert info.value.rows_kept == 2 and info.value.path == plan.json_path
+    _, kept = read_rows(plan.json_path)
     assert [(r.name, r.res_h) for r in kept] == calls[:2]
 
     calls.clear()
     skipped = []
     resumed = dataclasses.replace(plan, resume=True)
-    rows = run_sweep(resumed, measure_fn=fake_measure,
-                     on_row=lambda row, was_skipped: skipped.append(was_skipped))
+    outcome = run_sweep(resumed, measure_fn=_fake_measure(calls),
+                        on_row=lambda row, was_skipped: skipped.append(was_skipped))
     assert calls == [("attention", 4), ("attention", 6)]
-    assert skipped == [True, True, False, False]
-    assert [r.flops for r in rows] == [1, 2, 1, 2]  # the first run's rows are kept as they were
+    assert skipped == [True, True, False, False] and outcome.skipped == 2
+    assert [r.flops for r in outcome.rows] == [1, 2, 1, 2]  # the first run's rows as they were
+
+
+def test_a_rerun_for_one_more_setting_keeps_every_other_row(tmp_path):
+    run_sweep(_plan(tmp_path), measure_fn=_fake_measure([]))
+    one_more = _plan(tmp_path, mixers=("attention",), tokens=("6", "8"))
+    outcome = run_sweep(one_more, measure_fn=_fake_measure([]))
+    _, rows = read_rows(one_more.json_path)
+    assert sorted((r.name, r.res_h) for r in rows) == [
+        ("attention", 4), ("attention", 6), ("attention", 8), ("global_filter", 4),
+        ("global_filter", 6)]
+    assert outcome.replaced == 1 and outcome.kept == 3  # attention 6 measured again
+    assert [(r.name, r.res_h) for r in outcome.rows[:2]] == [("attention", 6), ("attention", 8)]
+    provenance = json.loads(one_more.json_path.read_text())["provenance"]
+    assert len(provenance["extra"]["earlier_runs"]) == 1
+
+
+def test_a_foreign_file_in_the_way_is_refused_before_any_work(tmp_path):
+    plan = _plan(tmp_path)
+    plan.json_path.write_text("{}")
+    calls = []
+    with pytest.raises(Exception, match="not a gfbench results file"):
+        run_sweep(plan, measure_fn=_fake_measure(calls))
+    assert calls == [] and plan.json_path.read_text() == "{}"
+
+
+def test_summary_line_counts_every_status():
+    rows = [dataclasses.replace(_plan_row(), status=s) for s in ("ok", "ok", "error")]
+    assert summary_line(rows) == "2 ok, 0 oom, 1 error"
+
+
+def _plan_row():
+    from gfbench.measure.setting import Setting
+
+    return Setting("mixer", "attention", 4, 4, 1, "fp32", "infer", "cpu", 16).row()
 
 
 def test_provenance_is_in_both_files(tmp_path):
-    plan = _plan(tmp_path, metrics=("flops", "params"))
+    plan = _plan(tmp_path)
     run_sweep(plan)
-    provenance, frame = read_results(plan.stem.with_suffix(".json"))
+    provenance, frame = read_results(plan.json_path)
     for name in ("gfbench_version", "torch_version", "timm_version", "fvcore_version",
                  "device_name", "cpu_model", "command", "date", "flop_convention"):
         assert getattr(provenance, name), name
@@ -127,93 +105,55 @@ def test_provenance_is_in_both_files(tmp_path):
     assert len(frame) == 4 and set(frame["flops_engine"]) == {"fvcore"}
 
 
-def test_counting_alone_never_touches_the_device(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "build_step", _raise_for("global_filter", 4, AssertionError(
-        "nothing may be built on the device")))
-    monkeypatch.setattr(sweep, "time_step", None)
-    plan = _plan(tmp_path, metrics=("flops", "params"), device="cuda:7")
-    assert plan.device == "meta" and "-meta-" in plan.stem.name
-    rows = run_sweep(plan)
-    assert all(r.status == "ok" and r.device == "meta" and r.flops for r in rows)
-    assert all(r.flops == r.flops_torch for r in rows)  # both engines, one answer
+@pytest.fixture
+def child_path(monkeypatch):
+    """Let a worker child import this folder's fault-injecting functions."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [HERE, os.environ.get(
+        "PYTHONPATH")])))
 
 
-def test_large_models_are_counted_on_meta_only(tmp_path):
-    plan = plan_complexity(ComplexityRequest(models=("deit",), resolutions=("1024",),
-                                             metrics=("flops",)), results_dir=tmp_path)
-    (row,) = run_sweep(plan)
-    assert row.flops_engine == "torch-meta" and row.flops == row.flops_torch > 1e11
-    assert row.tokens == 64 * 64 and "gelu:12" in row.uncounted_ops
+def test_crashes_and_poisoned_processes_cost_one_row(tmp_path, child_path):
+    plan = _plan(tmp_path, mixers=("attention", "identity", "spatial_mlp", "global_filter"),
+                 tokens=("4",), metrics=("flops", "params", "latency"), warmup=1, repeat=1,
+                 isolate=True)
+    outcome = run_sweep(plan, worker_function="child_steps:measure_or_fail")
+    rows = {r.name: r for r in outcome.rows}
+    crashed = rows["attention"]
+    assert crashed.status == "error" and "SIGSEGV" in crashed.error
+    assert crashed.flops == 16 * 16 * 16 * 4 + 2 * 16**2 * 16  # counted again in a new child
+    assert rows["identity"].status == "error" and "illegal memory access" in rows["identity"].error
+    killed = rows["spatial_mlp"]
+    assert killed.status == "oom" and "SIGKILL" in killed.error and killed.params == 16 * 16 + 16
+    assert rows["global_filter"].status == "ok" and rows["global_filter"].latency_ms_p50 > 0
+    # a child for the first setting, one after the segfault, one after the poisoned error,
+    # one after the kill
+    assert outcome.workers_started == 4
+    assert summary_line(outcome.rows) == "1 ok, 1 oom, 2 error"
 
 
-def test_a_real_cpu_measurement(tmp_path):
-    plan = _plan(tmp_path, mixers=("global_filter",), tokens=("32",), dim=64,
-                 metrics=("flops", "params", "latency", "memory"), batch_size=2)
-    (row,) = run_sweep(plan)
-    assert row.status == "ok", row.error
-    assert 0 < row.latency_ms_p10 <= row.latency_ms_p50 <= row.latency_ms_p90
-    assert row.throughput_ips == pytest.approx(2000 / row.latency_ms_p50)
-    assert row.first_call_ms > 0 and row.warmup == 1 and row.repeat == 2
-    assert row.threads == torch.get_num_threads()
-    assert row.mem_method in (CPU_METHOD, NOT_MEASURED)
-    output_bytes = 2 * 32 * 32 * 64 * 4  # the step's float32 output alone
-    assert row.peak_mem_bytes is None or row.peak_mem_bytes >= output_bytes
-    payload = json.loads(plan.stem.with_suffix(".json").read_text())
-    assert payload["rows"][0]["latency_ms_p50"] == row.latency_ms_p50
+def _rows_without_timing(path):
+    _, rows = read_rows(path)
+    return sorted((r.name, r.res_h, r.tokens, r.flops, r.flops_torch, r.params, r.status,
+                   r.uncounted_ops) for r in rows)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"models": ("deit",)}, "--models and --mixers cannot be combined"),
-    ({"precision": "fp16"}, "fp16 is not supported on the CPU"),
-    ({"precision": "fp8"}, "--precision 'fp8' is not one of"),
-    ({"mode": "eval"}, "--mode 'eval' is not one of"),
-    ({"metrics": ("flops", "energy")}, "--metrics 'energy' is not one of"),
-    ({"warmup": 0}, "at least one warm-up call"),
-    ({"tokens": ("4x",)}, "--tokens '4x'"),
-    ({"resolutions": ("224",)}, "--res applies to --models"),
-    ({"channels_last": True}, "--channels-last applies to models"),
-    ({"device": "tpu"}, "unknown device 'tpu'"),
-])
-def test_bad_requests_fail_first_in_one_line(tmp_path, overrides, message):
-    with pytest.raises(GfbenchError, match=message.replace("(", r"\(")) as info:
-        _plan(tmp_path, **overrides)
-    assert "\n" not in str(info.value)
-
-
-def test_unknown_model_gets_the_registry_error(tmp_path):
-    with pytest.raises(UnknownNameError, match="unknown model 'deit-xxl'"):
-        plan_complexity(ComplexityRequest(models=("deit-xxl",)), results_dir=tmp_path)
-
-
-def test_a_resolution_the_model_cannot_take_fails_before_the_sweep(tmp_path):
-    with pytest.raises(GfbenchError, match="multiple of 16"):
-        plan_complexity(ComplexityRequest(models=("gfnet",), resolutions=("224", "300")),
-                        results_dir=tmp_path)
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without a GPU")
-def test_cuda_without_a_gpu_says_so(tmp_path):
-    with pytest.raises(GfbenchError, match="no CUDA device"):
-        _plan(tmp_path, device="cuda")
-
-
-def test_defaults_are_the_trio_at_three_resolutions(tmp_path):
-    plan = plan_complexity(ComplexityRequest(device="cpu"), results_dir=tmp_path)
-    assert [(s.name, s.res_h) for s in plan.settings] == [
-        (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 384, 512)]
-    assert plan.stem.name == "complexity-models-cpu-b1-fp32-infer"
-    assert (plan.options.warmup, plan.options.repeat) == sweep.DEVICE_DEFAULTS["cpu"][1:]
-
-
-def test_impl_is_recorded_and_resolved_per_subject():
-    plan = plan_complexity(ComplexityRequest(models=("gfnet", "deit"), resolutions=("224",),
-                                             metrics=("flops",), impl="auto"))
-    assert {(s.name, s.impl) for s in plan.settings} == {("gfnet-xs", "reference"),
-                                                         ("deit-s", "reference")}
-    assert plan.extra["impl_requested"] == "auto"
-    assert resolve_impl("auto", "cpu") == "reference"  # no CUDA here: the reference ran
-    with pytest.raises(GfbenchError, match="--impl 'fft' is not one of reference, fast, auto"):
-        resolve_impl("fft", "cpu")
-    with pytest.raises(GfbenchError, match="--impl fast needs a CUDA device"):
-        plan_complexity(ComplexityRequest(mixers=("global_filter",), tokens=("8",),
-                                          metrics=("latency",), device="cpu", impl="fast"))
+def test_two_gloo_processes_give_the_rows_of_one(tmp_path):
+    args = ["complexity", "--mixers", "global_filter,attention,spatial_mlp", "--tokens",
+            "4,6,8", "--dim", "16", "--metrics", "flops,params", "--no-isolate"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gfbench", *args, "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("wrote ") == 1 and "9 ok, 0 oom, 0 error" in two.stdout
+    one = subprocess.run([sys.executable, "-m", "gfbench", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    name = "complexity-mixers-meta-b1-fp32-infer.json"
+    assert _rows_without_timing(tmp_path / "two" / name) == \
+        _rows_without_timing(tmp_path / "one" / name)
+    assert len(_rows_without_timing(tmp_path / "two" / name)) == 9
+    assert not list((tmp_path / "two").glob("*-rank*"))  # the part files were merged
+    provenance, _ = read_results(tmp_path / "two" / name)
+    assert provenance.extra["world_size"] == 2

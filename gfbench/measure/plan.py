@@ -1,0 +1,265 @@
+"""What a complexity sweep will measure: the request as typed, validated into settings, options
+and the results file they go to. Every check happens here, before any work starts, and fails
+in one line (GfbenchError) naming the option and what it allows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gfbench.device import PRECISIONS, device_kind, resolve_device
+from gfbench.distributed import DistContext
+from gfbench.errors import GfbenchError, ResolutionError
+from gfbench.layers import get_mixer
+from gfbench.layers.global_filter import IMPLS
+from gfbench.measure.setting import (
+    DEFAULT_FVCORE_MAX_FLOPS,
+    DEVICE_METRICS,
+    METRICS,
+    Setting,
+    SweepOptions,
+)
+from gfbench.measure.timing import MODES
+from gfbench.results import check_output_folder
+
+DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
+DEFAULT_RESOLUTIONS = ("224", "384", "512")
+DEFAULT_TOKENS = ("14", "28", "56")
+NATIVE = "native"  # --res native: each model's pretrained input size
+# (batch, warmup, repeat) when not given: enough repetitions for stable percentiles on a GPU;
+# on a CPU small enough that the default run (the trio at 224/384/512) takes about a minute.
+DEVICE_DEFAULTS = {"cuda": (32, 10, 50), "cpu": (1, 2, 10)}
+
+
+@dataclass(frozen=True)
+class ComplexityRequest:
+    """What the user asked for, as typed on the command line (before validation)."""
+
+    models: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    mixers: Sequence[str] = ()
+    resolutions: Sequence[str] = ()
+    tokens: Sequence[str] = ()
+    dim: int = 384
+    batch_sizes: Sequence[int | str] = ()
+    precision: str = "fp32"
+    mode: str = "infer"
+    metrics: Sequence[str] = METRICS
+    device: str = "auto"
+    warmup: int | None = None
+    repeat: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    out: Path | None = None
+    resume: bool = False
+    impl: str = "reference"  # GFNet's global filter: "reference", "fast" or "auto"
+    num_classes: int | None = None  # None: each model's own default (timm's, 0 included)
+    isolate: bool = True  # run the settings in a worker child: a crash is only an error row
+    fvcore: bool = True  # cross-check the counts with fvcore where the model fits
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+
+
+@dataclass
+class SweepPlan:
+    """Validated settings and options, and where the rows go."""
+
+    settings: list[Setting]
+    options: SweepOptions
+    stem: Path
+    device: str
+    resume: bool = False
+    isolate: bool = False
+    threads: int | None = None
+    dist: DistContext = field(default_factory=DistContext)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def json_path(self) -> Path:
+        """The results file (the CSV lies beside it)."""
+        return self.stem.with_suffix(".json")
+
+
+def parse_token_grid(text: str) -> tuple[int, int]:
+    """'14' -> (14, 14) tokens; '14x28' -> (14, 28)."""
+    from gfbench.models import parse_resolution
+
+    try:
+        return parse_resolution(text)
+    except ResolutionError:
+        raise ResolutionError(f"--tokens {text!r} is not a side or HxW (examples: 14, 14x28)") \
+            from None
+
+
+def parse_batch_sizes(values: Sequence[int | str]) -> list[int]:
+    """[1, '8', '16'] -> [1, 8, 16]; each a whole number >= 1."""
+    sizes = []
+    for value in values:
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1:
+            raise GfbenchError(f"--batch-size {value!r} is not a whole number >= 1 "
+                               "(a comma list is a batch sweep, e.g. 1,8,32)")
+        sizes.append(size)
+    return list(dict.fromkeys(sizes))
+
+
+def _check_choice(option: str, value: str, allowed: Sequence[str]) -> None:
+    """GfbenchError naming the option and its allowed values."""
+    if value not in allowed:
+        raise GfbenchError(f"{option} {value!r} is not one of {', '.join(allowed)}")
+
+
+def _native_resolution(name: str) -> tuple[int, int]:
+    """The input size a model was published at: its pretrained config (gfbench's: 224)."""
+    from timm.models import get_pretrained_cfg
+
+    from gfbench.models import ENTRIES, timm_name
+
+    if name in ENTRIES:
+        return (224, 224)
+    cfg = get_pretrained_cfg(timm_name(name))
+    if cfg is None or not getattr(cfg, "input_size", None):
+        return (224, 224)
+    return tuple(int(v) for v in cfg.input_size[-2:])
+
+
+def _model_names(request: ComplexityRequest) -> list[str]:
+    """The models to measure, in the order given, each once."""
+    from gfbench.models import canonical_name
+
+    names = list(dict.fromkeys(canonical_name(n) for n in (request.models or DEFAULT_MODELS)))
+    excluded = {canonical_name(n) for n in request.exclude}
+    names = [n for n in names if n not in excluded]
+    if not names:
+        raise GfbenchError("--exclude removed every model; nothing to measure")
+    return names
+
+
+def _model_resolutions(name: str, request: ComplexityRequest) -> list[tuple[int, int]]:
+    """The sizes a model is measured at: --res (with 'native'), or by default the trio's
+    sizes for gfbench's own models and each timm model's native size."""
+    from gfbench.models import ENTRIES, parse_resolution
+
+    texts = request.resolutions or (DEFAULT_RESOLUTIONS if name in ENTRIES else (NATIVE,))
+    sizes = [_native_resolution(name) if t.strip().lower() == NATIVE else parse_resolution(t)
+             for t in texts]
+    return list(dict.fromkeys(sizes))
+
+
+def _model_settings(request: ComplexityRequest, common: dict) -> list[Setting]:
+    """Models x resolutions (a resolution a model cannot take becomes that row's error)."""
+    from gfbench.models import parse_resolution
+
+    for text in request.resolutions:  # the syntax of every size is checked now, for all models
+        if text.strip().lower() != NATIVE:
+            parse_resolution(text)
+    if request.num_classes is not None and request.num_classes < 0:
+        raise GfbenchError(f"--num-classes {request.num_classes} must be >= 0 (0: no head)")
+    return [Setting("model", name, h, w, num_classes=request.num_classes, **common)
+            for name in _model_names(request) for h, w in _model_resolutions(name, request)]
+
+
+def _mixer_settings(request: ComplexityRequest, common: dict) -> list[Setting]:
+    """Mixers x token grids at one width."""
+    names = list(dict.fromkeys(get_mixer(n).name for n in request.mixers))
+    grids = list(dict.fromkeys(parse_token_grid(t) for t in (request.tokens or DEFAULT_TOKENS)))
+    if request.dim < 1:
+        raise GfbenchError(f"--dim {request.dim} must be a positive channel count")
+    return [Setting("mixer", name, h, w, dim=request.dim, **common)
+            for name in names for h, w in grids]
+
+
+def uses_global_filter(subject: str, name: str) -> bool:
+    """Whether a model or mixer contains GFNet's global filter (the only layer --impl changes)."""
+    if subject == "mixer":
+        return name == "global_filter"
+    from gfbench.models import timm_name
+
+    return timm_name(name).startswith("gfnet_")
+
+
+def resolve_impl(impl: str, device: str) -> str:
+    """The global filter that will run: the fused kernel only where it can (CUDA + Triton)."""
+    _check_choice("--impl", impl, IMPLS)
+    if impl == "reference" or device == "meta":
+        return "reference"
+    from gfbench.layers.fast_filter import kernel_can_run
+
+    return "fast" if kernel_can_run(torch.device(device)) else "reference"
+
+
+def _check_conflicts(request: ComplexityRequest) -> None:
+    """Options that cannot go together, named both."""
+    if request.models and request.mixers:
+        raise GfbenchError("--models and --mixers cannot be combined: measure models or bare "
+                           "mixers, one per run")
+    if request.mixers and request.resolutions:
+        raise GfbenchError("--res applies to --models; bare mixers take --tokens")
+    if request.tokens and not request.mixers:
+        raise GfbenchError("--tokens applies to --mixers; models take --res")
+    if request.mixers and (request.exclude or request.num_classes is not None):
+        raise GfbenchError("--exclude and --num-classes apply to --models, not to --mixers")
+    if request.channels_last and request.mixers:
+        raise GfbenchError("--channels-last applies to models (NCHW images), not to mixers")
+    if request.threads is not None and request.threads < 1:
+        raise GfbenchError(f"--threads {request.threads} must be >= 1")
+
+
+def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("results"),
+                    dist: DistContext | None = None) -> SweepPlan:
+    """Validate a request (GfbenchError, one line, on the first problem) and plan the sweep.
+
+    Under torchrun (``dist``) every rank plans the same sweep; each measures its own share on
+    its own device (the GPU of its local rank).
+    """
+    dist = dist or DistContext()
+    _check_conflicts(request)
+    metrics = frozenset(m.strip().lower() for m in request.metrics)
+    for metric in metrics:
+        _check_choice("--metrics", metric, METRICS)
+    _check_choice("--precision", request.precision, tuple(PRECISIONS))
+    _check_choice("--mode", request.mode, MODES)
+    on_device = bool(metrics & DEVICE_METRICS)
+    device = (resolve_device(request.device, dist.local_rank if dist.distributed else None)
+              if on_device else "meta")
+    if request.precision == "fp16" and device == "cpu":
+        raise GfbenchError("--precision fp16 is not supported on the CPU; use bf16 or fp32")
+    batch, warmup, repeat = DEVICE_DEFAULTS["cpu" if device in ("cpu", "meta") else "cuda"]
+    batches = parse_batch_sizes(request.batch_sizes) if request.batch_sizes else [batch]
+    warmup = request.warmup if request.warmup is not None else warmup
+    repeat = request.repeat if request.repeat is not None else repeat
+    if warmup < 1 or repeat < 1:
+        raise GfbenchError("--warmup and --repeat must be >= 1 (the first call is never timed, "
+                           "so at least one warm-up call is needed)")
+    common = {"precision": request.precision, "mode": request.mode, "device": device}
+    subject = "mixer" if request.mixers else "model"
+    shapes = (_mixer_settings(request, {**common, "batch_size": batches[0]}) if request.mixers
+              else _model_settings(request, {**common, "batch_size": batches[0]}))
+    settings = [dataclasses.replace(s, batch_size=b) for s in shapes for b in batches]
+    impl = resolve_impl(request.impl, device)
+    if request.impl == "fast" and impl == "reference" and device != "meta":
+        raise GfbenchError(f"--impl fast needs a CUDA device with Triton (device here: {device}); "
+                           "use --impl auto to fall back to the reference filter")
+    settings = [dataclasses.replace(s, impl=impl) if uses_global_filter(s.subject, s.name)
+                else s for s in settings]
+    options = SweepOptions(metrics=metrics, warmup=warmup, repeat=repeat,
+                           compile=request.compile, channels_last=request.channels_last,
+                           fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0)
+    folder = Path(request.out) if request.out else results_dir
+    check_output_folder(folder, "--out")
+    batch_part = "_".join(str(b) for b in batches)
+    stem = folder / (f"complexity-{subject}s-{device_kind(device)}-b{batch_part}-"
+                     f"{request.precision}-{request.mode}")
+    extra = {"metrics": sorted(metrics), "warmup": warmup, "repeat": repeat,
+             "impl_requested": request.impl, "compile": request.compile,
+             "channels_last": request.channels_last, "isolated": request.isolate,
+             "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size}
+    return SweepPlan(settings, options, stem, device, request.resume, request.isolate,
+                     request.threads, dist, extra)

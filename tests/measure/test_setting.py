@@ -1,0 +1,135 @@
+"""One setting measured: OOM and other failures as rows, both engines, the real CPU path."""
+
+import json
+
+import pytest
+import torch
+
+from gfbench.measure import setting as setting_module
+from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED, MemoryResult
+from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.sweep import run_sweep
+
+SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
+         "metrics": ("flops", "params", "latency"), "device": "cpu", "warmup": 1, "repeat": 2,
+         "isolate": False}
+
+
+def _plan(tmp_path, **overrides):
+    return plan_complexity(ComplexityRequest(**{**SMALL, **overrides}), results_dir=tmp_path)
+
+
+def _raise_for(name, side, exc, real=setting_module.build_step):
+    """A build_step that fails with ``exc`` for one mixer at one grid side."""
+
+    def build_step(**kwargs):
+        if kwargs["name"] == name and kwargs["res_h"] == side:
+            raise exc
+        return real(**kwargs)
+
+    return build_step
+
+
+@pytest.mark.parametrize("exc", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes"),
+], ids=["cuda", "cpu"])
+def test_out_of_memory_is_a_row_and_the_sweep_goes_on(tmp_path, monkeypatch, exc):
+    monkeypatch.setattr(setting_module, "build_step", _raise_for("attention", 4, exc))
+    plan = _plan(tmp_path)
+    rows = run_sweep(plan).rows
+    by_key = {(r.name, r.res_h): r for r in rows}
+    oom = by_key["attention", 4]
+    assert oom.status == "oom" and "allocate" in oom.error
+    assert oom.flops == 16 * 16 * 4 * 16 + 2 * 16**2 * 16  # still counted (on meta)
+    assert oom.latency_ms_p50 is None
+    later = by_key["attention", 6]
+    assert later.status == "ok" and later.latency_ms_p50 > 0
+    written = json.loads(plan.json_path.read_text())["rows"]
+    assert [r["status"] for r in written] == ["ok", "ok", "oom", "ok"]
+
+
+def test_other_failures_are_error_rows_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(setting_module, "build_step", _raise_for(
+        "global_filter", 6, RuntimeError("kernel exploded")))
+    rows = run_sweep(_plan(tmp_path)).rows
+    assert [r.status for r in rows] == ["ok", "error", "ok", "ok"]
+    assert "kernel exploded" in rows[1].error
+
+
+def test_a_model_that_cannot_be_built_is_an_error_row(tmp_path):
+    plan = plan_complexity(ComplexityRequest(models=("gfnet-ti", "resnet18"),
+                                             resolutions=("224", "200"), metrics=("flops",),
+                                             isolate=False, fvcore=False),
+                           results_dir=tmp_path)
+    rows = {(r.name, r.res_h): r for r in run_sweep(plan).rows}
+    assert rows["gfnet-ti", 200].status == "error"
+    assert "multiple of 16" in rows["gfnet-ti", 200].error
+    assert rows["gfnet-ti", 224].status == rows["resnet18", 200].status == "ok"
+
+
+def test_poisoning_errors_are_told_apart():
+    assert setting_module.poisons_process(RuntimeError(
+        "CUDA error: an illegal memory access was encountered"))
+    assert not setting_module.poisons_process(RuntimeError("shapes cannot be multiplied"))
+
+
+def test_child_out_of_memory_skips_timing(tmp_path, monkeypatch):
+    monkeypatch.setattr(setting_module.CpuMemoryWorker, "measure", lambda *a, **k: MemoryResult(
+        None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)"))
+    monkeypatch.setattr(setting_module, "build_step", _raise_for("global_filter", 4, AssertionError(
+        "timing must not run after the memory child ran out of memory")))
+    plan = _plan(tmp_path, mixers=("global_filter",), tokens=("4",),
+                 metrics=("flops", "memory", "latency"))
+    (row,) = run_sweep(plan).rows
+    assert row.status == "oom" and row.latency_ms_p50 is None and row.flops > 0
+
+
+def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
+    real = setting_module.count_flops
+
+    def torch_engine_fails(builder, shape, engine="torch"):
+        if engine == "torch":
+            raise AssertionError("Expected gradient function to be set")
+        return real(builder, shape, engine)
+
+    monkeypatch.setattr(setting_module, "count_flops", torch_engine_fails)
+    rows = run_sweep(_plan(tmp_path, metrics=("flops",))).rows
+    assert all(r.status == "ok" and r.flops_engine == "fvcore" and r.flops > 0 for r in rows)
+    assert all(r.flops_torch is None and "torch counter failed" in r.error for r in rows)
+
+
+def test_counting_alone_never_touches_the_device(tmp_path, monkeypatch):
+    monkeypatch.setattr(setting_module, "build_step", _raise_for(
+        "global_filter", 4, AssertionError("nothing may be built on the device")))
+    monkeypatch.setattr(setting_module, "time_step", None)
+    plan = _plan(tmp_path, metrics=("flops", "params"), device="cuda:7")
+    assert plan.device == "meta" and "-meta-" in plan.stem.name
+    rows = run_sweep(plan).rows
+    assert all(r.status == "ok" and r.device == "meta" and r.flops for r in rows)
+    assert all(r.flops == r.flops_torch for r in rows)  # both engines, one answer
+
+
+def test_large_models_are_counted_on_meta_only(tmp_path):
+    plan = plan_complexity(ComplexityRequest(models=("deit",), resolutions=("1024",),
+                                             metrics=("flops",), isolate=False),
+                           results_dir=tmp_path)
+    (row,) = run_sweep(plan).rows
+    assert row.flops_engine == "torch-meta" and row.flops == row.flops_torch > 1e11
+    assert row.tokens == 64 * 64 and "gelu:12" in row.uncounted_ops
+
+
+def test_a_real_cpu_measurement(tmp_path):
+    plan = _plan(tmp_path, mixers=("global_filter",), tokens=("32",), dim=64,
+                 metrics=("flops", "params", "latency", "memory"), batch_sizes=(2,))
+    (row,) = run_sweep(plan).rows
+    assert row.status == "ok", row.error
+    assert 0 < row.latency_ms_p10 <= row.latency_ms_p50 <= row.latency_ms_p90
+    assert row.throughput_ips == pytest.approx(2000 / row.latency_ms_p50)
+    assert row.first_call_ms > 0 and row.warmup == 1 and row.repeat == 2
+    assert row.threads == torch.get_num_threads()
+    assert row.mem_method in (CPU_METHOD, NOT_MEASURED)
+    output_bytes = 2 * 32 * 32 * 64 * 4  # the step's float32 output alone
+    assert row.peak_mem_bytes is None or row.peak_mem_bytes >= output_bytes
+    payload = json.loads(plan.json_path.read_text())
+    assert payload["rows"][0]["latency_ms_p50"] == row.latency_ms_p50
