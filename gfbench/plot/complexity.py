@@ -419,12 +419,35 @@ class PlainLogFormatter(LogFormatterSciNotation):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
+def prefix_digits(low: float, high: float) -> int:
+    """Significant digits that tell apart ticks between low and high: 3, more on a narrow range.
+
+    Parameters of 16.000M to 16.004M need 6 digits, or every tick would read '16M'.
+    """
+    if not (high > low > 0):
+        return 3
+    return max(3, math.ceil(math.log10(high / (high - low))) + 2)
+
+
 class PrefixLogFormatter(LogFormatterSciNotation):
     """Log-axis labels where matplotlib would put them, written 600k, 2M, 1G."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
         """matplotlib's choice of which ticks to label, with metric prefixes."""
-        return si_text(x) if super().__call__(x, pos) else ""
+        if not super().__call__(x, pos):
+            return ""
+        return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
+
+
+class PrefixFormatter(FuncFormatter):
+    """Linear-axis labels written 0, 250M, 500M, with enough digits to tell ticks apart."""
+
+    def __init__(self) -> None:
+        super().__init__(self._label)
+
+    def _label(self, x: float, pos: int | None = None) -> str:
+        """One tick's label."""
+        return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
 
 
 def _y_axis(ax: Axes, metric: Metric, scale: str) -> None:
@@ -438,7 +461,7 @@ def _y_axis(ax: Axes, metric: Metric, scale: str) -> None:
     else:
         ax.set_ylim(bottom=0)
         if metric.prefixed:
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: si_text(v)))
+            ax.yaxis.set_major_formatter(PrefixFormatter())
 
 
 LEGEND_ENTRY_IN = 0.235  # height of one legend line at legend.fontsize, inches

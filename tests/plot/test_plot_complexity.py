@@ -10,7 +10,13 @@ from matplotlib.text import Text
 from plot_synthetic import GPU, gpu_rows, mixer_row, model_row, write_complexity
 
 from gfbench.measure.scaling import fit_exponent
-from gfbench.plot.complexity import METRICS, complexity_figure, token_label
+from gfbench.plot.complexity import (
+    METRICS,
+    complexity_figure,
+    prefix_digits,
+    si_text,
+    token_label,
+)
 from gfbench.plot.load import complexity_frame, load_results, settings_of
 from gfbench.plot.style import OKABE_ITO, colour_for, style_context, variant_styles
 
@@ -385,3 +391,15 @@ def test_throughput_against_batch_one_panel_per_size_one_line_per_model(tmp_path
     np.testing.assert_allclose(_gid(panels["320 px input"], "oom")["deit-s"].get_xdata(), [32])
     one_batch = _frame(tmp_path / "one", gpu_rows())
     assert batch_settings(one_batch) == []  # a single batch size: no such figure
+
+
+def test_count_labels_keep_enough_digits_to_tell_ticks_apart(gpu_figure, gpu_frame):
+    # parameters of the synthetic models span 16.002M to 16.016M: '16M' on every tick says
+    # nothing, so the labels carry the digits that differ
+    for figure in (gpu_figure, _figure(gpu_frame, scale="linear")):
+        ax = _panels(figure)["params"]
+        figure.figure.draw_without_rendering()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert si_text(623_616) == "624k" and si_text(2.5e9) == "2.5G" and si_text(12) == "12"
+    assert prefix_digits(16.0e6, 16.004e6) == 6 and prefix_digits(1e6, 1e9) == 3
