@@ -448,25 +448,37 @@ def _ratio_cell(metric) -> str:
 
 
 def comparison_table(comparison) -> Table:
-    """One line per setting both runs measured: latency of each side, then B/A per metric."""
+    """One line per setting both runs measured: latency of each side, then B/A per metric.
+
+    Batch, precision and mode get a column only when they vary; otherwise the title says them.
+    """
     present = [m for m in _COMPARED
                if any(x.metric == m for s in comparison.settings for x in s.metrics)]
     timed = "latency_ms_p50" in present
-    table = Table(title="B/A per setting both runs measured", title_justify="left",
-                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-    columns = ["name", "res", "batch", "prec", "mode"] + (["ms A", "ms B"] if timed else [])
-    columns += [f"{_COMPARED[m]} B/A" for m in present]
+    shared = {field: {str(getattr(s, field)) for s in comparison.settings}
+              for field in ("batch_size", "precision", "mode")}
+    varying = [field for field, values in shared.items() if len(values) > 1]
+    common = ", ".join(("batch " if f == "batch_size" else "") + next(iter(v))
+                       for f, v in shared.items() if len(v) == 1)
+    table = Table(title="B/A per setting both runs measured" + (f" ({common})" if common else "")
+                  + ("; ms A, ms B: median latency" if timed else ""),
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    headers = {"batch_size": "batch", "precision": "prec", "mode": "mode"}
+    columns = ["name", "res", *(headers[f] for f in varying)]
+    columns += ["ms A", "ms B"] if timed else []
+    columns += [_COMPARED[m] for m in present]  # the title says these are B/A
     for column in columns:
         table.add_column(column, justify="left" if column in ("name", "prec", "mode")
                          else "right", no_wrap=True)
     for s in comparison.settings:
         by_metric = {m.metric: m for m in s.metrics}
         cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
-                 _side(s.res_h, s.res_w), str(s.batch_size), s.precision, s.mode]
+                 _side(s.res_h, s.res_w), *(str(getattr(s, f)) for f in varying)]
         if timed:
             latency = by_metric.get("latency_ms_p50")
-            cells += [_ms(latency.a) if latency and s.status_a == "ok" else s.status_a.upper(),
-                      _ms(latency.b) if latency and s.status_b == "ok" else s.status_b.upper()]
+            cells += [_ms(getattr(latency, side, None)) if status == "ok" else status.upper()
+                      for side, status in (("a", s.status_a), ("b", s.status_b))]
         cells += [_ratio_cell(by_metric.get(m)) for m in present]
         table.add_row(*cells)
     return table

@@ -173,6 +173,7 @@ def test_cli_table_marks_what_is_beyond_the_spread_and_lists_differences(tmp_pat
     assert "0.500x *" in row_224 and "2.00x *" in row_224  # latency halved, throughput doubled
     assert "1.02x" in row_320 and "*" not in row_320
     assert "2 setting(s) in common, 2 value(s) marked" in result.output
+    assert "B/A per setting both runs measured (batch 4, fp32, infer)" in result.output
     assert "Made differently" in result.output and "2.15.0" in result.output
 
 
