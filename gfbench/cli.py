@@ -144,6 +144,10 @@ model during one step (CUDA allocator; on the CPU the peak RSS of a child proces
 memory is an 'oom' row and the sweep goes on; a model that fails is an 'error' row with its \
 reason. The last line counts rows by status; the exit code is 1 when any row is an error.
 
+    Exponents come with their fit quality; a timed one prints "noisy" where its p10/p90 \
+cannot fix it. One warning line each when the load average exceeded the cores or a timed \
+row's p10-p90 spread exceeds 20% of its median.
+
     Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
 and .csv, each row as it finishes; rows of other settings in that file are kept. Several \
 GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the file).
@@ -152,6 +156,7 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
 
     from gfbench.distributed import init_distributed, shutdown_distributed
     from gfbench.measure.plan import ComplexityRequest, plan_complexity
+    from gfbench.measure.quality import available_cores, load_average, timing_warnings
     from gfbench.measure.scaling import scaling_exponents
     from gfbench.measure.sweep import (
         SweepInterrupted,
@@ -180,6 +185,7 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
     dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
     try:
         plan = plan_complexity(request, dist=dist)
+        load_at_start = load_average()
         shown = not (quiet or as_json) and dist.is_main
         share = len(plan.settings[dist.rank::dist.world_size])
         with ComplexityProgress(share, enabled=shown) as progress:
@@ -194,14 +200,16 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
         return
     rows = planned_rows(outcome, plan)
     exponents = scaling_exponents(rows)
+    warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores())
     if as_json:
         print_json({"files": [str(plan.json_path), str(plan.stem.with_suffix(".csv"))],
                     "flop_convention": FLOP_CONVENTION, "summary": dict(outcome.counts()),
                     "rows": [dataclasses.asdict(r) for r in rows],
-                    "exponents": [dataclasses.asdict(e) for e in exponents]})
+                    "exponents": [dataclasses.asdict(e) for e in exponents],
+                    "warnings": warnings})
     elif not quiet:
         print_complexity_report(rows, exponents, [plan.json_path, plan.stem.with_suffix(".csv")],
-                                FLOP_CONVENTION, complexity_title(plan))
+                                FLOP_CONVENTION, complexity_title(plan), warnings)
     failed = any(r.status == "error" for r in rows)
     if not (quiet or as_json):
         print_sweep_outcome(outcome, summary_line(rows), failed)

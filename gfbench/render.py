@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -20,6 +21,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from gfbench.measure.scaling import GrowthFit, PowerLawFit
 
 console = Console()
 err_console = Console(stderr=True)
@@ -196,32 +200,49 @@ def complexity_notes(rows: list) -> list[str]:
     return [f"* {r.name} {r.res_h}x{r.res_w}: {r.error}" for r in rows if r.error]
 
 
+def _growth_text(growth: GrowthFit) -> str:
+    """The growth class the points support (N² not N^2), or '-' and why there is none."""
+    if growth.best:
+        return growth.best.replace("^2", "²")
+    return f"- ({growth.reason.replace('^2', '²')})"
+
+
+def _fit_text(fit: PowerLawFit, counted: bool) -> str:
+    """How far to trust k: why not (noisy), else its p10–p90 range, r² and the sizes fitted."""
+    if fit.noisy:
+        return fit.noisy
+    if not math.isfinite(fit.k):
+        return f"{fit.points} size{'s' if fit.points != 1 else ''}"
+    parts = [] if counted or not math.isfinite(fit.k_low) else [
+        f"p10–p90 {fit.k_low + 0.0:.2f}–{fit.k_high + 0.0:.2f}"]
+    parts.append(f"r² {fit.r2:.3f} on {fit.points} sizes" if fit.points >= 3
+                 else f"{fit.points} sizes")
+    return ", ".join(parts)
+
+
 def exponents_table(exponents: list) -> Table:
-    """Per model or mixer, the exponent k of each metric's fit cost ~ a*N^k over the token
-    counts measured, with the better of the N log N and N^2 growth fits in brackets."""
+    """Per model or mixer and metric: k in cost ≈ a·N^k over the larger half of N, how far to
+    trust it, and the growth class every size supports ('-' with the reason where none)."""
     from gfbench.measure.scaling import SCALING_METRICS
 
-    metrics = [m for m in SCALING_METRICS if any(e.metric == m for e in exponents)]
-    cells: dict[str, dict[str, str]] = {}
-    for item in exponents:
-        growth = f" ({item.growth.best})" if item.growth.best else ""
-        k = item.fit.k
-        text = f"{round(k, 2) + 0.0:.2f}{growth}" if math.isfinite(k) else "-"  # no "-0.00"
-        cells.setdefault(item.name, {})[item.metric] = text
-    table = Table(title="k in cost ~ N^k over the larger half of N "
-                  "(bracket: N log N or N^2 fits better)",
+    table = Table(title="k in cost ≈ a·N^k (larger half of N); growth: the fastest term that "
+                  "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ["name", *(SCALING_METRICS[m] for m in metrics)]:
-        table.add_column(column, justify="left" if column == "name" else "right", no_wrap=True)
-    for name, by_metric in cells.items():
-        table.add_row(name, *(by_metric.get(m, "-") for m in metrics))
+    for column in ("name", "metric", "k", "fit", "growth"):
+        table.add_column(column, justify="right" if column == "k" else "left", no_wrap=True)
+    for item in exponents:
+        stands = math.isfinite(item.fit.k) and not item.fit.noisy
+        k = f"{round(item.fit.k, 2) + 0.0:.2f}" if stands else "-"  # no "-0.00"
+        table.add_row(item.name, SCALING_METRICS[item.metric], k,
+                      _fit_text(item.fit, item.counted), _growth_text(item.growth))
     return table
 
 
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
-                            title: str) -> None:
-    """The table, the scaling exponents under it, the FLOP convention and the files written."""
+                            title: str, warnings: list[str] | tuple = ()) -> None:
+    """The table, the scaling exponents under it, the FLOP convention, the files written and
+    one yellow line per warning about the timings."""
     console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
@@ -233,6 +254,8 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
                   highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def print_sweep_outcome(outcome, summary: str, failed: bool) -> None:

@@ -25,9 +25,11 @@ def test_counting_sweep_prints_table_exponents_and_files(tmp_path):
                            env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "global_filter" in result.output and "spatial_mlp" in result.output
-    exponents = result.output[result.output.index("k in cost ~ N^k"):]
+    exponents = result.output[result.output.index("k in cost ≈ a·N^k"):]
     spatial_mlp = next(line for line in exponents.splitlines() if "spatial_mlp" in line)
-    assert spatial_mlp.split()[1:3] == ["2.00", "(N^2)"]  # FLOPs: N^2 exactly
+    # FLOPs: N^2 exactly, k from the two larger sizes; three sizes cannot name the class
+    assert spatial_mlp.split()[1:5] == ["FLOPs", "2.00", "2", "sizes"]
+    assert spatial_mlp.endswith("- (above N; 3 sizes cannot tell)")
     assert "one fused multiply-add = one FLOP" in result.output
     written = tmp_path / "complexity-mixers-meta-b1-fp32-infer.json"
     assert written.exists() and written.with_suffix(".csv").exists()
@@ -108,3 +110,29 @@ def test_an_out_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch, caps
     assert exit_info.value.code == 1 and taken.read_text() == "mine"
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "is a file, not a folder" in err
+
+
+def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tmp_path):
+    from gfbench.measure import quality, sweep
+    from gfbench.results import ComplexityRow
+
+    def timed_rows(plan, on_start=None, on_row=None):
+        rows = [ComplexityRow(subject="mixer", name="attention", res_h=s, res_w=s, tokens=s * s,
+                              batch_size=1, precision="fp32", mode="infer", device="cpu",
+                              dim=64, latency_ms_p10=0.5 * s, latency_ms_p50=s,
+                              latency_ms_p90=1.5 * s)
+                for s in (7, 14, 28)]
+        return sweep.SweepOutcome(path=plan.json_path, rows=rows)
+
+    monkeypatch.setattr(sweep, "run_sweep", timed_rows)
+    monkeypatch.setattr(quality, "load_average", lambda: [64.0, 64.0, 64.0])
+    result = runner.invoke(app, ["complexity", "--mixers", "attention", "--tokens", "7,14,28",
+                                 "--dim", "64", "--device", "cpu", "--out", str(tmp_path)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert "busy machine: 1-minute load average 64.00, 64.00 (start, end)" in warnings[0]
+    assert "in 3 of 3 timed rows (widest: attention 7x7, 100%)" in warnings[1]
+    latency = next(line for line in result.output.splitlines() if " latency " in line)
+    assert "noisy: p10–p90 of N=196, 784 overlap" in latency and " - " in latency

@@ -17,6 +17,8 @@ _EXPORTS = {
     "SweepOutcome": "sweep", "ChildWorker": "worker",
     "GrowthFit": "scaling", "PowerLawFit": "scaling", "compare_growth": "scaling",
     "fit_power_law": "scaling", "scaling_exponents": "scaling",
+    "Exponent": "scaling", "fit_exponent": "scaling",
+    "timing_warnings": "quality", "load_average": "quality",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -17,7 +17,6 @@ moment it finishes, none ever lost.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from gfbench.distributed import DistContext, barrier
 from gfbench.measure.memory import CpuMemoryWorker
 from gfbench.measure.plan import SweepPlan
+from gfbench.measure.quality import load_average
 from gfbench.measure.setting import (
     Setting,
     SweepOptions,
@@ -159,19 +159,11 @@ def _merge_parts(writer: ResultsWriter) -> None:
         path.with_suffix(".csv").unlink(missing_ok=True)
 
 
-def _load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (CPU timings of a busy machine are suspect)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, ComplexityRow]]:
     """This rank's writer (the results file on rank 0, with leftover parts merged in; a part
     file on the others) and the rows the results file already holds, by key."""
     provenance = collect_provenance("complexity", device=plan.device,
-                                    load_average_at_start=_load_average(), **plan.extra)
+                                    load_average_at_start=load_average(), **plan.extra)
     dist = plan.dist
     if dist.is_main:
         writer = ResultsWriter(plan.stem, provenance)

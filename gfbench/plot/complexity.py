@@ -112,6 +112,9 @@ class FitRecord:
     r2: float
     fit_points: int
     estimated_oom_points: int
+    k_low: float = math.nan  # the k the p10–p90 bands allow (timed panels)
+    k_high: float = math.nan
+    noisy: str = ""  # why the timings cannot fix k; the legend then shows no k
 
 
 @dataclass(frozen=True)
@@ -237,8 +240,16 @@ def exponent_text(k: float) -> str:
 
 
 def _k_text(fit: PowerLawFit | None) -> str:
-    """The exponent as the legend shows it (mathtext superscript), or why there is none."""
-    return f"∝N$^{{{exponent_text(fit.k)}}}$" if fit is not None else "(k: <2 points)"
+    """The exponent as the legend shows it (mathtext superscript) with its p10–p90 range,
+    or why there is none."""
+    if fit is None:
+        return "(k: <2 points)"
+    if fit.noisy:
+        return "(k: noisy)"
+    shown = f"∝N$^{{{exponent_text(fit.k)}}}$"
+    if math.isfinite(fit.k_low):
+        shown += f" [{exponent_text(fit.k_low)}–{exponent_text(fit.k_high)}]"
+    return shown
 
 
 @dataclass(frozen=True)
@@ -263,7 +274,9 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
     y = drawn[metric.column].to_numpy(dtype=float) * metric.scale
     sizes = size_values(drawn, x_kind)
     tail = larger_half(sizes)
-    fitted = fit_exponent(sizes, y)
+    low, high = ((drawn[c].to_numpy(dtype=float) * metric.scale for c in metric.band)
+                 if metric.band and not metric.counted else (None, None))
+    fitted = fit_exponent(sizes, y, low, high, measured=not metric.counted)
     fit = fitted if math.isfinite(fitted.k) else None
     ax.plot(x, y, color=curve.colour, marker=curve.marker,
             linestyle=curve.linestyle if curve.square else "none",
@@ -274,16 +287,16 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
         ax.fill_between(x, low, high, color=curve.colour, alpha=0.2, linewidth=0,
                         gid=f"band|{curve.label}|{metric.key}")
     oom = rows[rows["status"] == "oom"] if not metric.counted else rows.iloc[0:0]
-    if not oom.empty and fit is not None:
+    if not oom.empty and fit is not None and not fit.noisy:
         _plot_estimate(ax, curve, metric, x_kind, drawn, oom, fit)
     elif not oom.empty:
         marks = blended_transform_factory(ax.transData, ax.transAxes)
         ax.plot(x_values(oom, x_kind), np.zeros(len(oom)), transform=marks, linestyle="none",
                 marker="x", color=curve.colour, clip_on=False,
                 gid=f"oom|{curve.label}|{metric.key}")
+    trusted = fit is not None and not fit.noisy
     return Drawn(fit=fit, fit_points=int(tail.sum()), oom_points=len(oom),
-                 estimate=not oom.empty and fit is not None,
-                 oom_unfitted=not oom.empty and fit is None)
+                 estimate=not oom.empty and trusted, oom_unfitted=not oom.empty and not trusted)
 
 
 def _plot_estimate(ax: Axes, curve: Curve, metric: Metric, x_kind: str, drawn: pd.DataFrame,
@@ -345,7 +358,7 @@ def _legend(ax: Axes, room: Axes, drawn: Sequence[Drawn]) -> None:
         labels.append("estimate from the fit (OOM)")
     if any(d.oom_unfitted for d in drawn):
         handles.append(Line2D([], [], color=NEUTRAL_GREY, linestyle="none", marker="x"))
-        labels.append("out of memory (too few points to fit)")
+        labels.append("out of memory (no fit to extrapolate)")
     legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0),
                        bbox_transform=room.transAxes, frameon=False, borderaxespad=0.0,
                        handlelength=3.0)
@@ -494,12 +507,15 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
               for i in range(panel_rows * columns)]
     fits: list[FitRecord] = []
     fitted_on = "tokens" if x_kind == "tokens" else "pixels"
+    every_drawn: list[Drawn] = []
     for (ax, room), metric in zip(panels, metrics, strict=False):
         drawn = [_plot_curve(ax, curve, metric, x_kind) for curve in curves]
+        every_drawn.extend(drawn)
         fits.extend(FitRecord(subject=subject, setting=setting, curve=curve.label,
                               metric=metric.key, fitted_on=fitted_on, k=d.fit.k, a=d.fit.a,
                               r2=d.fit.r2, fit_points=d.fit_points,
-                              estimated_oom_points=d.oom_points)
+                              estimated_oom_points=d.oom_points, k_low=d.fit.k_low,
+                              k_high=d.fit.k_high, noisy=d.fit.noisy)
                     for curve, d in zip(curves, drawn, strict=True) if d.fit is not None)
         _y_axis(ax, metric, scale)
         labels = _x_ticks(ax, curves, x_kind)
@@ -516,7 +532,8 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
     what = "Models" if subject == "model" else "Token mixers (one layer)"
     title = f"{what} · {setting.title()}" + (" · log-log" if scale == "log" else " · linear")
     fig.suptitle(title, fontweight="bold")
-    fig.supxlabel("\n".join(_notes(grid, x_kind, ref_slopes)), fontsize="small",
+    fitted = [d.fit for d in every_drawn if d.fit is not None]
+    fig.supxlabel("\n".join(_notes(grid, x_kind, ref_slopes, fitted)), fontsize="small",
                   color="#444444")
     thin_tick_labels(fig, [ax for ax, _ in panels[:len(metrics)]])
     stem = f"complexity-{'models' if subject == 'model' else 'mixers'}-{setting.slug()}-{x_kind}"
@@ -524,10 +541,15 @@ def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_k
                             figure=fig, fits=tuple(fits))
 
 
-def _notes(grid: np.ndarray, x_kind: str, ref_slopes: bool) -> list[str]:
+def _notes(grid: np.ndarray, x_kind: str, ref_slopes: bool,
+           fitted: Sequence[PowerLawFit]) -> list[str]:
     """The figure's footnote lines: what k, N, the dotted estimates, bands and guides mean."""
     what_n = "tokens" if x_kind == "tokens" else "input pixels H·W"
     notes = [f"k: exponent fitted on the larger half of N, cost ∝ N$^k$ (N = {what_n})"]
+    if any(not f.noisy and math.isfinite(f.k_low) for f in fitted):
+        notes.append("[ ]: the k the p10–p90 bands allow")
+    if any(f.noisy for f in fitted):
+        notes.append("noisy: the timings cannot fix k")
     artists = [a for ax in grid.flat for a in [*ax.lines, *ax.collections]]
     gids = [(a.get_gid() or "").split("|")[0] for a in artists]
     if "estimate" in gids:

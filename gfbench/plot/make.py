@@ -165,7 +165,9 @@ def fits_table(figure: ComplexityFigure) -> pd.DataFrame:
     """The exponents the figure's legends show, with the quality of each fit."""
     return formatted(pd.DataFrame([{
         "curve": f.curve, "panel": f.metric, "N counts": f.fitted_on,
-        "k (cost ∝ N^k)": exponent_text(f.k),
+        "k (cost ∝ N^k)": f.noisy or exponent_text(f.k),
+        "k range (p10–p90)": "" if f.noisy or pd.isna(f.k_low)
+        else f"{exponent_text(f.k_low)}–{exponent_text(f.k_high)}",
         "r² (log-log)": f.r2, "points fitted": f.fit_points,
         "OOM rows estimated": f.estimated_oom_points,
     } for f in figure.fits]))

@@ -5,20 +5,30 @@ Every corruption is a pure function ``(image, severity, rng) -> image``: ``image
 uint8 or float in [0, 1], and the result has the same shape and dtype; all randomness comes
 from ``rng`` (a numpy Generator), so ``image_rng`` makes the pixels a function of (seed,
 image, corruption, severity) alone. Parameters per severity are the reference generator's for
-224x224 images (see PARAMETERS). Where the reference needs ImageMagick, OpenCV or photographs
-gfbench approximates, and says so in the docstring: motion_blur and snow use a Gaussian line
-kernel, glass_blur displaces pixels in a vectorised pass instead of a sequential swap loop,
-frost blends a procedural texture, spatter builds its water edges with scipy. Outputs are
-therefore not bit-identical to the released JPEGs, and mCE measured on them is not
-comparable to published numbers.
+224x224 images (see PARAMETERS).
+
+The math follows the reference functions (Hendrycks and Dietterich's, as maintained in the
+``imagecorruptions-imaug`` package) step for step, and each corruption draws its random
+numbers in the reference's order and shapes, so on the same numbers the outputs agree (tests/
+robustness/test_fidelity.py). The OpenCV, scikit-image and ImageMagick steps are restated with
+numpy and scipy (procedural.py). elastic_transform and frost follow the original release
+script instead, which the package changed. frost needs the release's photographs from an
+installed ``imagecorruptions-imaug`` and otherwise blends a procedural texture (frost_source).
+Generated images still differ from the released JPEGs: other random draws, and no 8-bit
+truncation and JPEG encoding; mCE measured on them is not comparable to published numbers.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import importlib.util
 import io
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -135,16 +145,18 @@ def _gaussian_noise(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np
 @_register("shot_noise")
 def _shot_noise(x: np.ndarray, lam: float, rng: np.random.Generator) -> np.ndarray:
     """Poisson photon noise: each value becomes Poisson(x * lambda) / lambda."""
-    return rng.poisson(x * lam).astype(np.float32) / lam
+    return rng.poisson(x.astype(np.float64) * lam).astype(np.float32) / lam
 
 
 @_register("impulse_noise")
 def _impulse_noise(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    """Salt-and-pepper: a fraction `amount` of the values (per channel) become 0 or 1, half each."""
-    draw = rng.random(x.shape)
+    """Salt-and-pepper: a fraction `amount` of the values (per channel) become 0 or 1, half each;
+    drawn as scikit-image's random_noise draws them (flip mask, then salt mask)."""
+    flipped = rng.random(x.shape) <= amount
+    salted = rng.random(x.shape) <= 0.5
     out = x.copy()
-    out[draw < amount / 2] = 0.0
-    out[(draw >= amount / 2) & (draw < amount)] = 1.0
+    out[flipped & salted] = 1.0
+    out[flipped & ~salted] = 0.0
     return out
 
 
@@ -165,18 +177,19 @@ def _gaussian_blur(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
 
 @_register("glass_blur")
 def _glass_blur(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Frosted glass: blur, move every pixel by a random offset in [-delta, delta) per
-    iteration, blur again. gfbench moves all pixels at once (a gather) where the reference
-    swaps them one by one, which is equivalent in distribution but not pixel for pixel."""
+    """Frosted glass, exactly as the reference: blur, truncate to 8 bits, then `iterations`
+    passes of its pixel loop (each visited pixel, scanning from the bottom right, copies the
+    current value at a random offset in [-delta, delta); copies chain, see
+    procedural.glass_pass), blur again. Same draws in the same order, same pixels."""
     sigma, delta, iterations = params
     height, width = x.shape[:2]
-    out = ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0), mode="nearest")
-    rows = np.arange(height)[:, None]
-    cols = np.arange(width)[None, :]
+    blurred = ndimage.gaussian_filter(x.astype(np.float64), sigma=(sigma, sigma, 0),
+                                      mode="nearest")
+    out = np.floor(blurred * 255.0)  # the reference's np.uint8(blur * 255)
+    visited = (len(range(height - delta, delta, -1)), len(range(width - delta, delta, -1)))
     for _ in range(iterations):
-        dy, dx = rng.integers(-delta, delta, size=(2, height, width))
-        out = out[np.clip(rows + dy, 0, height - 1), np.clip(cols + dx, 0, width - 1)]
-    return ndimage.gaussian_filter(out, sigma=(sigma, sigma, 0), mode="nearest")
+        out = pc.glass_pass(out, delta, rng.integers(-delta, delta, size=(*visited, 2)))
+    return ndimage.gaussian_filter(out / 255.0, sigma=(sigma, sigma, 0), mode="nearest")
 
 
 @_register("defocus_blur")
@@ -188,8 +201,8 @@ def _defocus_blur(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.
 
 @_register("motion_blur")
 def _motion_blur(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Camera shake at a random angle in [-45, 45] degrees. gfbench's Gaussian line kernel
-    approximates ImageMagick's motion blur, which the reference uses."""
+    """Camera shake at a random angle in [-45, 45] degrees: ImageMagick's motion blur (as the
+    release used it and the reference package re-implements it), whole-pixel taps."""
     radius, sigma = params
     return pc.motion_blur(x, radius, sigma, rng.uniform(-45.0, 45.0))
 
@@ -209,25 +222,84 @@ def _zoom_blur(x: np.ndarray, zooms: tuple, rng: np.random.Generator) -> np.ndar
 @_register("snow")
 def _snow(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
     """Snowflakes: a thresholded, zoomed Gaussian field streaked by a motion kernel at a random
-    angle in [-135, -45] degrees, added twice (as is and rotated 180 degrees) over a greyed,
-    brightened image. The streaks use gfbench's kernel, not ImageMagick's."""
+    angle in [-135, -45] degrees (ImageMagick's motion blur, whole-pixel taps) and stored in 8
+    bits, added twice (as is and rotated 180 degrees) over a greyed, brightened image."""
     mean, scale, zoom, threshold, radius, sigma, keep = params
     height, width = x.shape[:2]
     flakes = rng.normal(mean, scale, (height, width, 1)).astype(np.float32)
-    flakes = pc.clipped_zoom(flakes, zoom)
+    flakes = pc.clipped_zoom(flakes, zoom, trim=False)  # blurred with its overhang, then cut
     flakes[flakes < threshold] = 0.0
     flakes = np.clip(flakes, 0.0, 1.0)
-    flakes = pc.motion_blur(flakes, radius, sigma, rng.uniform(-135.0, -45.0))
+    flakes = pc.motion_blur(flakes, radius, sigma, rng.uniform(-135.0, -45.0))[:height, :width]
+    flakes = np.rint(flakes * 255.0) / 255.0  # the release saves the layer as an 8-bit PNG
     greyed = keep * x + (1 - keep) * np.maximum(x, pc.luminance(x) * 1.5 + 0.5)
     return greyed + flakes + np.rot90(flakes, k=2)
 
 
+# The frost photographs ship in the `imagecorruptions` module of either PyPI distribution.
+FROST_DISTRIBUTIONS = ("imagecorruptions-imaug", "imagecorruptions")
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")
+
+
+@functools.lru_cache(maxsize=1)
+def _frost_photographs() -> tuple[tuple[np.ndarray, ...], str] | None:
+    """The release's five frost photographs (RGB float32 in [0, 1]) and the distribution they
+    came from, or None when no `imagecorruptions` package is installed. The package is located,
+    not imported (its import pulls in OpenCV and numba)."""
+    spec = importlib.util.find_spec("imagecorruptions")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "frost"
+    if not all((folder / name).is_file() for name in FROST_FILES):
+        return None
+    photos = []
+    for name in FROST_FILES:
+        with Image.open(folder / name) as photo:
+            photos.append(np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0)
+    for distribution in FROST_DISTRIBUTIONS:
+        try:
+            return tuple(photos), f"{distribution} {importlib.metadata.version(distribution)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return tuple(photos), "imagecorruptions (version unknown)"
+
+
+def frost_source() -> str:
+    """Which frost texture `frost` blends, for provenance: the photographs (and the package
+    that supplied them) or gfbench's procedural fallback."""
+    found = _frost_photographs()
+    return "procedural" if found is None else f"photographs ({found[1]})"
+
+
+def _frost_crop(photo: np.ndarray, height: int, width: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """A random height x width crop of a frost photograph. A photograph not larger than the
+    image is first enlarged (bicubic) by the reference package's factor, 1.1 x the larger of
+    the two ratios; at 224 x 224 no photograph needs it, as in the release."""
+    if photo.shape[0] <= height or photo.shape[1] <= width:
+        factor = 1.1 * max(height / photo.shape[0], width / photo.shape[1])
+        size = (math.ceil(photo.shape[1] * factor), math.ceil(photo.shape[0] * factor))
+        photo = _uint8_roundtrip(photo, lambda im: im.resize(size, Image.BICUBIC))
+    top = int(rng.integers(0, photo.shape[0] - height))
+    left = int(rng.integers(0, photo.shape[1] - width))
+    return photo[top:top + height, left:left + width]
+
+
 @_register("frost")
 def _frost(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Ice on the lens: image_weight * image + frost_weight * texture. The texture is
-    procedural (procedural.frost_texture), not the reference's frost photographs."""
+    """Ice on the lens: image_weight * image + frost_weight * texture. As the release script
+    (make_imagenet_c.py), the texture is a random crop of one of the first five frost
+    photographs (the reference package also draws the sixth and enlarges every photograph by
+    1.1); they come from an installed `imagecorruptions-imaug` (`gfbench[imagenet-c]`). Without
+    it gfbench blends its procedural texture instead (procedural.frost_texture), which looks
+    different; frost_source() says which one ran."""
     image_weight, frost_weight = params
-    texture = pc.frost_texture(x.shape[0], x.shape[1], rng)
+    found = _frost_photographs()
+    if found is None:
+        texture = pc.frost_texture(x.shape[0], x.shape[1], rng)
+    else:
+        photo = found[0][int(rng.integers(len(FROST_FILES)))]
+        texture = _frost_crop(photo, x.shape[0], x.shape[1], rng)
     return image_weight * x + frost_weight * texture
 
 
@@ -261,27 +333,25 @@ def _contrast(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndar
 
 @_register("elastic_transform")
 def _elastic_transform(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Elastic warp: a random affine jitter of three points by up to `affine` pixels composed
-    with a Gaussian-smoothed (sigma) random displacement field scaled by alpha; one bilinear
-    resampling with mirrored borders (the reference resamples twice)."""
+    """Elastic warp as the original ImageNet-C release script (make_imagenet_c.py) made the
+    published JPEGs: an affine map that jitters three points by up to `affine` pixels (warped as
+    OpenCV's warpAffine does, mirrored edges), then a Gaussian-smoothed (sigma) random
+    displacement field scaled by alpha (bilinear, reflected edges). The `imagecorruptions`
+    package rewrote this corruption (0.22-0.83 of the release's strength, measured by
+    benchmarks/corruption_fidelity.py); gfbench does not follow it."""
     alpha, sigma, affine = params
     height, width = x.shape[:2]
-    centre = np.array([width / 2, height / 2])
-    half = min(height, width) // 3
-    source = np.array([centre + (half, half), centre + (half, -half), centre + (-half, -half)])
-    target = source + rng.uniform(-affine, affine, size=source.shape)
-    # The affine map sends source points to target points; the output samples its inverse.
-    forward = np.linalg.solve(np.c_[source, np.ones(3)], target).T  # 2x3: [A | b]
-    inverse_a = np.linalg.inv(forward[:, :2])
-    dx = pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha
-    dy = pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha
-    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    px = xs + dx - forward[0, 2]
-    py = ys + dy - forward[1, 2]
-    src_x = inverse_a[0, 0] * px + inverse_a[0, 1] * py
-    src_y = inverse_a[1, 0] * px + inverse_a[1, 1] * py
-    channels = [ndimage.map_coordinates(x[..., c], (src_y, src_x), order=1, mode="mirror")
-                for c in range(x.shape[2])]
+    centre = np.float32([height // 2, width // 2])  # used as (x, y), as the release does
+    third = min(height, width) // 3
+    source = np.float32([centre + third, [centre[0] + third, centre[1] - third],
+                         centre - third])
+    target = source + rng.uniform(-affine, affine, size=source.shape).astype(np.float32)
+    warped = pc.warp_affine(x, pc.affine_from_points(source, target))
+    dx = (pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha).astype(np.float32)
+    dy = (pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha).astype(np.float32)
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    channels = [ndimage.map_coordinates(warped[..., c], (rows + dy, cols + dx), order=1,
+                                        mode="reflect") for c in range(x.shape[2])]
     return np.stack(channels, axis=-1)
 
 
@@ -312,30 +382,32 @@ def _jpeg_compression(x: np.ndarray, quality: int, rng: np.random.Generator) -> 
 
 @_register("spatter")
 def _spatter(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Water drops (mode 0) or mud (mode 1) from a thresholded smoothed Gaussian field. The
-    water shading (edge distance, equalised, embossed) is gfbench's scipy rendition of the
-    reference's OpenCV steps."""
+    """Water drops (mode 0) or mud (mode 1) from a thresholded smoothed Gaussian field, as the
+    reference: the water's shading is its OpenCV chain (Canny edges of the 8-bit field, 5x5
+    chamfer distance to them capped at 20, 3x3 box blur, histogram equalisation, emboss, box
+    blur), restated in numpy in OpenCV's integer and rounding conventions."""
     mean, scale, smooth, threshold, strength, mode = params
     height, width = x.shape[:2]
-    liquid = ndimage.gaussian_filter(rng.normal(mean, scale, (height, width)), smooth)
+    liquid = ndimage.gaussian_filter(rng.normal(mean, scale, (height, width)), smooth,
+                                     mode="nearest")
     liquid[liquid < threshold] = 0.0
     if mode == 0:
-        wet = liquid > 0
-        edges = wet ^ ndimage.binary_erosion(wet)
-        distance = np.minimum(ndimage.distance_transform_edt(~edges), 20.0)
-        distance = ndimage.uniform_filter(distance, 3)
-        ranks = np.argsort(np.argsort(distance, axis=None), axis=None).reshape(distance.shape)
-        equalised = ranks / max(ranks.max(), 1)
-        emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
-        shade = np.clip(ndimage.correlate(equalised, emboss, mode="mirror"), 0, 1)
-        shade = ndimage.uniform_filter(shade, 3)
-        layer = liquid * shade
-        layer = layer / max(layer.max(), 1e-12) * strength
+        level = (liquid * 255).astype(np.uint8)
+        distance = np.minimum(pc.chamfer_distance(pc.canny(level, 50, 150)), np.float32(20))
+        shade = (pc.box3_sum(distance.astype(np.float64)) * (1.0 / 9)).astype(np.float32)
+        shade = pc.equalize_hist(shade.astype(np.uint8)).astype(np.int64)
+        emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+        padded = np.pad(shade, 1, mode="reflect")
+        shade = sum(emboss[i, j] * padded[i:i + height, j:j + width]
+                    for i in range(3) for j in range(3))
+        shade = np.rint(pc.box3_sum(np.clip(shade, 0, 255)) / 9).astype(np.float32)
+        layer = level * shade
+        layer = layer / max(float(layer.max()), 1e-12) * np.float32(strength)
         return x + layer[..., None] * WATER_RGB
-    mud = ndimage.gaussian_filter((liquid > threshold).astype(np.float64), strength)
+    mud = ndimage.gaussian_filter((liquid > threshold).astype(np.float32), strength,
+                                  mode="nearest")
     mud[mud < 0.8] = 0.0
-    mud = mud[..., None].astype(np.float32)
-    return x * (1 - mud) + MUD_RGB * mud
+    return x * (1 - mud[..., None]) + MUD_RGB.astype(np.float64) * mud[..., None]
 
 
 @_register("saturate")

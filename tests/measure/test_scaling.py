@@ -1,5 +1,7 @@
-"""Exponent fits on synthetic data with known exponents, and on counted mixer FLOPs."""
+"""Exponent fits and growth classes on synthetic data with known answers, on counted FLOPs of
+real models (GFNet, Swin, mixers), and on timings too noisy to support a verdict."""
 
+import itertools
 import math
 
 import numpy as np
@@ -8,12 +10,15 @@ import pytest
 from gfbench.layers import build_mixer
 from gfbench.measure.flops import count_flops
 from gfbench.measure.scaling import (
+    MAX_K_RANGE,
     compare_growth,
     fit_exponent,
     fit_power_law,
     larger_half,
     scaling_exponents,
+    slope_range,
 )
+from gfbench.models.factory import create_model
 from gfbench.results import ComplexityRow
 
 TOKENS = np.array([196, 576, 1024, 2304, 4096, 9216], dtype=float)
@@ -41,7 +46,8 @@ def test_n_log_n_and_n_squared_growth_are_told_apart():
     linear = 40 * TOKENS
     assert compare_growth(TOKENS, linear + 3 * TOKENS * np.log2(TOKENS)).best == "N log N"
     assert compare_growth(TOKENS, linear + 0.5 * TOKENS**2).best == "N^2"
-    assert compare_growth(TOKENS[:2], TOKENS[:2] ** 2).best == ""  # two points cannot tell
+    two = compare_growth(TOKENS[:2], TOKENS[:2] ** 2)
+    assert two.best == "" and two.reason == "2 sizes: needs 3"  # two points give no verdict
 
 
 def _counted_flops(mixer, sides, dim=384):
@@ -90,3 +96,149 @@ def test_exponent_is_fitted_on_the_larger_half_of_the_token_counts():
     cost = 1e6 + tokens**2  # a fixed cost flattens the small-N end
     assert fit_exponent(tokens, cost).k > fit_power_law(tokens, cost).k
     assert fit_exponent(tokens, cost).k == pytest.approx(fit_power_law(tokens[2:], cost[2:]).k)
+
+
+# --- growth classes: a constant term, a linear candidate, and "cannot tell" ---
+
+
+def test_a_fixed_cost_of_3_percent_does_not_hide_n_log_n():
+    cost = TOKENS * np.log2(TOKENS)
+    growth = compare_growth(TOKENS, cost + 0.03 * cost.max())
+    assert growth.best == "N log N"
+    assert growth.rel_rms["N log N"] < 1e-9 < growth.rel_rms["N^2"]
+
+
+def test_linear_costs_are_linear_not_n_log_n():
+    assert compare_growth(TOKENS, 7.0 * TOKENS).best == "N"
+    assert compare_growth(TOKENS, 7.0 * TOKENS + 5e3).best == "N"  # with a fixed cost
+    assert compare_growth(TOKENS, np.full(TOKENS.size, 3.0)).best == "1"  # attention's params
+
+
+def test_n_log_n_and_n_squared_that_fit_alike_cannot_be_told():
+    n = np.array([1000.0, 1100, 1200, 1300])  # too narrow a range to see the curvature
+    growth = compare_growth(n, n * np.log2(n), tolerance=0.01)
+    assert growth.best == "" and growth.reason == "N log N or N^2: both fit"
+
+
+def test_three_sizes_cannot_tell_n_log_n_from_n_squared():
+    growth = compare_growth(TOKENS[:3], TOKENS[:3] ** 2)
+    assert growth.best == "" and growth.reason == "above N; 3 sizes cannot tell"
+    assert compare_growth(TOKENS[:3], 7.0 * TOKENS[:3]).best == "N"  # one size to spare
+
+
+def _model_flops(name, sides, patch):
+    counted = [count_flops(lambda s=s: create_model(name, s), (1, 3, s, s)).total for s in sides]
+    return [(s // patch) ** 2 for s in sides], counted
+
+
+def test_counted_gfnet_flops_are_n_log_n_and_swin_flops_linear():
+    # GFNet: per-token layers plus FFTs whose share is ~1%; Swin: windowed attention is linear
+    tokens, flops = _model_flops("gfnet-xs", [224, 448, 672, 896], 16)
+    assert compare_growth(tokens, flops).best == "N log N"
+    tokens, flops = _model_flops("swin_tiny_patch4_window7_224", [224, 448, 672], 4)
+    assert flops[0] == pytest.approx(4.5e9, rel=0.01)  # Swin-T's 4.5 GFLOPs at 224
+    assert compare_growth(tokens, flops).best == "N"
+
+
+def test_a_small_n_log_n_part_is_found_unless_rounding_of_its_log_hides_it():
+    def cost(share, log):  # fixed + per-token cost, `share` of it in FFTs (GFNet: about 1%)
+        return 1e6 + 4e6 * TOKENS + share * 4e6 / 14 * TOKENS * log(np.log2(TOKENS))
+
+    assert compare_growth(TOKENS, cost(0.01, np.asarray)).best == "N log N"
+    assert compare_growth(TOKENS, cost(0.05, np.ceil)).best == "N log N"
+    # counted with ceil(log2 N), a 1% part is as close to N^2 as to N log N at these sizes
+    assert compare_growth(TOKENS, cost(0.01, np.ceil)).reason == "N log N or N^2: both fit"
+
+
+def _timed_rows(name, tokens, p50, p10, p90):
+    return [_row(name, int(n), latency_ms_p10=lo, latency_ms_p50=mid, latency_ms_p90=hi)
+            for n, lo, mid, hi in zip(tokens, p10, p50, p90, strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_thirty_percent_noise_on_three_sizes_gives_no_exponent_and_no_class(seed):
+    tokens = np.array([196.0, 576, 1024])  # the default run: 224, 384 and 512 px
+    p50 = 2.0 * tokens * np.random.default_rng(seed).uniform(0.7, 1.3, tokens.size)
+    rows = _timed_rows("m", tokens, p50, 0.85 * p50, 1.15 * p50)
+    (latency,) = [e for e in scaling_exponents(rows) if e.metric == "latency_ms_p50"]
+    assert latency.fit.noisy.startswith("noisy:") and latency.growth.best == ""
+    assert not latency.counted and latency.growth.margin > 0.1499  # the bands: ±15%
+
+
+def test_quiet_timings_keep_their_exponent_and_class():
+    p50 = 0.01 * TOKENS**2 + 0.5 * TOKENS
+    rows = _timed_rows("m", TOKENS, p50, 0.98 * p50, 1.03 * p50)
+    (latency,) = [e for e in scaling_exponents(rows) if e.metric == "latency_ms_p50"]
+    assert latency.fit.noisy == "" and latency.growth.best == "N^2"
+    assert latency.fit.k_low < latency.fit.k < latency.fit.k_high
+
+
+# --- exponents: fit quality, and "noisy" instead of a number ---
+
+
+def _corner_slopes(log_n, log_low, log_high):
+    """Every least-squares slope with each point at one end of its band (brute force)."""
+    return [np.polyfit(log_n, np.where(corner, log_high, log_low), 1)[0]
+            for corner in itertools.product([False, True], repeat=log_n.size)]
+
+
+def test_slope_range_is_the_extreme_of_all_band_corners():
+    rng = np.random.default_rng(3)
+    log_n = np.log(TOKENS)
+    log_mid = 1.3 * log_n + rng.normal(0, 0.05, log_n.size)
+    log_low = log_mid - rng.uniform(0.01, 0.2, log_n.size)
+    log_high = log_mid + rng.uniform(0.01, 0.3, log_n.size)
+    corners = _corner_slopes(log_n, log_low, log_high)
+    assert slope_range(log_n, log_low, log_high) == pytest.approx((min(corners), max(corners)))
+
+
+def test_exact_power_law_has_its_exponent_range_r2_and_sizes():
+    cost = 3.5 * TOKENS**1.7
+    fit = fit_exponent(TOKENS, cost, 0.95 * cost, 1.08 * cost, measured=True)
+    assert fit.k == pytest.approx(1.7) and fit.a == pytest.approx(3.5)
+    assert fit.r2 == pytest.approx(1.0) and fit.points == 3 and fit.noisy == ""
+    tail = np.log(TOKENS[3:])
+    corners = _corner_slopes(tail, tail * 1.7 + math.log(3.5 * 0.95),
+                             tail * 1.7 + math.log(3.5 * 1.08))
+    assert (fit.k_low, fit.k_high) == pytest.approx((min(corners), max(corners)))
+    assert fit.k_low < 1.7 < fit.k_high
+    counted = fit_exponent(TOKENS, cost)  # counted: exact, no band, never noisy
+    assert math.isnan(counted.k_low) and counted.noisy == "" and counted.r2 == pytest.approx(1)
+
+
+def test_a_median_that_turns_back_is_noisy():
+    cost = 2.0 * TOKENS
+    cost[4] = 0.9 * cost[3]  # the fourth and fifth sizes are in the larger half
+    fit = fit_exponent(TOKENS, cost, measured=True)
+    assert fit.noisy == "noisy: median turns back at N=4096"
+    assert fit_exponent(TOKENS, cost).noisy == ""  # counted values are never noisy
+
+
+def test_overlapping_bands_are_noisy():
+    cost = np.array([10.0, 11.0])
+    fit = fit_exponent([1024, 2048], cost, [9.0, 10.5], [11.5, 12.0], measured=True)
+    assert fit.noisy == "noisy: p10–p90 of N=1024, 2048 overlap"
+
+
+def test_a_wide_exponent_range_is_noisy():
+    cost = np.array([10.0, 16.0])  # N ratio 1.5: the bands leave k anywhere from ~0.3 to ~2
+    fit = fit_exponent([1000, 1500], cost, [8.5, 13.6], [11.5, 18.4], measured=True)
+    assert fit.k_high - fit.k_low > MAX_K_RANGE
+    assert fit.noisy.startswith("noisy: p10–p90 allow k ")
+
+
+def test_a_poor_power_law_fit_is_noisy():
+    tokens = np.array([250.0, 500, 1000, 2000, 4000, 8000])
+    cost = np.array([1.0, 1.0, 1.0, 1.01, 1.02, 10.0])  # flat, then a cliff
+    fit = fit_exponent(tokens, cost, 0.999 * cost, 1.001 * cost, measured=True)
+    assert fit.points == 3 and fit.r2 < 0.9 and fit.noisy.startswith("noisy: r² ")
+
+
+def test_the_reason_names_the_noise_that_hides_faster_growth():
+    tokens = np.array([196.0, 576, 1024])
+    assert compare_growth(tokens, 2 * tokens, noise=0.2).reason == "noise 20% hides N log N"
+    assert compare_growth(tokens, 2 * tokens, noise=3.0).reason == "noise over 100% hides N"
+    # the verdict turns where the noise reaches what a line misses pure N log N by (11%)
+    miss = compare_growth(tokens, tokens * np.log2(tokens)).rel_rms["N"]
+    assert compare_growth(tokens, 2 * tokens, noise=miss).best == ""
+    assert compare_growth(tokens, 2 * tokens, noise=0.9 * miss).best == "N"

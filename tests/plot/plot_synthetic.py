@@ -42,7 +42,7 @@ def model_row(name: str, res: int, *, device: str = "cuda", batch: int = 8,
     if not oom:
         median = scale * 3.0 * (tokens / 196) ** power + 0.01 * res
         row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = (
-            0.9 * median, median, 1.2 * median)
+            0.97 * median, median, 1.05 * median)
         row.throughput_ips = batch * 1000.0 / median
         row.peak_mem_bytes = 1e8 * (tokens / 196) ** (power + 0.5)
     return row

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from matplotlib.text import Text
-from plot_synthetic import GPU, gpu_rows, mixer_row, model_row, write_complexity
+from plot_synthetic import GPU, RESOLUTIONS, gpu_rows, mixer_row, model_row, write_complexity
 
 from gfbench.measure.scaling import fit_exponent
 from gfbench.plot.complexity import (
@@ -403,3 +403,19 @@ def test_count_labels_keep_enough_digits_to_tell_ticks_apart(gpu_figure, gpu_fra
         assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
     assert si_text(623_616) == "624k" and si_text(2.5e9) == "2.5G" and si_text(12) == "12"
     assert prefix_digits(16.0e6, 16.004e6) == 6 and prefix_digits(1e6, 1e9) == 3
+
+
+def test_noisy_timings_get_no_exponent_no_estimate_and_say_why(tmp_path):
+    rows = [model_row("gfnet-xs", res) for res in RESOLUTIONS[:3]]
+    rows += [model_row("deit-s", 224), model_row("deit-s", 320), model_row("deit-s", 448),
+             model_row("deit-s", 576, oom=True)]
+    for row in rows[3:6]:  # deit-s: repeats spread ±40%, too wide to fix k
+        row.latency_ms_p10, row.latency_ms_p90 = 0.6 * row.latency_ms_p50, 1.4 * row.latency_ms_p50
+    figure = _figure(_frame(tmp_path, rows))
+    latency = _panels(figure)["latency"]
+    texts = " ".join(t.get_text() for t in latency.get_legend().get_texts())
+    assert "deit-s  (k: noisy)" in texts and re.search(r"gfnet-xs  ∝N\$\^\{[\d.]+\}\$ \[", texts)
+    assert _gid(latency, "estimate") == {} and "deit-s" in _gid(latency, "oom")
+    record = next(f for f in figure.fits if (f.curve, f.metric) == ("deit-s", "latency"))
+    assert record.noisy.startswith("noisy: p10–p90 allow k ")
+    assert "noisy: the timings cannot fix k" in figure.figure.get_supxlabel()
