@@ -225,6 +225,69 @@ def _resume_command() -> str:
     return shlex.join(args if "--resume" in args else [*args, "--resume"])
 
 
+# --- breakdown ---
+
+
+class BreakdownEngine(str, Enum):
+    """Which FLOP engine(s) `gfbench breakdown` asks for per-module counts."""
+
+    torch = "torch"
+    fvcore = "fvcore"
+    both = "both"
+
+
+@app.command("breakdown")
+def breakdown_command(
+    models: Annotated[str | None, typer.Option(
+        help="Comma list of gfbench or timm model names. Default: gfnet,deit,resmlp.")] = None,
+    res: Annotated[str | None, typer.Option(
+        "--res", help="Comma list of input resolutions, N or HxW. Default: 224,384,512.")] = None,
+    depth: Annotated[int, typer.Option(
+        help="Module depth of the rows: 0 the whole model, 1 its children (blocks, head...), "
+        "3 e.g. blocks.0.attn.")] = 1,
+    engine: Annotated[BreakdownEngine, typer.Option(
+        help="torch: FlopCounterMode on the meta device (any size, no memory); fvcore: traced "
+        "on real CPU tensors; both: one set of rows each.")] = BreakdownEngine.torch,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the results files. Default: results/.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print rows and per-role totals as JSON instead of the tables.")] = False,
+) -> None:
+    """Where the FLOPs and parameters go: per module at a depth, grouped into token mixer, \
+channel MLP, norm, embedding, head and other, with the token mixer's share.
+
+    Counts follow the FLOP convention of `gfbench complexity`; each setting's rows add up \
+to the model total of the same engine, and ops no rule counts are listed per row. Rows go \
+to results/breakdown-d<depth>-<engine>.json and .csv.
+    """
+    import dataclasses
+
+    from gfbench.measure.breakdown import (
+        BreakdownRequest,
+        plan_breakdown,
+        run_breakdown,
+        summarise,
+    )
+    from gfbench.render import BreakdownProgress, print_breakdown_report, print_json
+    from gfbench.results import FLOP_CONVENTION
+
+    plan = plan_breakdown(BreakdownRequest(
+        models=_comma_list(models), resolutions=_comma_list(res), depth=depth,
+        engine=engine.value, out=out))
+    total = len(plan.settings) * len(plan.engines)
+    with BreakdownProgress(total, enabled=not as_json) as progress:
+        rows = run_breakdown(plan, on_done=progress.done)
+    summaries = summarise(rows)
+    paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
+    if as_json:
+        print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
+                    "rows": [dataclasses.asdict(r) for r in rows],
+                    "groups": [{**dataclasses.asdict(s), "mixer_share": s.mixer_share}
+                               for s in summaries]})
+    else:
+        print_breakdown_report(rows, summaries, paths, FLOP_CONVENTION)
+
+
 # --- robustness ---
 
 

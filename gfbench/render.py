@@ -285,6 +285,100 @@ def print_json(payload: object) -> None:
     console.out(json.dumps(payload, indent=1), highlight=False)
 
 
+# --- breakdown ---
+
+GROUP_LABELS = {"token_mixer": "token mixer", "channel_mlp": "channel MLP", "norm": "norm",
+                "embedding": "embedding", "head": "head", "other": "other"}
+
+
+class BreakdownProgress:
+    """A transient bar over the (model, resolution, engine) settings of `gfbench breakdown`."""
+
+    def __init__(self, total: int, enabled: bool = True, target: Console | None = None):
+        self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=target or console, transient=True, disable=not enabled)
+        self.task = self.progress.add_task("breakdown", total=total)
+
+    def __enter__(self) -> BreakdownProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def done(self, name: str, size: tuple[int, int], engine: str) -> None:
+        """Advance the bar past one counted setting."""
+        self.progress.update(self.task, advance=1,
+                             description=f"{name} {_side(*size)} {engine}")
+
+
+def _share(value: float | None) -> str:
+    """A fraction as a percentage with one decimal; '-' when missing."""
+    return "-" if value is None or value != value else f"{100 * value:.1f}"
+
+
+def breakdown_table(rows: list) -> Table:
+    """One (model, resolution, engine): a line per module and role, '(own)' marking what a
+    shallower module does itself, with the ops no rule counted."""
+    first = rows[0]
+    table = Table(title=f"{first.name} at {_side(first.res_h, first.res_w)}: {first.engine} "
+                  f"engine, depth {first.depth} ({format_count(first.model_flops)} FLOPs, "
+                  f"{_sig3(first.model_params)} params)", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("module", "role", "GFLOPs", "% FLOPs", "params", "% params", "uncounted"):
+        table.add_column(column, justify="left" if column in ("module", "role", "uncounted")
+                         else "right", no_wrap=column != "uncounted")
+    for row in rows:
+        table.add_row(row.module + (" (own)" if row.own else ""),
+                      GROUP_LABELS.get(row.group, row.group), f"{row.flops / 1e9:.4g}",
+                      _share(row.flops_share), _sig3(row.params), _share(row.params_share),
+                      row.uncounted_ops or "")
+    return table
+
+
+def breakdown_summary_table(summaries: list) -> Table:
+    """Per (model, resolution[, engine]): each role's share of the FLOPs, the mixer's first,
+    and the mixer's share of the parameters; fits 80 columns."""
+    engines = len({s.engine for s in summaries}) > 1
+    table = Table(title="Share of FLOPs by role (%); N tokens; mixer P: the token mixer's share "
+                  "of parameters (%)", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 0, 0, 0))
+    columns = ["model", "res", "N", *(["engine"] if engines else []), "GFLOPs", "mixer", "MLP",
+               "norm", "embed", "head", "other", "mixer P"]  # GROUP_LABELS' order
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "engine") else "right",
+                         no_wrap=True)
+    for s in summaries:
+        shares = [_share(s.flops[g] / s.model_flops if s.model_flops else None)
+                  for g in GROUP_LABELS]
+        mixer_params = s.params["token_mixer"] / s.model_params if s.model_params else None
+        table.add_row(s.name, _side(s.res_h, s.res_w), "-" if s.tokens is None else str(s.tokens),
+                      *([s.engine] if engines else []), f"{s.model_flops / 1e9:.4g}", *shares,
+                      _share(mixer_params))
+    return table
+
+
+def print_breakdown_report(rows: list, summaries: list, paths: list, convention: str) -> None:
+    """A table per setting, the per-role summary, failed settings, the convention, the files."""
+    settings: dict[tuple, list] = {}
+    for row in rows:
+        if row.status == "ok":
+            settings.setdefault((row.name, row.res_h, row.res_w, row.engine), []).append(row)
+    for members in settings.values():
+        console.print(breakdown_table(members))
+        console.print()
+    if summaries:
+        console.print(breakdown_summary_table(summaries))
+    for row in rows:
+        if row.status != "ok":
+            console.print(f"[red]{row.engine} engine failed[/] on {row.name} "
+                          f"{_side(row.res_h, row.res_w)}: {row.error}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"[dim]GFLOPs per image. {convention}[/]", highlight=False, soft_wrap=True)
+    console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+
+
 # --- robustness ---
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from gfbench.errors import GfbenchError, ResultsFileError
 
 SCHEMA = "gfbench.results/1"
-KINDS = ("complexity", "robustness")
+KINDS = ("complexity", "robustness", "breakdown")
 
 FLOP_CONVENTION = (
     "FLOPs follow fvcore and the papers: one fused multiply-add = one FLOP (so GFLOPs = GMACs, "
@@ -127,7 +127,35 @@ class RobustnessRow:
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 
 
-ROW_TYPES: dict[str, type] = {"complexity": ComplexityRow, "robustness": RobustnessRow}
+@dataclass
+class BreakdownRow:
+    """FLOPs and parameters of one module (at the breakdown's depth) in one role, for one
+    (model, resolution, engine); the rows of a setting add up to its model totals."""
+
+    name: str
+    res_h: int
+    res_w: int
+    tokens: int | None  # tokens the (first) token mixer sees; None where gfbench cannot tell
+    engine: str  # "torch" (FlopCounterMode on meta) or "fvcore"
+    depth: int  # attribute names below the model: 0 the whole model, 1 blocks/head...
+    module: str  # module path at the depth ("blocks.0.attn"), "(model)" for the model itself
+    own: bool  # True: only what this (shallower) module does or holds outside its children
+    group: str  # token_mixer | channel_mlp | norm | embedding | head | other
+    flops: int | None = None  # per image, multiply-adds (the FLOP convention)
+    params: int | None = None
+    flops_share: float | None = None  # flops / model_flops
+    params_share: float | None = None  # params / model_params
+    model_flops: int | None = None  # the engine's total for the model
+    model_params: int | None = None
+    uncounted_ops: str = ""  # "op:calls;..." this row's modules ran that no rule counted
+    status: str = "ok"  # ok | error (one row, module "(model)", when the engine failed)
+    error: str = ""
+
+    KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group")
+
+
+ROW_TYPES: dict[str, type] = {"complexity": ComplexityRow, "robustness": RobustnessRow,
+                              "breakdown": BreakdownRow}
 
 
 def _version(module_name: str) -> str:
@@ -274,6 +302,13 @@ class ResultsWriter:
         if any(row_key(r) == key for r in self.rows):
             self.replaced.append(key)
         self.rows = [r for r in self.rows if row_key(r) != key] + [row]
+        self.flush()
+
+    def extend(self, rows: Iterable[Any]) -> None:
+        """Append (or replace, same keys) several rows, then rewrite both files once."""
+        new = {row_key(r): r for r in rows}
+        self.replaced += [row_key(r) for r in self.rows if row_key(r) in new]
+        self.rows = [r for r in self.rows if row_key(r) not in new] + list(new.values())
         self.flush()
 
     def flush(self) -> None:

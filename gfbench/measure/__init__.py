@@ -15,6 +15,8 @@ _EXPORTS = {
     "ComplexityRequest": "plan", "plan_complexity": "plan", "Setting": "setting",
     "SweepOptions": "setting", "measure": "setting", "run_sweep": "sweep",
     "SweepOutcome": "sweep", "ChildWorker": "worker",
+    "BreakdownRequest": "breakdown", "breakdown_setting": "breakdown",
+    "plan_breakdown": "breakdown", "run_breakdown": "breakdown", "summarise": "breakdown",
     "GrowthFit": "scaling", "PowerLawFit": "scaling", "compare_growth": "scaling",
     "fit_power_law": "scaling", "scaling_exponents": "scaling",
     "Exponent": "scaling", "fit_exponent": "scaling",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +62,16 @@ class FlopCount:
 
     def uncounted_summary(self) -> str:
         """'op:calls;op:calls' (most frequent first), the form results rows store."""
-        return ";".join(f"{op}:{n}" for op, n in
-                        sorted(self.uncounted.items(), key=lambda kv: (-kv[1], kv[0])))
+        return format_uncounted(self.uncounted)
 
 
-class _UncountedOps(TorchDispatchMode):
+def format_uncounted(calls: Mapping[str, int]) -> str:
+    """Uncounted op calls as 'op:calls;op:calls', most frequent first (rows store this form)."""
+    return ";".join(f"{op}:{n}" for op, n in sorted(calls.items(), key=lambda kv: (-kv[1], kv[0]))
+                    if n)
+
+
+class UncountedOps(TorchDispatchMode):
     """Records every arithmetic op that the mapping leaves at zero (element-wise, softmax...)."""
 
     def __init__(self, mapping: dict[Any, Callable[..., int]]):
@@ -81,10 +86,14 @@ class _UncountedOps(TorchDispatchMode):
         name = packet.__name__
         if packet in self.mapping:
             if self.mapping[packet](*args, out_val=out, **kwargs) == 0:
-                self.calls[name] += 1
+                self.record(name)
         elif not (getattr(func, "is_view", False) or name in _DATA_MOVEMENT):
-            self.calls[name] += 1
+            self.record(name)
         return out
+
+    def record(self, name: str) -> None:
+        """Note one uncounted call (a subclass may also note where it ran)."""
+        self.calls[name] += 1
 
 
 def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
@@ -97,17 +106,25 @@ def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
         return model_or_builder()
 
 
-def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """FlopCounterMode with gfbench's mapping, on meta tensors."""
+def torch_counter_pass(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
+                       recorder: UncountedOps | None = None,
+                       ) -> tuple[FlopCounterMode, UncountedOps]:
+    """One meta-device forward under FlopCounterMode (gfbench's mapping) and an uncounted-op
+    recorder; both are returned for reading (totals, per-module counts, uncounted calls)."""
     model = _on_meta(model_or_builder).eval()
     example = torch.empty(*input_shape, device="meta")
-    mapping = torch_mapping()
-    counter = FlopCounterMode(display=False, custom_mapping=mapping)
-    recorder = _UncountedOps(mapping)
+    recorder = recorder if recorder is not None else UncountedOps(torch_mapping())
+    counter = FlopCounterMode(display=False, custom_mapping=recorder.mapping)
     # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
     # (timm's attention pooling), and on meta tensors the graph costs nothing
     with counter, recorder:
         model(example)
+    return counter, recorder
+
+
+def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
+    """FlopCounterMode with gfbench's mapping, on meta tensors."""
+    counter, recorder = torch_counter_pass(model_or_builder, input_shape)
     by_op = {packet.__name__: int(n) for packet, n in counter.get_flop_counts()
              .get("Global", {}).items() if n}
     return FlopCount("torch", sum(by_op.values()), by_op, dict(recorder.calls))
@@ -134,8 +151,9 @@ def _build_for_tracing(model_or_builder: ModelOrBuilder) -> nn.Module:
         return model_or_builder()
 
 
-def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """fvcore's jit-traced count with gfbench's handles, on real tensors (CPU when built here)."""
+def fvcore_analysis(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> Any:
+    """fvcore's FlopCountAnalysis with gfbench's handles, already run on real tensors (CPU
+    when built here), so its total, by_operator, by_module and unsupported_ops views are ready."""
     with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
@@ -150,7 +168,14 @@ def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) 
                 .tracer_warnings("none"))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        by_op = {op: int(n) for op, n in analysis.by_operator().items() if n}
+        analysis.total()  # traces once; fvcore keeps the statistics
+    return analysis
+
+
+def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
+    """fvcore's jit-traced count with gfbench's handles, on real tensors (CPU when built here)."""
+    analysis = fvcore_analysis(model_or_builder, input_shape)
+    by_op = {op: int(n) for op, n in analysis.by_operator().items() if n}
     uncounted = {op.removeprefix("aten::"): int(n) for op, n in analysis.unsupported_ops().items()}
     return FlopCount("fvcore", sum(by_op.values()), by_op, uncounted)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfbench.errors import GfbenchError, ResultsFileError
+from gfbench.plot.breakdown import bad_breakdown
 from gfbench.results import Provenance, find_results, read_results
 
 
@@ -148,6 +149,7 @@ def _bad_robustness(frame: pd.DataFrame) -> str | None:
 
 
 _CHECKS = {"complexity": _bad_complexity, "robustness": _bad_robustness}
+_CHECKS["breakdown"] = bad_breakdown  # gfbench breakdown's rows (gfbench/plot/breakdown.py)
 
 
 def _read_run(path: Path) -> Run:

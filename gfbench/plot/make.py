@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from gfbench.errors import GfbenchError
+from gfbench.plot.breakdown import breakdown_frame, breakdown_sections
 from gfbench.plot.complexity import (
     SCALES,
     SPEED_METRICS,
@@ -367,7 +368,8 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     notes: list[str] = []
     complexity = complexity_frame(loaded.runs_of("complexity"), notes)
     robustness = robustness_frame(loaded.runs_of("robustness"), notes)
-    if complexity.empty and robustness.empty:
+    breakdown = breakdown_frame(loaded.runs_of("breakdown"), notes)
+    if complexity.empty and robustness.empty and breakdown.empty:
         raise NothingToPlotError(f"nothing to plot: no readable gfbench results in "
                                  f"{len(paths)} input(s)" + (f" ({len(loaded.problems)} file(s) "
                                  "skipped)" if loaded.problems else ""), loaded.problems)
@@ -377,6 +379,7 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         sections = _complexity_sections(complexity, options, pictures, notes)
         sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
+        sections += breakdown_sections(breakdown, pictures)
     if comparison is not None:
         sections.append(_comparison_section(comparison))
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]

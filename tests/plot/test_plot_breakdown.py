@@ -1,0 +1,85 @@
+"""The breakdown figure from real `gfbench breakdown` rows: files, plotted values, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gfbench.measure.breakdown import BreakdownRequest, plan_breakdown, run_breakdown
+from gfbench.plot import PlotOptions, make_plots
+from gfbench.plot.breakdown import breakdown_figure, breakdown_frame
+from gfbench.plot.load import load_results
+
+MODELS = ("gfnet-ti", "deit-ti")
+SIDES = ("112", "224")
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    """A results folder holding one breakdown run (torch engine on meta, depth 1)."""
+    root = tmp_path_factory.mktemp("breakdown")
+    run_breakdown(plan_breakdown(BreakdownRequest(models=MODELS, resolutions=SIDES, depth=1,
+                                                  out=root)))
+    return root
+
+
+def mixer_share(path, name, side):
+    """The token mixer's share in % from the JSON rows, added up here in plain Python."""
+    rows = [r for r in json.loads(path.read_text())["rows"]
+            if r["name"] == name and r["res_h"] == side]
+    return 100 * sum(r["flops"] for r in rows if r["group"] == "token_mixer") / \
+        rows[0]["model_flops"]
+
+
+def test_gfbench_plot_draws_the_breakdown_and_reports_it(counted, tmp_path):
+    report = make_plots([counted], PlotOptions(out=tmp_path))
+    assert {p.name for p in report.figures} == {"breakdown-mixer-share-torch.png",
+                                                "breakdown-mixer-share-torch.svg"}
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Where the FLOPs go" in markdown and "token mixer (% FLOPs)" in markdown
+
+
+def test_plotted_values_are_the_rows_shares(counted):
+    notes: list[str] = []
+    table = breakdown_frame(load_results([counted]).runs_of("breakdown"), notes)
+    figure = breakdown_figure(table, "torch").figure
+    line_ax, bar_ax = figure.axes[:2]
+    stored = counted / "breakdown-d1-torch.json"
+    for name in MODELS:
+        line = next(a for a in line_ax.get_lines() if a.get_gid() == f"data|{name}|mixer_share")
+        expected = [mixer_share(stored, name, int(side)) for side in SIDES]
+        np.testing.assert_allclose(line.get_xdata(), [112, 224])
+        np.testing.assert_allclose(line.get_ydata(), expected)
+        bar = next(p for p in bar_ax.patches if p.get_gid() == f"bar|{name} 224|token_mixer")
+        assert bar.get_width() == pytest.approx(expected[1])
+    bars = [p for p in bar_ax.patches if p.get_gid().startswith("bar|deit-ti 112|")]
+    assert sum(p.get_width() for p in bars) == pytest.approx(100)  # the roles fill the model
+    assert notes == []
+
+
+def test_a_bad_breakdown_file_is_skipped_in_one_line(counted, tmp_path):
+    bad = tmp_path / "bad" / "breakdown-bad.json"
+    bad.parent.mkdir()
+    payload = json.loads((counted / "breakdown-d1-torch.json").read_text())
+    payload["rows"][0]["group"] = "mixer"
+    bad.write_text(json.dumps(payload))
+    report = make_plots([counted, bad.parent], PlotOptions(out=tmp_path / "out"))
+    assert report.problems == [f"{bad}: row 0: group is 'mixer', expected one of token_mixer, "
+                               "channel_mlp, norm, embedding, head, other"]
+    assert len(report.figures) == 2
+
+
+def test_a_later_run_of_the_same_settings_replaces_the_older_one(counted, tmp_path):
+    run_breakdown(plan_breakdown(BreakdownRequest(models=("deit-ti",), resolutions=("224",),
+                                                  depth=0, out=tmp_path)))
+    notes: list[str] = []
+    table = breakdown_frame(load_results([counted, tmp_path]).runs_of("breakdown"), notes)
+    assert len(table) == 4  # 2 models x 2 sides, the repeated setting once
+    assert notes == [f"{counted / 'breakdown-d1-torch.json'}: 1 breakdown setting(s) counted "
+                     f"again in {tmp_path / 'breakdown-d0-torch.json'}; the newer counts are "
+                     "plotted"]
+    deit = table[(table["name"] == "deit-ti") & (table["res_h"] == 224)].iloc[0]
+    expected = mixer_share(tmp_path / "breakdown-d0-torch.json", "deit-ti", 224)
+    assert 100 * deit["flops_token_mixer"] / deit["model_flops"] == pytest.approx(expected)

@@ -1,0 +1,79 @@
+"""`gfbench breakdown` at its boundary: help, tables, JSON, files, one-line errors."""
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from gfbench.cli import app, main
+from gfbench.results import read_rows
+
+runner = CliRunner()
+ARGS = ["breakdown", "--models", "deit-ti,gfnet-ti", "--res", "112", "--depth", "1"]
+
+
+def test_help_names_the_roles_and_the_engines():
+    result = runner.invoke(app, ["breakdown", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for word in ("token mixer", "channel MLP", "norm", "embedding", "head", "--engine",
+                 "--depth"):
+        assert word in result.output
+
+
+def test_tables_summary_and_files(tmp_path):
+    result = runner.invoke(app, [*ARGS, "--out", str(tmp_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "deit-ti at 112: torch engine, depth 1" in result.output
+    assert "blocks" in result.output and "token mixer" in result.output
+    summary = result.output[result.output.index("Share of FLOPs by role"):]
+    deit = next(line for line in summary.splitlines() if line.startswith("deit-ti"))
+    _, stored = read_rows(tmp_path / "breakdown-d1-torch.json")
+    rows = [r for r in stored if r.name == "deit-ti"]
+    mixer = sum(r.flops for r in rows if r.group == "token_mixer") / rows[0].model_flops
+    assert deit.split()[4] == f"{100 * mixer:.1f}"  # model res N GFLOPs mixer ...
+    table = summary[:summary.index("GFLOPs per image")].splitlines()
+    assert len(table) >= 4 and max(len(line) for line in table) <= 80
+    assert (tmp_path / "breakdown-d1-torch.csv").exists()
+
+
+def test_json_output_has_rows_and_role_totals(tmp_path):
+    result = runner.invoke(app, [*ARGS, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert {g["name"] for g in payload["groups"]} == {"deit-ti", "gfnet-ti"}
+    for group in payload["groups"]:
+        rows = [r for r in payload["rows"] if r["name"] == group["name"]]
+        assert sum(r["flops"] for r in rows) == group["model_flops"]
+        assert group["mixer_share"] == group["flops"]["token_mixer"] / group["model_flops"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--depth", "9"], "--depth 9 does not exist in deit-ti"),
+    (["--depth", "-2"], "--depth -2 must be 0"),
+    (["--res", "100"], "deit-ti cannot run at 100x100"),
+])
+def test_bad_input_is_one_red_line_and_exit_1(monkeypatch, capsys, tmp_path, args, message):
+    monkeypatch.setattr(sys, "argv", ["gfbench", "breakdown", "--models", "deit-ti",
+                                      "--out", str(tmp_path), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err and message in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_unknown_engine_is_a_usage_error():
+    result = runner.invoke(app, ["breakdown", "--engine", "jit"])
+    assert result.exit_code == 2 and "torch" in result.output
+
+
+def test_the_depth_message_says_what_is_allowed(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["gfbench", "breakdown", "--models", "resmlp",
+                                      "--depth", "5", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().err.strip() == (
+        "error: --depth 5 does not exist in resmlp-12: its modules go from 0 (the whole "
+        "model) to 4 (e.g. blocks.0.mlp_channels.fc1); allowed: 0 to 4")
