@@ -426,6 +426,14 @@ class XAxis(str, Enum):
     resolution = "resolution"
 
 
+class AxisScale(str, Enum):
+    """Axes of the complexity figures."""
+
+    log = "log"
+    linear = "linear"
+    both = "both"
+
+
 class SpeedMetric(str, Enum):
     """How the complexity figures show speed."""
 
@@ -442,28 +450,64 @@ def plot_command(
         help="Output folder; default: plots/ in the folder the inputs share.")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="Figure formats, a comma list of png, svg, pdf.")] = "png,svg",
-    log: Annotated[bool, typer.Option(
-        "--log", help="Also draw log-log versions, where power laws are straight lines.")] = False,
+    scale: Annotated[AxisScale, typer.Option(
+        help="Complexity axes: log (log-log: power laws are straight lines, slope = exponent), "
+        "linear (as the GFNet paper), or both.")] = AxisScale.log,
     x: Annotated[XAxis, typer.Option(
         "--x", help="x axis of the complexity figures: token count or input resolution.")
     ] = XAxis.tokens,
     metric: Annotated[SpeedMetric, typer.Option(
         help="Speed panel: latency per batch or throughput in images/s.")] = SpeedMetric.latency,
     ref_slopes: Annotated[bool, typer.Option(
-        "--ref-slopes", help="Draw grey N log N and N² reference curves.")] = False,
+        "--ref-slopes/--no-ref-slopes",
+        help="Grey N log N and N² guides from the smallest N.")] = True,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(
+        help="Two results files or folders A B: add `gfbench compare A B` to the report.",
+        show_default=False)] = None,
 ) -> None:
     """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
     from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
     from gfbench.render import print_plot_report, print_skipped
 
-    options = PlotOptions(out=out, formats=parse_formats(fmt), log=log, x=x.value,
-                          metric=metric.value, ref_slopes=ref_slopes)
+    options = PlotOptions(out=out, formats=parse_formats(fmt), scale=scale.value, x=x.value,
+                          metric=metric.value, ref_slopes=ref_slopes,
+                          compare=tuple(compare) if compare else None)
     try:
         report = make_plots(paths, options)
     except NothingToPlotError as exc:
         print_skipped(exc.problems)
         raise
     print_plot_report(report)
+
+
+# --- compare ---
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="Run A: a results file (.json or .csv) or folder.",
+                                      show_default=False)],
+    b: Annotated[Path, typer.Argument(help="Run B, compared with A (ratios are B/A).",
+                                      show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")
+                       ] = False,
+) -> None:
+    """Compare two complexity runs: B/A per metric for every setting both measured.
+
+    A ratio is marked when it is larger than the runs' own spread: latency and throughput \
+when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they differ \
+at all. Lists how the runs were made differently (device, versions, flags, command).
+    """
+    import dataclasses
+
+    from gfbench.compare import compare_runs
+    from gfbench.render import print_comparison, print_json
+
+    comparison = compare_runs(a, b)
+    if as_json:
+        print_json({**dataclasses.asdict(comparison), "marked": comparison.marked})
+    else:
+        print_comparison(comparison)
 
 
 def main() -> None:

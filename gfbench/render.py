@@ -166,7 +166,9 @@ def complexity_table(rows: list, title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
     batches = len({r.batch_size for r in rows}) > 1
-    columns = ["name", "res", *(["batch"] if batches else []), "tokens", "GFLOPs", "params"]
+    forward_only = any(r.mode == "train" for r in rows)  # train mode counts the forward pass
+    columns = ["name", "res", *(["batch"] if batches else []), "tokens",
+               "fwd FLOPs" if forward_only else "FLOPs", "params"]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -177,8 +179,8 @@ def complexity_table(rows: list, title: str) -> Table:
         status = f"[yellow]{row.status.upper()}[/]"
         cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
                  *([str(row.batch_size)] if batches else []),
-                 "-" if row.tokens is None else str(row.tokens),
-                 "-" if row.flops is None else f"{row.flops / 1e9:.4g}", _sig3(row.params)]
+                 str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
+                 _sig3(row.params)]
         if timed:
             spread = ("-" if row.latency_ms_p10 is None
                       else f"{_ms(row.latency_ms_p10)}-{_ms(row.latency_ms_p90)}")
@@ -246,7 +248,10 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if exponents:
         console.print()
         console.print(exponents_table(exponents))
-    console.print(f"[dim]GFLOPs per image. {convention}[/]", highlight=False, soft_wrap=True)
+    forward = " of the forward pass only (train mode times forward + backward)" \
+        if any(r.mode == "train" for r in rows) else ""
+    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
+                  highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -606,3 +611,85 @@ def print_plot_report(report) -> None:
                   f"report file(s) to {report.out}", highlight=False)
     for path in report.written:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+# --- compare ---
+
+_COMPARED = {"flops": "FLOPs", "params": "params", "latency_ms_p50": "latency",
+             "throughput_ips": "img/s", "peak_mem_bytes": "memory"}
+
+
+def _ratio_cell(metric) -> str:
+    """B/A as '0.512x', '*' when beyond the runs' spread, '-' when a side has no value."""
+    if metric is None or metric.ratio is None:
+        return "-"
+    mark = " [bold yellow]*[/]" if metric.marked else ""
+    return f"{metric.ratio:#.3g}x{mark}"
+
+
+def comparison_table(comparison) -> Table:
+    """One line per setting both runs measured: latency of each side, then B/A per metric.
+
+    Batch, precision and mode get a column only when they vary; otherwise the title says them.
+    """
+    present = [m for m in _COMPARED
+               if any(x.metric == m for s in comparison.settings for x in s.metrics)]
+    timed = "latency_ms_p50" in present
+    shared = {field: {str(getattr(s, field)) for s in comparison.settings}
+              for field in ("batch_size", "precision", "mode")}
+    varying = [field for field, values in shared.items() if len(values) > 1]
+    common = ", ".join(("batch " if f == "batch_size" else "") + next(iter(v))
+                       for f, v in shared.items() if len(v) == 1)
+    table = Table(title="B/A per setting both runs measured" + (f" ({common})" if common else "")
+                  + ("; ms A, ms B: median latency" if timed else ""),
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    headers = {"batch_size": "batch", "precision": "prec", "mode": "mode"}
+    columns = ["name", "res", *(headers[f] for f in varying)]
+    columns += ["ms A", "ms B"] if timed else []
+    columns += [_COMPARED[m] for m in present]  # the title says these are B/A
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("name", "prec", "mode")
+                         else "right", no_wrap=True)
+    for s in comparison.settings:
+        by_metric = {m.metric: m for m in s.metrics}
+        cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
+                 _side(s.res_h, s.res_w), *(str(getattr(s, f)) for f in varying)]
+        if timed:
+            latency = by_metric.get("latency_ms_p50")
+            cells += [_ms(getattr(latency, side, None)) if status == "ok" else status.upper()
+                      for side, status in (("a", s.status_a), ("b", s.status_b))]
+        cells += [_ratio_cell(by_metric.get(m)) for m in present]
+        table.add_row(*cells)
+    return table
+
+
+def provenance_differences_table(comparison) -> Table:
+    """How the two runs were made differently: device, versions, flags, command."""
+    table = Table(title="Made differently", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("what", "A", "B"):
+        table.add_column(column, overflow="fold")
+    for d in comparison.differences:
+        table.add_row(d.field, d.a, d.b)
+    return table
+
+
+def print_comparison(comparison) -> None:
+    """`gfbench compare`: the paired settings, what the marks mean, and what differs."""
+    print_skipped(list(comparison.problems))
+    for side, path, files in (("A", comparison.a, comparison.a_files),
+                              ("B", comparison.b, comparison.b_files)):
+        console.print(f"{side}: {path} ({len(files)} complexity file(s))", highlight=False,
+                      soft_wrap=True)
+    console.print(comparison_table(comparison))
+    console.print("[bold yellow]*[/] beyond the runs' own spread (timed: the p10-p90 "
+                  "intervals do not overlap; counted: any difference); memory has no "
+                  "recorded spread and is never marked.", highlight=False, soft_wrap=True)
+    console.print(f"{len(comparison.settings)} setting(s) in common, {comparison.marked} "
+                  f"value(s) marked; measured by A only: {comparison.only_a}, by B only: "
+                  f"{comparison.only_b}", highlight=False)
+    if comparison.differences:
+        console.print(provenance_differences_table(comparison))
+    else:
+        console.print("Both runs were made alike (device, versions, flags, command).")

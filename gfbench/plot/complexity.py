@@ -3,9 +3,12 @@
 GFNet's efficiency figure, per setting (device, batch, precision, mode): one panel per
 measured quantity, one line per model or mixer, its fitted exponent k (cost ~ N**k) in the
 legend, and where the run went out of memory the line continues dotted along the fit, with
-hollow markers, as an estimate. Every artist that carries data has a gid saying what it is
-("data|", "band|", "estimate|", "oom|", "ref|" + label + "|" + metric) so tests and tools can
-read the plotted numbers back from the figure.
+hollow markers, as an estimate. Axes are log-log by default: a power law is a straight line
+whose slope is its exponent, so N log N and N² growth read apart at a glance even where the
+small mixers would lie flat at zero on linear axes. Non-square grids (or inputs) are their
+own series, markers only, never joined to the square ones. Every artist that carries data
+has a gid saying what it is ("data|", "band|", "estimate|", "oom|", "ref|" + label + "|" +
+metric) so tests and tools can read the plotted numbers back from the figure.
 """
 
 from __future__ import annotations
@@ -19,14 +22,22 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatterSciNotation, NullLocator
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from gfbench.measure.scaling import PowerLawFit, fit_exponent, larger_half
 from gfbench.plot.load import LINE_FIELDS, Setting
-from gfbench.plot.style import NEUTRAL_GREY, NamedFigure, colour_for, marker_for, new_figure
+from gfbench.plot.style import (
+    DPI,
+    NEUTRAL_GREY,
+    NamedFigure,
+    colour_for,
+    new_figure,
+    variant_styles,
+)
 
 X_KINDS = ("tokens", "resolution")
+SCALES = ("log", "linear")
 SPEED_METRICS = ("latency", "throughput")
 
 
@@ -42,20 +53,36 @@ class Metric:
     counted: bool
     band: tuple[str, str] | None = None
     reference_slopes: bool = True
+    prefixed: bool = False  # tick labels with metric prefixes: 600k, 2M, 1.5G
 
 
 METRICS = {
-    "flops": Metric("flops", "FLOPs per image", "GFLOPs (multiply-adds)", "flops", 1e-9, True),
-    "params": Metric("params", "Parameters", "parameters (M)", "params", 1e-6, True,
-                     reference_slopes=False),
+    "flops": Metric("flops", "FLOPs per image", "FLOPs (multiply-adds)", "flops", 1.0, True,
+                    prefixed=True),
+    "params": Metric("params", "Parameters", "parameters", "params", 1.0, True,
+                     reference_slopes=False, prefixed=True),
     "latency": Metric("latency", "Latency per batch (median)", "latency (ms)", "latency_ms_p50",
                       1.0, False, band=("latency_ms_p10", "latency_ms_p90")),
     "throughput": Metric("throughput", "Throughput (at median latency)", "images / s",
                          "throughput_ips", 1.0, False, band=("throughput_p90", "throughput_p10"),
                          reference_slopes=False),
-    "memory": Metric("memory", "Peak memory above the weights", "memory (GiB)", "peak_mem_bytes",
-                     2.0**-30, False),
+    "memory": Metric("memory", "Peak memory above the weights", "memory (MiB)", "peak_mem_bytes",
+                     2.0**-20, False),
 }
+TRAIN_FLOPS_TITLE = "FLOPs per image, forward pass only"  # mode=train counts the forward
+
+
+def panel_title(metric: Metric, mode: str) -> str:
+    """A panel's title; in train mode the FLOPs panel says it counts the forward pass only."""
+    return TRAIN_FLOPS_TITLE if metric.key == "flops" and mode == "train" else metric.title
+
+
+def si_text(value: float, digits: int = 3) -> str:
+    """623616 -> '624k', 2.5e9 -> '2.5G': significant digits and a metric prefix."""
+    for threshold, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.{digits}g}{prefix}"
+    return f"{value:.{digits}g}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,9 @@ class Curve:
     name: str
     colour: str
     marker: str
+    linestyle: str | tuple
     rows: pd.DataFrame
+    square: bool = True  # False: a series of non-square grids, drawn as markers only
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ class FitRecord:
     setting: Setting
     curve: str
     metric: str
+    fitted_on: str  # "tokens" or "pixels" (input H·W): what N counts
     k: float
     a: float
     r2: float
@@ -113,11 +143,38 @@ def resolution_label(res_h: float, res_w: float) -> str:
     return f"{int(res_h)}" if res_h == res_w else f"{int(res_h)}×{int(res_w)}"
 
 
+def aspect_label(res_h: float, res_w: float) -> str:
+    """'' for a square, '1:2' for a 20×40 grid (or a 224×448 input): H:W in lowest terms."""
+    h, w = int(res_h), int(res_w)
+    g = math.gcd(h, w) or 1
+    return "" if h == w else f"{h // g}:{w // g}"
+
+
 def x_values(rows: pd.DataFrame, x_kind: str) -> np.ndarray:
     """Where rows sit on the x axis: token count, or the side of a square of equal area."""
     if x_kind == "tokens":
         return rows["tokens"].to_numpy(dtype=float)
     return np.sqrt(rows["res_h"].to_numpy(dtype=float) * rows["res_w"].to_numpy(dtype=float))
+
+
+def size_values(rows: pd.DataFrame, x_kind: str) -> np.ndarray:
+    """N of the fits: tokens on a token axis, input pixels H·W on a resolution axis."""
+    if x_kind == "tokens":
+        return rows["tokens"].to_numpy(dtype=float)
+    return rows["res_h"].to_numpy(dtype=float) * rows["res_w"].to_numpy(dtype=float)
+
+
+def token_axis_problem(subject: str, rows: pd.DataFrame) -> str:
+    """Why these rows cannot share a token axis ('' when they can): a CNN, or other strides."""
+    missing = sorted(set(rows.loc[~(rows["tokens"] > 0), "name"]))
+    if missing:
+        return f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no token count"
+    if subject != "model":
+        return ""  # a bare mixer's tokens are its input grid
+    per_token = (rows["res_h"] * rows["res_w"] / rows["tokens"]).groupby(rows["name"]).median()
+    if per_token.max() > 1.01 * per_token.min():
+        return "the models count tokens at different strides"
+    return ""
 
 
 def _describe_variation(key: dict, varying: set[str]) -> str:
@@ -133,21 +190,36 @@ def _describe_variation(key: dict, varying: set[str]) -> str:
         parts.append("channels-last")
     if "threads" in varying and key["threads"] == key["threads"]:
         parts.append(f"{int(key['threads'])} threads")
+    if "num_classes" in varying and _hashable(key["num_classes"]) is not None:
+        parts.append(f"{int(key['num_classes'])} classes")
     return " ".join(parts)
 
 
 def curves_of(rows: pd.DataFrame) -> list[Curve]:
-    """One curve per (name, impl, dim, compile, channels-last, threads) present, sorted by label."""
-    groups = list(rows.groupby(list(LINE_FIELDS), dropna=False, sort=False))
-    keys = [dict(zip(LINE_FIELDS, key, strict=True)) for key, _ in groups]
+    """One curve per (name, impl, dim, compile, channels-last, threads) present, sorted by label.
+
+    Rows of non-square grids become a curve of their own per aspect ratio (same colour and
+    marker, no line): joined to the square ones they would make the line zig-zag.
+    """
+    fields = [*LINE_FIELDS, "aspect"]
+    rows = rows.assign(aspect=[aspect_label(h, w) for h, w in zip(rows["res_h"], rows["res_w"],
+                                                                   strict=True)])
+    groups = list(rows.groupby(fields, dropna=False, sort=False))
+    keys = [dict(zip(fields, key, strict=True)) for key, _ in groups]
     varying = {f for f in LINE_FIELDS if len({_hashable(k[f]) for k in keys}) > 1}
+    lines = list(dict.fromkeys((k["name"], k["impl"], _describe_variation(k, varying))
+                               for k in keys))
+    styles = dict(zip(lines, variant_styles([(n, i) for n, i, _ in lines]), strict=True))
     curves = []
     for key, (_, group) in zip(keys, groups, strict=True):
-        suffix = _describe_variation(key, varying)
-        label = f"{key['name']} {suffix}".strip()
-        curves.append(Curve(label=label, name=key["name"], colour=colour_for(key["name"]),
-                            marker=marker_for(key["name"], key["impl"]),
-                            rows=group.sort_values(["tokens", "res_h", "res_w"])))
+        line = (key["name"], key["impl"], _describe_variation(key, varying))
+        label = f"{key['name']} {line[2]}".strip()
+        marker, linestyle = styles[line]
+        curves.append(Curve(label=label + (f" (H:W {key['aspect']})" if key["aspect"] else ""),
+                            name=key["name"], colour=colour_for(key["name"]), marker=marker,
+                            linestyle=linestyle, square=not key["aspect"],
+                            rows=group.drop(columns="aspect").sort_values(
+                                ["tokens", "res_h", "res_w"])))
     return sorted(curves, key=lambda c: c.label)
 
 
@@ -200,15 +272,17 @@ def _plot_curve(ax: Axes, curve: Curve, metric: Metric, x_kind: str) -> Drawn:
         return Drawn(fit=None, fit_points=0, oom_points=0, estimate=False, oom_unfitted=False)
     x = x_values(drawn, x_kind)
     y = drawn[metric.column].to_numpy(dtype=float) * metric.scale
-    tokens = drawn["tokens"].to_numpy(dtype=float)
-    tail = larger_half(tokens)
+    sizes = size_values(drawn, x_kind)
+    tail = larger_half(sizes)
     low, high = ((drawn[c].to_numpy(dtype=float) * metric.scale for c in metric.band)
                  if metric.band and not metric.counted else (None, None))
-    fitted = fit_exponent(tokens, y, low, high, measured=not metric.counted)
+    fitted = fit_exponent(sizes, y, low, high, measured=not metric.counted)
     fit = fitted if math.isfinite(fitted.k) else None
-    ax.plot(x, y, color=curve.colour, marker=curve.marker, label=f"{curve.label}  {_k_text(fit)}",
-            gid=f"data|{curve.label}|{metric.key}")
-    if metric.band is not None and drawn[list(metric.band)].notna().all(axis=None):
+    ax.plot(x, y, color=curve.colour, marker=curve.marker,
+            linestyle=curve.linestyle if curve.square else "none",
+            label=f"{curve.label}  {_k_text(fit)}", gid=f"data|{curve.label}|{metric.key}")
+    if metric.band is not None and curve.square and \
+            drawn[list(metric.band)].notna().all(axis=None):
         low, high = (drawn[c].to_numpy(dtype=float) * metric.scale for c in metric.band)
         ax.fill_between(x, low, high, color=curve.colour, alpha=0.2, linewidth=0,
                         gid=f"band|{curve.label}|{metric.key}")
@@ -229,26 +303,32 @@ def _plot_estimate(ax: Axes, curve: Curve, metric: Metric, x_kind: str, drawn: p
                    oom: pd.DataFrame, fit: PowerLawFit) -> None:
     """Continue a curve dotted along its fit through the OOM rows, from the last point before."""
     x_oom = x_values(oom, x_kind)
-    y_oom = fit.a * oom["tokens"].to_numpy(dtype=float) ** fit.k
+    y_oom = fit.a * size_values(oom, x_kind) ** fit.k
     x_drawn = x_values(drawn, x_kind)
     before = x_drawn < x_oom.min()
     if before.any():
         last = int(np.flatnonzero(before)[-1])
         y_last = drawn[metric.column].to_numpy(dtype=float)[last] * metric.scale
         x_oom, y_oom = np.concatenate([[x_drawn[last]], x_oom]), np.concatenate([[y_last], y_oom])
-    ax.plot(x_oom, y_oom, linestyle=":", color=curve.colour, marker=curve.marker,
-            markerfacecolor="white", gid=f"estimate|{curve.label}|{metric.key}")
+    ax.plot(x_oom, y_oom, linestyle=":" if curve.square else "none", color=curve.colour,
+            marker=curve.marker, markerfacecolor="white",
+            gid=f"estimate|{curve.label}|{metric.key}")
 
 
-def _reference_slopes(ax: Axes, curves: Sequence[Curve], metric: Metric, x_kind: str) -> None:
-    """Grey N log N and N² guides through the panel's first points, not rescaling the axes."""
+def _reference_slopes(ax: Axes, curves: Sequence[Curve], metric: Metric, x_kind: str,
+                      anchor_label: str) -> None:
+    """Grey N log N and N² guides from the panel's first points, not rescaling the axes.
+
+    Both start at the smallest N any curve has, at the geometric mean of the curves' values
+    there; the legend names that N, so a reader knows where the guides are anchored.
+    """
     firsts = []
     for curve in curves:
         rows = curve.rows[curve.rows[metric.column].notna()]
         if not metric.counted:
             rows = rows[rows["status"] == "ok"]
-        if not rows.empty:
-            firsts.append((x_values(rows, x_kind)[0], float(rows["tokens"].iloc[0]),
+        if not rows.empty and curve.square:
+            firsts.append((x_values(rows, x_kind)[0], float(size_values(rows, x_kind)[0]),
                            float(rows[metric.column].iloc[0]) * metric.scale))
     if not firsts:
         return
@@ -257,13 +337,14 @@ def _reference_slopes(ax: Axes, curves: Sequence[Curve], metric: Metric, x_kind:
     y0 = float(np.exp(np.mean([np.log(f[2]) for f in firsts if f[0] == x0 and f[2] > 0] or [0])))
     x_max = ax.get_xlim()[1]
     xs = np.geomspace(x0, x_max, 64)
-    power = 1.0 if x_kind == "tokens" else 2.0  # tokens grow with the square of the side
+    power = 1.0 if x_kind == "tokens" else 2.0  # pixels grow with the square of the side
     n = n0 * (xs / x0) ** power
     limits = ax.get_xlim(), ax.get_ylim()
     shapes = (("N log N", n * np.log2(n) / (n0 * np.log2(n0)), "--"), ("N²", (n / n0) ** 2, "-."))
     for name, ratio, style in shapes:
         ax.plot(xs, y0 * ratio, color=NEUTRAL_GREY, linestyle=style, linewidth=1.0,
-                label=f"reference ∝ {name}", gid=f"ref|{name}|{metric.key}")
+                label=f"guide ∝ {name}, from the first points ({anchor_label})",
+                gid=f"ref|{name}|{metric.key}")
     ax.set_xlim(limits[0])
     ax.set_ylim(limits[1])
 
@@ -279,20 +360,37 @@ def _legend(ax: Axes, room: Axes, drawn: Sequence[Drawn]) -> None:
         handles.append(Line2D([], [], color=NEUTRAL_GREY, linestyle="none", marker="x"))
         labels.append("out of memory (no fit to extrapolate)")
     legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.0),
-                       bbox_transform=room.transAxes, frameon=False, borderaxespad=0.0)
+                       bbox_transform=room.transAxes, frameon=False, borderaxespad=0.0,
+                       handlelength=3.0)
     legend.set_in_layout(False)  # the empty axes below reserves its room
 
 
-def _x_ticks(ax: Axes, curves: Sequence[Curve], x_kind: str) -> None:
-    """Ticks at the measured points, labelled 28², 56², ... (or 224, 320, ... px)."""
-    frames = pd.concat([c.rows for c in curves])
+def tick_labels(rows: pd.DataFrame, x_kind: str) -> dict[float, str]:
+    """Where the x ticks go and what they say: one kind of label per axis.
+
+    Square grids (inputs) are the ticks, labelled 28² (or 224 px); non-square rows get no
+    tick of their own (their series says H:W in the legend). Only when no row is square are
+    the points themselves labelled, as plain token counts (or H×W).
+    """
+    square = rows[rows["res_h"] == rows["res_w"]]
+    shown = square if not square.empty else rows
     labels: dict[float, str] = {}
-    for x, (_, row) in zip(x_values(frames, x_kind), frames.iterrows(), strict=True):
-        labels.setdefault(float(x), token_label(row["tokens"]) if x_kind == "tokens"
-                          else resolution_label(row["res_h"], row["res_w"]))
+    for x, h, w, n in zip(x_values(shown, x_kind), shown["res_h"], shown["res_w"],
+                          shown["tokens"], strict=True):
+        if x_kind == "tokens":
+            labels.setdefault(float(x), token_label(n) if h == w else f"{int(n)}")
+        else:
+            labels.setdefault(float(x), resolution_label(h, w))
+    return labels
+
+
+def _x_ticks(ax: Axes, curves: Sequence[Curve], x_kind: str) -> dict[float, str]:
+    """Ticks at the measured square grids, labelled 28², 56², ... (or 224, 320, ... px)."""
+    labels = tick_labels(pd.concat([c.rows for c in curves]), x_kind)
     ticks = sorted(labels)
     ax.set_xticks(ticks, [labels[t] for t in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
+    return labels
 
 
 def thin_tick_labels(fig: Figure, axes: Sequence[Axes], pad_px: float = 8.0) -> None:
@@ -316,14 +414,14 @@ def thin_tick_labels(fig: Figure, axes: Sequence[Axes], pad_px: float = 8.0) -> 
             ax.set_xticks([ticks[i] for i in kept], [labels[i].get_text() for i in kept])
 
 
-def x_axis_label(subject: str, x_kind: str) -> str:
-    """What the x axis counts, in words and units."""
+def x_axis_label(subject: str, x_kind: str, why_not_tokens: str = "") -> str:
+    """What the x axis counts, in words and units; on resolution, why not tokens if forced."""
     if x_kind == "tokens":
         return "tokens N (grid of the first token mixer)" if subject == "model" else \
             "tokens N (H×W of the mixer input)"
+    if why_not_tokens:
+        return f"input resolution (px), not tokens:\n{why_not_tokens}"
     return "input resolution (px)" if subject == "model" else "token grid side"
-
-
 
 
 class PlainLogFormatter(LogFormatterSciNotation):
@@ -334,62 +432,131 @@ class PlainLogFormatter(LogFormatterSciNotation):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-LEGEND_ENTRY_IN = 0.16  # height of one legend line at legend.fontsize, inches
+def prefix_digits(low: float, high: float) -> int:
+    """Significant digits that tell apart ticks between low and high: 3, more on a narrow range.
+
+    Parameters of 16.000M to 16.004M need 6 digits, or every tick would read '16M'.
+    """
+    if not (high > low > 0):
+        return 3
+    return max(3, math.ceil(math.log10(high / (high - low))) + 2)
+
+
+class PrefixLogFormatter(LogFormatterSciNotation):
+    """Log-axis labels where matplotlib would put them, written 600k, 2M, 1G."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        """matplotlib's choice of which ticks to label, with metric prefixes."""
+        if not super().__call__(x, pos):
+            return ""
+        return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
+
+
+class PrefixFormatter(FuncFormatter):
+    """Linear-axis labels written 0, 250M, 500M, with enough digits to tell ticks apart."""
+
+    def __init__(self) -> None:
+        super().__init__(self._label)
+
+    def _label(self, x: float, pos: int | None = None) -> str:
+        """One tick's label."""
+        return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
+
+
+def _y_axis(ax: Axes, metric: Metric, scale: str) -> None:
+    """Log or linear y (and x) axes; counts labelled with metric prefixes, others plainly."""
+    if scale == "log":
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        kind = PrefixLogFormatter if metric.prefixed else PlainLogFormatter
+        ax.yaxis.set_major_formatter(kind())
+        ax.yaxis.set_minor_formatter(kind(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    else:
+        ax.set_ylim(bottom=0)
+        if metric.prefixed:
+            ax.yaxis.set_major_formatter(PrefixFormatter())
+
+
+LEGEND_ENTRY_IN = 0.235  # height of one legend line at legend.fontsize, inches
+PANEL_IN = (4.6, 3.4)  # width and height of one panel (without its legend), inches
+PANEL_COLUMNS = 2  # 2 x 2 panels: the figure stays legible at the width the report shows
 
 
 def complexity_figure(subject: str, setting: Setting, rows: pd.DataFrame, *, x_kind: str = "tokens",
-                      speed: str = "latency", log: bool = False,
-                      ref_slopes: bool = False) -> ComplexityFigure:
-    """GFNet's efficiency figure for one subject (models or mixers) in one setting."""
+                      speed: str = "latency", scale: str = "log",
+                      ref_slopes: bool = True) -> ComplexityFigure:
+    """GFNet's efficiency figure for one subject (models or mixers) in one setting.
+
+    A token axis becomes a resolution axis (saying why on its label) when some rows have no
+    token count (a CNN) or the models count tokens at different strides.
+    """
     rows = with_throughput_band(rows)
+    why_not_tokens = token_axis_problem(subject, rows) if x_kind == "tokens" else ""
+    x_kind = "resolution" if why_not_tokens else x_kind
     curves = curves_of(rows)
     metrics = panel_metrics(rows, speed)
     entries = len(curves) + int((rows["status"] == "oom").any()) + 2 * int(ref_slopes)
-    legend_height = LEGEND_ENTRY_IN * entries + 0.1
-    fig = new_figure(4.2 * max(len(metrics), 1), 4.2 + legend_height)
-    grid = fig.subplots(2, len(metrics), squeeze=False, height_ratios=[3.0, legend_height])
+    legend_height = LEGEND_ENTRY_IN * entries + 0.15
+    columns = min(len(metrics), PANEL_COLUMNS) or 1
+    panel_rows = math.ceil(len(metrics) / columns) or 1
+    height = (PANEL_IN[1] + legend_height) * panel_rows + 0.8
+    fig = new_figure(PANEL_IN[0] * columns, round(height * DPI) / DPI)  # whole pixels
+    grid = fig.subplots(2 * panel_rows, columns, squeeze=False,
+                        height_ratios=[PANEL_IN[1], legend_height] * panel_rows)
+    panels = [(grid[2 * (i // columns), i % columns], grid[2 * (i // columns) + 1, i % columns])
+              for i in range(panel_rows * columns)]
     fits: list[FitRecord] = []
+    fitted_on = "tokens" if x_kind == "tokens" else "pixels"
     every_drawn: list[Drawn] = []
-    for ax, room, metric in zip(grid[0], grid[1], metrics, strict=True):
+    for (ax, room), metric in zip(panels, metrics, strict=False):
         drawn = [_plot_curve(ax, curve, metric, x_kind) for curve in curves]
         every_drawn.extend(drawn)
         fits.extend(FitRecord(subject=subject, setting=setting, curve=curve.label,
-                              metric=metric.key, k=d.fit.k, a=d.fit.a, r2=d.fit.r2,
-                              fit_points=d.fit_points, estimated_oom_points=d.oom_points,
-                              k_low=d.fit.k_low, k_high=d.fit.k_high, noisy=d.fit.noisy)
+                              metric=metric.key, fitted_on=fitted_on, k=d.fit.k, a=d.fit.a,
+                              r2=d.fit.r2, fit_points=d.fit_points,
+                              estimated_oom_points=d.oom_points, k_low=d.fit.k_low,
+                              k_high=d.fit.k_high, noisy=d.fit.noisy)
                     for curve, d in zip(curves, drawn, strict=True) if d.fit is not None)
-        if log:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(PlainLogFormatter())
-            ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False,
-                                                           minor_thresholds=(2, 0.5)))
-        else:
-            ax.set_ylim(bottom=0)
-        _x_ticks(ax, curves, x_kind)
+        _y_axis(ax, metric, scale)
+        labels = _x_ticks(ax, curves, x_kind)
         if ref_slopes and metric.reference_slopes:
-            _reference_slopes(ax, curves, metric, x_kind)
-        ax.set_title(metric.title)
+            _reference_slopes(ax, curves, metric, x_kind, labels[min(labels)])
+        ax.set_title(panel_title(metric, setting.mode))
         ax.set_ylabel(metric.unit_label)
-        ax.set_xlabel(x_axis_label(subject, x_kind))
+        ax.set_xlabel(x_axis_label(subject, x_kind, why_not_tokens))
         room.axis("off")
         _legend(ax, room, drawn)
+    for ax, room in panels[len(metrics):]:
+        ax.axis("off")
+        room.axis("off")
     what = "Models" if subject == "model" else "Token mixers (one layer)"
-    title = f"{what} · {setting.title()}" + (" · log-log" if log else "")
+    title = f"{what} · {setting.title()}" + (" · log-log" if scale == "log" else " · linear")
     fig.suptitle(title, fontweight="bold")
-    notes = ["k: exponent fitted on the larger half of N, cost ∝ N$^k$"]
     fitted = [d.fit for d in every_drawn if d.fit is not None]
+    fig.supxlabel("\n".join(_notes(grid, x_kind, ref_slopes, fitted)), fontsize="small",
+                  color="#444444")
+    thin_tick_labels(fig, [ax for ax, _ in panels[:len(metrics)]])
+    stem = f"complexity-{'models' if subject == 'model' else 'mixers'}-{setting.slug()}-{x_kind}"
+    return ComplexityFigure(stem=stem + ("-linear" if scale == "linear" else ""), title=title,
+                            figure=fig, fits=tuple(fits))
+
+
+def _notes(grid: np.ndarray, x_kind: str, ref_slopes: bool,
+           fitted: Sequence[PowerLawFit]) -> list[str]:
+    """The figure's footnote lines: what k, N, the dotted estimates, bands and guides mean."""
+    what_n = "tokens" if x_kind == "tokens" else "input pixels H·W"
+    notes = [f"k: exponent fitted on the larger half of N, cost ∝ N$^k$ (N = {what_n})"]
     if any(not f.noisy and math.isfinite(f.k_low) for f in fitted):
         notes.append("[ ]: the k the p10–p90 bands allow")
     if any(f.noisy for f in fitted):
         notes.append("noisy: the timings cannot fix k")
-    if any((line.get_gid() or "").startswith("estimate|") for ax in grid[0] for line in ax.lines):
+    artists = [a for ax in grid.flat for a in [*ax.lines, *ax.collections]]
+    gids = [(a.get_gid() or "").split("|")[0] for a in artists]
+    if "estimate" in gids:
         notes.append("dotted, hollow: estimated from the fit where the run went out of memory")
-    if any((c.get_gid() or "").startswith("band|") for ax in grid[0]
-           for c in ax.collections):
+    if "band" in gids:
         notes.append("band: p10–p90 of the timed repeats")
-    fig.supxlabel(";  ".join(notes), fontsize=7.5, color="#444444")
-    thin_tick_labels(fig, grid[0])
-    stem = f"complexity-{'models' if subject == 'model' else 'mixers'}-{setting.slug()}-{x_kind}"
-    return ComplexityFigure(stem=stem + ("-loglog" if log else ""), title=title, figure=fig,
-                            fits=tuple(fits))
+    if ref_slopes and "ref" in gids:
+        notes.append("grey guides start at the smallest N, at the geometric mean of the "
+                     "curves' values there")
+    return notes

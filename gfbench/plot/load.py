@@ -36,7 +36,8 @@ STATUSES = ("ok", "oom", "error", "skipped")
 SUBJECTS = ("model", "mixer")
 SETTING_FIELDS = ("device_label", "batch_size", "precision", "mode")
 # What makes two complexity rows the same curve within one setting.
-LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads")
+LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads",
+               "num_classes")
 ROBUSTNESS_KEY = ("model", "checkpoint", "source", "corruption", "severity", "eps", "precision",
                   "device", "checkpoint_sha256")
 
@@ -111,11 +112,12 @@ def _bad_complexity(frame: pd.DataFrame) -> str | None:
     """Why a complexity table cannot be plotted, or None when it can."""
     if (problem := _bad_number(frame, COMPLEXITY_NUMBERS)) is not None:
         return problem
-    finished = frame["status"].isin(("ok", "oom"))  # a failed row may not know its tokens
     checks = (
         (~frame["subject"].isin(SUBJECTS), "subject", "one of " + ", ".join(SUBJECTS)),
         (~frame["status"].isin(STATUSES), "status", "one of " + ", ".join(STATUSES)),
-        (finished & ~(pd.to_numeric(frame["tokens"]) > 0), "tokens", "a positive count"),
+        # 0 or empty: a network with no token mixer (a CNN); plotted against resolution
+        (pd.to_numeric(frame["tokens"]) < 0, "tokens",
+         "a count (0 or empty for a model without tokens)"),
         (~(pd.to_numeric(frame["res_h"]) > 0) | ~(pd.to_numeric(frame["res_w"]) > 0),
          "res_h", "a positive size"),
         (~(pd.to_numeric(frame["batch_size"]) > 0), "batch_size", "a positive count"),
@@ -199,6 +201,29 @@ def load_results(paths: Iterable[Path | str]) -> Loaded:
     return loaded
 
 
+# What a run's provenance says about how it was measured, by the name a table shows.
+PROVENANCE_FIELDS = {
+    "device": "device_name", "CPU": "cpu_model", "CPU threads (torch)": "torch_threads",
+    "platform": "platform", "python": "python_version", "gfbench": "gfbench_version",
+    "torch": "torch_version", "timm": "timm_version", "fvcore": "fvcore_version",
+    "CUDA": "cuda_version", "driver": "driver_version", "TF32 matmul": "tf32_matmul",
+    "cudnn.benchmark": "cudnn_benchmark",
+}
+
+
+def provenance_values(provenance: Provenance) -> dict[str, str]:
+    """A run's PROVENANCE_FIELDS as text ('' when not recorded), in the table's order."""
+    return {label: str(getattr(provenance, attr)) for label, attr in PROVENANCE_FIELDS.items()}
+
+
+def split_shared(values: Sequence[dict[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """The fields every run has alike (with their value), and the names of those that differ."""
+    shared = {k: v for k, v in values[0].items() if all(d.get(k) == v for d in values)} \
+        if values else {}
+    differing = [k for k in (values[0] if values else {}) if k not in shared]
+    return shared, differing
+
+
 def device_label(row_device: str, provenance: Provenance) -> str:
     """The device a row ran on by name: the GPU's model for cuda rows, the CPU's for cpu rows."""
     device = str(row_device)
@@ -240,6 +265,7 @@ def complexity_frame(runs: Sequence[Run], notes: list[str]) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     for column in ("impl", "precision", "mode", "name", "subject"):
         frame[column] = frame[column].fillna("").astype(str)
+    frame["tokens"] = frame["tokens"].where(frame["tokens"] > 0)  # 0: no token count
     on_gpu = ~frame["device"].astype(str).str.startswith("cpu")
     frame.loc[on_gpu, "threads"] = float("nan")  # CPU threads do not change a GPU's timing
     key = [*SETTING_FIELDS, *LINE_FIELDS, "res_h", "res_w"]

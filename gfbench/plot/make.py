@@ -12,20 +12,24 @@ import pandas as pd
 from gfbench.errors import GfbenchError
 from gfbench.plot.breakdown import breakdown_frame, breakdown_sections
 from gfbench.plot.complexity import (
+    SCALES,
     SPEED_METRICS,
     X_KINDS,
     ComplexityFigure,
     complexity_figure,
     exponent_text,
     resolution_label,
+    si_text,
 )
 from gfbench.plot.load import (
     Loaded,
     NothingToPlotError,
     complexity_frame,
     load_results,
+    provenance_values,
     robustness_frame,
     settings_of,
+    split_shared,
 )
 from gfbench.plot.report import (
     Bullets,
@@ -48,10 +52,11 @@ class PlotOptions:
 
     out: Path | None = None  # default: <folder the inputs share>/plots
     formats: tuple[str, ...] = ("png", "svg")
-    log: bool = False  # also draw log-log versions of the complexity figures
+    scale: str = "log"  # log (log-log axes) | linear | both
     x: str = "tokens"  # tokens | resolution
     metric: str = "latency"  # latency | throughput
-    ref_slopes: bool = False  # grey N log N and N² guides
+    ref_slopes: bool = True  # grey N log N and N² guides
+    compare: tuple[Path, Path] | None = None  # a report section: run B against run A
 
 
 @dataclass
@@ -85,6 +90,9 @@ def check_options(options: PlotOptions) -> None:
     parse_formats(",".join(options.formats))
     if options.x not in X_KINDS:
         raise GfbenchError(f"unknown x axis {options.x!r}; allowed: {', '.join(X_KINDS)}")
+    if options.scale not in (*SCALES, "both"):
+        raise GfbenchError(f"unknown axis scale {options.scale!r}; allowed: "
+                           f"{', '.join((*SCALES, 'both'))}")
     if options.metric not in SPEED_METRICS:
         raise GfbenchError(f"unknown speed metric {options.metric!r}; allowed: "
                            f"{', '.join(SPEED_METRICS)}")
@@ -115,34 +123,50 @@ class _FigureWriter:
 
 COMPLEXITY_COLUMNS = {
     "name": "name", "impl": "impl", "dim": "dim", "resolution": "resolution",
-    "tokens": "tokens", "status": "status", "gflops": "GFLOPs", "params_m": "params (M)",
-    "latency_ms_p10": "latency p10 (ms)", "latency_ms_p50": "latency p50 (ms)",
-    "latency_ms_p90": "latency p90 (ms)", "throughput_ips": "throughput (img/s)",
-    "peak_mem_gib": "peak memory (GiB)", "error": "error",
+    "tokens": "tokens", "batch_size": "batch", "status": "status", "flops": "FLOPs",
+    "params": "params", "latency_ms_p10": "latency p10 (ms)",
+    "latency_ms_p50": "latency p50 (ms)", "latency_ms_p90": "latency p90 (ms)",
+    "throughput_ips": "throughput (img/s)", "peak_mem_mib": "peak memory (MiB)",
+    "error": "error",
 }
 
 
-def complexity_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows of one figure's setting as the report lists them (empty columns dropped)."""
-    rows = rows.sort_values(["name", "impl", "tokens", "res_h", "res_w"], kind="stable")
+def _prefixed(values: pd.Series) -> list[str]:
+    """Counts as the figures label them (624k, 2.86G), 4 significant digits; '' if missing."""
+    return ["" if v != v else si_text(float(v), 4) for v in values]
+
+
+def complexity_table(rows: pd.DataFrame, mode: str = "") -> pd.DataFrame:
+    """The rows of one figure's setting as the report lists them (empty columns dropped).
+
+    Counts carry metric prefixes (k, M, G), memory is in MiB as in the figures and the
+    terminal; in train mode the FLOPs column says it counts the forward pass only.
+    """
+    rows = rows.sort_values(["name", "impl", "batch_size", "tokens", "res_h", "res_w"],
+                            kind="stable")
     table = pd.DataFrame({
         "name": rows["name"], "impl": rows["impl"], "dim": rows["dim"],
         "resolution": [resolution_label(h, w) for h, w in zip(rows["res_h"], rows["res_w"],
                                                               strict=True)],
-        "tokens": rows["tokens"].astype(int), "status": rows["status"],
-        "gflops": rows["flops"] * 1e-9, "params_m": rows["params"] * 1e-6,
+        "tokens": rows["tokens"].where(rows["tokens"] > 0), "batch_size": rows["batch_size"],
+        "status": rows["status"], "flops": _prefixed(rows["flops"]),
+        "params": _prefixed(rows["params"]),
         "latency_ms_p10": rows["latency_ms_p10"], "latency_ms_p50": rows["latency_ms_p50"],
         "latency_ms_p90": rows["latency_ms_p90"], "throughput_ips": rows["throughput_ips"],
-        "peak_mem_gib": rows["peak_mem_bytes"] * 2.0**-30, "error": rows["error"].fillna(""),
+        "peak_mem_mib": rows["peak_mem_bytes"] * 2.0**-20, "error": rows["error"].fillna(""),
     })
     keep = [c for c in table.columns if table[c].replace("", None).notna().any()]
-    return formatted(table[keep].rename(columns=COMPLEXITY_COLUMNS))
+    columns = dict(COMPLEXITY_COLUMNS)
+    if mode == "train":
+        columns["flops"] = "FLOPs (forward only)"
+    return formatted(table[keep].rename(columns=columns))
 
 
 def fits_table(figure: ComplexityFigure) -> pd.DataFrame:
     """The exponents the figure's legends show, with the quality of each fit."""
     return formatted(pd.DataFrame([{
-        "curve": f.curve, "panel": f.metric, "k (cost ∝ N^k)": f.noisy or exponent_text(f.k),
+        "curve": f.curve, "panel": f.metric, "N counts": f.fitted_on,
+        "k (cost ∝ N^k)": f.noisy or exponent_text(f.k),
         "k range (p10–p90)": "" if f.noisy or pd.isna(f.k_low)
         else f"{exponent_text(f.k_low)}–{exponent_text(f.k_high)}",
         "r² (log-log)": f.r2, "points fitted": f.fit_points,
@@ -159,10 +183,11 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
         if plotted.empty:
             notes.append(f"{subject}s on {setting.title()}: no row finished (all error or "
                          "skipped); listed in the report only")
+        scales = SCALES if options.scale == "both" else (options.scale,)
         figures = [] if plotted.empty else [
             complexity_figure(subject, setting, plotted, x_kind=options.x, speed=options.metric,
-                              log=log, ref_slopes=options.ref_slopes)
-            for log in ((False, True) if options.log else (False,))
+                              scale=scale, ref_slopes=options.ref_slopes)
+            for scale in scales
         ]
         section = Section(title=f"{'Models' if subject == 'model' else 'Token mixers'} · "
                                 f"{setting.title()}")
@@ -172,9 +197,52 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
             section.blocks.append(Table("Fitted exponents (larger half of N; the legends show "
                                         "the same k)", fits_table(figures[0])))
         section.blocks.append(Table("Rows (one per measured setting; OOM rows have counted "
-                                    "FLOPs and parameters only)", complexity_table(rows)))
+                                    "FLOPs and parameters only)",
+                                    complexity_table(rows, setting.mode)))
         sections.append(section)
     return sections
+
+
+def _batch_sections(frame: pd.DataFrame, pictures: _FigureWriter) -> list[Section]:
+    """Throughput against batch, for every setting timed at two batch sizes or more."""
+    from gfbench.plot.batch import batch_figure, batch_settings
+
+    sections = []
+    for setting, rows in batch_settings(frame[frame["status"].isin(PLOTTED_STATUSES)]
+                                        if not frame.empty else frame):
+        figure = batch_figure(setting, rows)
+        sections.append(Section(title=figure.title, blocks=[pictures.picture(figure)]))
+    return sections
+
+
+def _comparison_section(comparison) -> Section:
+    """`gfbench compare` A B as a report section: B/A per setting, then what differs."""
+    from gfbench.compare import comparison_records
+
+    records = pd.DataFrame(comparison_records(comparison))
+    records["cell"] = [("" if r != r else f"{r:#.3g}×") + (" *" if m else "")
+                       for r, m in zip(records["ratio"], records["marked"], strict=True)]
+    records["resolution"] = [resolution_label(h, w) for h, w in zip(
+        records["res_h"], records["res_w"], strict=True)]
+    setting = ["name", "impl", "resolution", "batch_size", "precision", "mode"]
+    wide = records.pivot_table(index=setting, columns="metric", values="cell",
+                               aggfunc="first", sort=False)
+    names = {"flops": "FLOPs B/A", "params": "params B/A", "latency_ms_p50": "latency B/A",
+             "throughput_ips": "throughput B/A", "peak_mem_bytes": "memory B/A"}
+    wide = wide[[m for m in names if m in wide.columns]].rename(columns=names).reset_index()
+    blocks: list = [
+        Paragraph(f"A: {comparison.a}; B: {comparison.b}. {len(comparison.settings)} "
+                  f"setting(s) in common ({comparison.only_a} measured by A only, "
+                  f"{comparison.only_b} by B only); {comparison.marked} value(s) marked *: "
+                  "beyond the runs' own spread (timed: p10–p90 intervals do not overlap; "
+                  "counted: any difference). Memory has no recorded spread and is not marked."),
+        Table("B/A per setting both runs measured",
+              formatted(wide.rename(columns={"batch_size": "batch"}).fillna(""))),
+    ]
+    if comparison.differences:
+        blocks.append(Table("Made differently", formatted(pd.DataFrame(
+            [{"what": d.field, "A": d.a, "B": d.b} for d in comparison.differences]))))
+    return Section(title="Comparison: B against A", blocks=blocks)
 
 
 def _robustness_tables(entries: Sequence) -> list[Table]:
@@ -233,23 +301,36 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+def folder_name(loaded: Loaded) -> str:
+    """The inputs' folder as every part of the report names it: relative to the working folder."""
+    return _relative(loaded.base, Path.cwd())  # no machine-specific absolute path
+
+
 def _provenance_sections(loaded: Loaded) -> list[Section]:
-    """Where every run came from, and the FLOP convention(s) its counts follow."""
-    table = pd.DataFrame([{
-        "file": _relative(run.path, loaded.base), "kind": run.kind, "rows": len(run.frame),
-        "date": run.provenance.date, "device": run.provenance.device_name,
-        "gfbench": run.provenance.gfbench_version, "torch": run.provenance.torch_version,
-        "timm": run.provenance.timm_version, "fvcore": run.provenance.fvcore_version,
-        "python": run.provenance.python_version, "CUDA": run.provenance.cuda_version,
-        "driver": run.provenance.driver_version, "TF32 matmul": run.provenance.tf32_matmul,
-        "cudnn.benchmark": run.provenance.cudnn_benchmark,
-        "CPU threads (torch)": run.provenance.torch_threads,
-    } for run in loaded.runs])
-    commands = "\n".join(f"{_relative(run.path, loaded.base)}: {run.provenance.command}"
-                         for run in loaded.runs)
+    """Where every run came from: one short row per run, then what all share and what differs.
+
+    Three narrow tables instead of one with a column per field, so the report never has to
+    scroll or clip sideways, and a difference between runs stands out.
+    """
+    runs = pd.DataFrame([{
+        "run": f"#{i}", "file": _relative(run.path, loaded.base), "kind": run.kind,
+        "rows": len(run.frame), "date": run.provenance.date,
+    } for i, run in enumerate(loaded.runs, start=1)])
+    values = [provenance_values(run.provenance) for run in loaded.runs]
+    shared, differing = split_shared(values)
+    blocks: list = [Table(f"Every run read (files relative to {folder_name(loaded)})",
+                          formatted(runs))]
+    if shared:
+        blocks.append(Table("The same in every run", formatted(pd.DataFrame(
+            {"setting": list(shared), "value": list(shared.values())}))))
+    if differing:
+        blocks.append(Table("Different between runs", formatted(pd.DataFrame(
+            {"setting": differing, **{f"#{i}": [v[k] for k in differing]
+                                      for i, v in enumerate(values, start=1)}}))))
+    commands = "\n".join(f"#{i} {_relative(run.path, loaded.base)}: {run.provenance.command}"
+                         for i, run in enumerate(loaded.runs, start=1))
     provenance = Section(title="Provenance", blocks=[
-        Table("Every run read (results folder: " + str(loaded.base) + ")", formatted(table)),
-        Paragraph("Command lines:"), Preformatted(commands)])
+        *blocks, Paragraph("Command lines:"), Preformatted(commands)])
     conventions: dict[str, list[str]] = {}
     for run in loaded.runs_of("complexity"):
         conventions.setdefault(run.provenance.flop_convention, []).append(
@@ -264,8 +345,7 @@ def _provenance_sections(loaded: Loaded) -> list[Section]:
 def _inputs_section(loaded: Loaded, notes: Sequence[str]) -> Section:
     """What was read, what was skipped and why, and which rows replaced older ones."""
     section = Section(title="Inputs", blocks=[Paragraph(
-        f"{len(loaded.runs)} results file(s) read under "
-        f"{_relative(loaded.base, Path.cwd())}.")])  # no machine-specific absolute path
+        f"{len(loaded.runs)} results file(s) read under {folder_name(loaded)}.")])
     if loaded.problems:
         section.blocks += [Paragraph("Skipped:"), Bullets(tuple(loaded.problems))]
     if notes:
@@ -280,6 +360,11 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     """
     options = options or PlotOptions()
     check_options(options)
+    comparison = None
+    if options.compare is not None:  # first, so a bad pair fails before any file is written
+        from gfbench.compare import compare_runs
+
+        comparison = compare_runs(*options.compare)
     paths = list(paths)
     loaded = load_results(paths)
     notes: list[str] = []
@@ -294,9 +379,12 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     pictures = _FigureWriter(out, options.formats)
     with style_context():
         sections = _complexity_sections(complexity, options, pictures, notes)
+        sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
         sections += breakdown_sections(breakdown, pictures)
+    if comparison is not None:
+        sections.append(_comparison_section(comparison))
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
-    reports = write_report(out, f"gfbench report: {loaded.base.name or loaded.base}", sections)
+    reports = write_report(out, f"gfbench report: {folder_name(loaded)}", sections)
     return PlotReport(out=out, figures=pictures.written, reports=reports,
                       problems=loaded.problems, notes=notes)

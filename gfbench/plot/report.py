@@ -128,7 +128,8 @@ figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
 table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1.5rem; }
-th, td { border: 1px solid #ddd; padding: .2rem .5rem; text-align: right; }
+th, td { border: 1px solid #ddd; padding: .2rem .5rem; text-align: right;
+         overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-style: italic; padding: .3rem 0; }

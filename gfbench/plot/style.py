@@ -2,8 +2,9 @@
 
 Colours come from the Okabe-Ito palette (distinguishable with every common colour-vision
 deficiency) and depend on the model family or mixer name only, so GFNet is the same blue in
-every figure of every report. Variants of one family (gfnet-ti, gfnet-xs, ...) share the colour
-and differ by marker.
+every figure of every report. Variants of one family (gfnet-ti, gfnet-xs, ..., or the explicit
+attention beside the fused one) share the colour and differ by marker and by line style, so
+two variants never look alike even where their points coincide.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ NEUTRAL_GREY = "#7F7F7F"
 _FAMILY_COLOURS: tuple[tuple[str, str], ...] = (
     ("global-filter", OKABE_ITO["blue"]),
     ("gfnet", OKABE_ITO["blue"]),
-    ("attention-explicit", OKABE_ITO["orange"]),
     ("attention", OKABE_ITO["vermillion"]),
     ("deit", OKABE_ITO["vermillion"]),
     ("vit", OKABE_ITO["vermillion"]),
@@ -55,20 +55,22 @@ _SPARE_COLOURS = (OKABE_ITO["sky_blue"], OKABE_ITO["reddish_purple"], OKABE_ITO[
                   OKABE_ITO["vermillion"])
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+# Line styles of the variants of one family; ":" is kept for estimates past an OOM.
+LINE_STYLES = ("-", "--", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)))
 # Size variants of a family, in size order, so the smallest model always gets a circle.
 _VARIANT_MARKER = {"": 0, "ti": 0, "tiny": 0, "12": 0, "xs": 1, "s": 2, "small": 2, "24": 2,
-                   "b": 3, "base": 3, "36": 3, "h-ti": 4, "h-s": 5, "h-b": 6}
+                   "b": 3, "base": 3, "36": 3, "h-ti": 4, "h-s": 5, "h-b": 6, "explicit": 1}
 _DEFAULT_IMPLS = ("", "reference", "default")
 
 FONT = "DejaVu Sans"  # ships with matplotlib, so every machine draws the same glyphs
 RC = {
     "font.family": FONT,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 7.5,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
+    "font.size": 10,  # sizes chosen for the report, which shows figures at 96 px per inch
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "grid.linewidth": 0.6,
@@ -129,6 +131,24 @@ def marker_for(name: str, impl: str = "") -> str:
     if impl.lower() not in _DEFAULT_IMPLS:
         index += 1 + zlib.crc32(impl.lower().encode()) % (len(MARKERS) - 1)
     return MARKERS[index % len(MARKERS)]
+
+
+def variant_styles(curves: Sequence[tuple[str, str]]) -> list[tuple[str, str | tuple]]:
+    """(marker, line style) per (name, impl) drawn together: no two of one colour share either.
+
+    Within a colour, curves take the slots 0, 1, 2, ... in size order (marker_for's order),
+    so the smallest variant is always a solid line with circles; markers stay distinct for
+    up to 10 variants of a colour, line styles for up to 4.
+    """
+    order = sorted(range(len(curves)), key=lambda i: (
+        colour_for(curves[i][0]), MARKERS.index(marker_for(*curves[i])), curves[i]))
+    taken: dict[str, int] = {}
+    styles: list[tuple[str, str | tuple]] = [("o", "-")] * len(curves)
+    for i in order:
+        slot = taken.get(colour_for(curves[i][0]), 0)
+        taken[colour_for(curves[i][0])] = slot + 1
+        styles[i] = (MARKERS[slot % len(MARKERS)], LINE_STYLES[slot % len(LINE_STYLES)])
+    return styles
 
 
 @contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from gfbench.results import ComplexityRow, Provenance, ResultsWriter, RobustnessRow
 
 GPU = "NVIDIA H100 80GB HBM3"
@@ -44,6 +46,21 @@ def model_row(name: str, res: int, *, device: str = "cuda", batch: int = 8,
         row.throughput_ips = batch * 1000.0 / median
         row.peak_mem_bytes = 1e8 * (tokens / 196) ** (power + 0.5)
     return row
+
+
+def mixer_row(name: str, side: int, width: int | None = None, *, batch: int = 8,
+              dim: int = 64) -> ComplexityRow:
+    """One bare-mixer row on a side x width grid; FLOPs ~ N log N (global filter) or N²."""
+    width = width or side
+    tokens = side * width
+    growth = tokens * tokens if name.startswith("attention") else tokens * np.log2(tokens)
+    median = 0.5 + 1e-6 * growth
+    return ComplexityRow(subject="mixer", name=name, res_h=side, res_w=width, tokens=tokens,
+                         batch_size=batch, precision="fp32", mode="infer", device="cpu", dim=dim,
+                         flops=float(dim * growth), params=dim * tokens,
+                         latency_ms_p10=0.9 * median, latency_ms_p50=median,
+                         latency_ms_p90=1.1 * median, throughput_ips=batch * 1000.0 / median,
+                         peak_mem_bytes=4.0 * dim * tokens * (8 if width != side else 1))
 
 
 def write_complexity(stem: Path, rows: list[ComplexityRow], **prov) -> Path:

@@ -29,12 +29,14 @@ def test_options_reach_the_library_and_written_files_and_problems_are_listed(mon
 
     monkeypatch.setattr(gfbench.plot, "make_plots", fake_make_plots)
     result = runner.invoke(app, ["plot", "r1", "r2.json", "--out", str(tmp_path), "--format",
-                                 "pdf,svg", "--log", "--x", "resolution", "--metric",
-                                 "throughput", "--ref-slopes"], env={"COLUMNS": "200"})
+                                 "pdf,svg", "--scale", "both", "--x", "resolution", "--metric",
+                                 "throughput", "--no-ref-slopes", "--compare", "a.json", "b"],
+                           env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert seen["paths"] == [Path("r1"), Path("r2.json")]
-    assert seen["options"] == PlotOptions(out=tmp_path, formats=("pdf", "svg"), log=True,
-                                          x="resolution", metric="throughput", ref_slopes=True)
+    assert seen["options"] == PlotOptions(out=tmp_path, formats=("pdf", "svg"), scale="both",
+                                          x="resolution", metric="throughput", ref_slopes=False,
+                                          compare=(Path("a.json"), Path("b")))
     assert "skipped: x.json: not a gfbench results file" in result.output
     assert "wrote 1 figure file(s) and 2 report file(s)" in result.output
     assert str(tmp_path / "report.html") in result.output
@@ -50,7 +52,9 @@ def test_defaults_and_a_bad_choice(monkeypatch):
     monkeypatch.setattr(gfbench.plot, "make_plots", fake_make_plots)
     assert runner.invoke(app, ["plot", "r"]).exit_code == 0
     assert seen["options"] == PlotOptions()
+    assert seen["options"].scale == "log" and seen["options"].ref_slopes
     assert runner.invoke(app, ["plot", "r", "--x", "side"]).exit_code == 2
+    assert runner.invoke(app, ["plot", "r", "--scale", "semilog"]).exit_code == 2
 
 
 def _main(monkeypatch, *args):

@@ -6,12 +6,19 @@ import re
 
 import numpy as np
 import pytest
-from plot_synthetic import GPU, RESOLUTIONS, gpu_rows, model_row, write_complexity
+from matplotlib.text import Text
+from plot_synthetic import GPU, RESOLUTIONS, gpu_rows, mixer_row, model_row, write_complexity
 
 from gfbench.measure.scaling import fit_exponent
-from gfbench.plot.complexity import METRICS, complexity_figure, token_label
+from gfbench.plot.complexity import (
+    METRICS,
+    complexity_figure,
+    prefix_digits,
+    si_text,
+    token_label,
+)
 from gfbench.plot.load import complexity_frame, load_results, settings_of
-from gfbench.plot.style import OKABE_ITO, colour_for, marker_for, style_context
+from gfbench.plot.style import OKABE_ITO, colour_for, style_context, variant_styles
 
 MEASURED = ("latency", "memory")
 COUNTED = ("flops", "params")
@@ -142,27 +149,46 @@ def test_token_labels():
     assert token_label(392) == "392"
 
 
-def test_log_variant_is_log_log_with_plain_labels(gpu_frame):
-    figure = _figure(gpu_frame, log=True)
-    assert figure.stem.endswith("-loglog") and "log-log" in figure.title
-    figure.figure.draw_without_rendering()
-    for ax in _panels(figure).values():
+def test_default_is_log_log_with_plain_or_prefixed_labels_and_linear_on_request(gpu_frame,
+                                                                               gpu_figure):
+    assert "log-log" in gpu_figure.title and not gpu_figure.stem.endswith("-linear")
+    gpu_figure.figure.draw_without_rendering()
+    for key, ax in _panels(gpu_figure).items():
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-        assert not any("times" in t.get_text() or "^" in t.get_text()
-                       for t in ax.get_yticklabels())
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert labels and not any("times" in t or "^" in t for t in labels)
+        if key in COUNTED:  # counts carry metric prefixes: 2G, 20M
+            assert all(re.fullmatch(r"[\d.]+[kMGT]?", t) for t in labels), labels
+    linear = _figure(gpu_frame, scale="linear")
+    assert linear.stem.endswith("-linear") and "linear" in linear.title
+    for ax in _panels(linear).values():
+        assert ax.get_xscale() == "linear" and ax.get_ylim()[0] == 0
 
 
 def test_reference_slopes_follow_n_log_n_and_n_squared_without_rescaling(gpu_frame, gpu_figure):
-    figure = _figure(gpu_frame, ref_slopes=True)
-    plain, with_refs = _panels(gpu_figure)["flops"], _panels(figure)["flops"]
+    plain = _panels(_figure(gpu_frame, ref_slopes=False))["flops"]
+    with_refs = _panels(gpu_figure)["flops"]
     assert with_refs.get_ylim() == plain.get_ylim()
+    assert _gid(plain, "ref") == {}
     refs = _gid(with_refs, "ref")
     assert sorted(refs) == ["N log N", "N²"]
     x, y = refs["N²"].get_xdata(), refs["N²"].get_ydata()
     np.testing.assert_allclose(y / y[0], (x / x[0]) ** 2)
     x, y = refs["N log N"].get_xdata(), refs["N log N"].get_ydata()
     np.testing.assert_allclose(y / y[0], x * np.log2(x) / (x[0] * np.log2(x[0])))
-    assert _gid(_panels(figure)["params"], "ref") == {}
+    assert _gid(_panels(gpu_figure)["params"], "ref") == {}
+
+
+def test_guides_say_where_they_are_anchored_and_start_there(gpu_figure):
+    ax = _panels(gpu_figure)["flops"]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "guide ∝ N², from the first points (14²)" in texts
+    assert "guide ∝ N log N, from the first points (14²)" in texts
+    first = [r.flops for r in gpu_rows() if r.res_h == 224]  # 14² tokens, both models
+    for line in _gid(ax, "ref").values():
+        assert line.get_xdata()[0] == 196
+        assert line.get_ydata()[0] == pytest.approx(np.exp(np.mean(np.log(first))))
+    assert "smallest N, at the geometric mean" in gpu_figure.figure.get_supxlabel()
 
 
 def test_resolution_axis_and_throughput_panel(gpu_frame):
@@ -187,15 +213,40 @@ def test_an_oom_curve_with_one_point_gets_crosses_not_a_guess(tmp_path):
     assert "(k: <2 points)" in " ".join(t.get_text() for t in latency.get_legend().get_texts())
 
 
-def test_colours_are_okabe_ito_fixed_per_family_and_markers_tell_variants_apart(gpu_figure):
+def test_colours_are_okabe_ito_fixed_per_family(gpu_figure):
     line = _gid(_panels(gpu_figure)["flops"], "data")
     assert line["gfnet-xs"].get_color() == colour_for("gfnet-xs") == OKABE_ITO["blue"]
     assert line["deit-s"].get_color() == colour_for("deit_small_patch16_224")
     assert colour_for("global_filter") == colour_for("gfnet-h-b")
-    assert colour_for("attention") != colour_for("attention_explicit")
+    assert colour_for("attention") == colour_for("attention_explicit")  # one family
     assert colour_for("some-new-model") == colour_for("some-new-model")
-    assert marker_for("gfnet-ti") != marker_for("gfnet-xs") != marker_for("gfnet-b")
-    assert marker_for("global_filter", "fast") != marker_for("global_filter", "reference")
+
+
+def test_variants_of_a_family_differ_by_marker_and_by_line_style():
+    styles = variant_styles([("gfnet-b", ""), ("gfnet-ti", ""), ("gfnet-xs", ""),
+                             ("deit-s", "")])
+    gfnets = styles[:3]
+    assert len({m for m, _ in gfnets}) == 3 and len({str(ls) for _, ls in gfnets}) == 3
+    assert styles[1] == ("o", "-")  # the smallest variant: circles, solid
+    assert styles[3] == ("o", "-")  # another colour starts again
+    fast, reference = variant_styles([("global_filter", "fast"), ("global_filter", "reference")])
+    assert reference == ("o", "-") and fast[0] != "o" and fast[1] != "-"
+    assert all(ls != ":" for _, ls in styles)  # dotted means an estimate past OOM
+
+
+def test_attention_and_its_explicit_variant_never_look_alike(tmp_path):
+    rows = [mixer_row(name, side) for name in ("attention", "attention_explicit")
+            for side in (14, 28, 56)]
+    figure = _figure(_frame(tmp_path, rows))
+    for ax in _panels(figure).values():
+        lines = _gid(ax, "data")
+        fused, explicit = lines["attention"], lines["attention_explicit"]
+        assert fused.get_color() == explicit.get_color()
+        assert fused.get_marker() != explicit.get_marker()
+        assert fused.get_linestyle() != explicit.get_linestyle()
+        legend = {t.get_text().split()[0]: h for t, h in
+                  zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles, strict=True)}
+        assert legend["attention"].get_marker() != legend["attention_explicit"].get_marker()
 
 
 def test_every_setting_gets_its_own_figure_with_the_setting_in_its_title(tmp_path):
@@ -205,6 +256,153 @@ def test_every_setting_gets_its_own_figure_with_the_setting_in_its_title(tmp_pat
     with style_context():
         title = complexity_figure(*groups[0]).title
     assert f"{GPU} · batch 8 · bf16" in title
+
+
+def _mixer_figure(tmp_path, rows, **options):
+    return _figure(_frame(tmp_path, rows), **options)
+
+
+def _span(ax, line):
+    """The share of the axes' height one line covers (0: flat, 1: the whole panel)."""
+    y = ax.transLimits.transform(ax.transScale.transform(
+        np.column_stack([line.get_xdata(), line.get_ydata()])))[:, 1]
+    return float(y.max() - y.min())
+
+
+def test_small_mixers_rise_visibly_on_the_default_figure_not_only_in_the_legend(tmp_path):
+    rows = [mixer_row(name, side) for name in ("global_filter", "attention")
+            for side in (14, 28, 56, 112)]
+    default = _panels(_mixer_figure(tmp_path / "log", rows))["flops"]
+    linear = _panels(_mixer_figure(tmp_path / "lin", rows, scale="linear"))["flops"]
+    assert _span(linear, _gid(linear, "data")["global_filter"]) < 0.01  # flat at zero
+    gf, att = _gid(default, "data")["global_filter"], _gid(default, "data")["attention"]
+    assert _span(default, gf) > 0.25 and _span(default, att) > 0.5
+    # on log-log the slope in the panel is the exponent: N² climbs about twice as steeply
+    assert 1.6 < _span(default, att) / _span(default, gf) < 2.4
+
+
+def test_a_non_square_grid_is_its_own_series_and_gets_no_tick(tmp_path):
+    rows = [mixer_row("global_filter", s) for s in (14, 28, 42, 56)]
+    rows.append(mixer_row("global_filter", 20, 40))  # 800 tokens, beside 28² = 784
+    figure = _mixer_figure(tmp_path, rows)
+    for ax in _panels(figure).values():
+        lines = _gid(ax, "data")
+        assert sorted(lines) == ["global_filter", "global_filter (H:W 1:2)"]
+        square, wide = lines["global_filter"], lines["global_filter (H:W 1:2)"]
+        np.testing.assert_array_equal(square.get_xdata(), [196, 784, 1764, 3136])
+        np.testing.assert_array_equal(wide.get_xdata(), [800])
+        assert wide.get_linestyle() == "None" and wide.get_marker() == square.get_marker()
+        assert wide.get_color() == square.get_color()
+        assert list(ax.get_xticks()) == [196, 784, 1764, 3136]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["14²", "28²", "42²", "56²"]
+
+
+def test_only_non_square_grids_label_their_points_plainly(tmp_path):
+    rows = [mixer_row("global_filter", s, 2 * s) for s in (8, 16, 32)]
+    ax = _panels(_mixer_figure(tmp_path, rows))["flops"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["128", "512", "2048"]
+
+
+def test_memory_is_in_mib_like_the_tables(gpu_figure):
+    ax = _panels(gpu_figure)["memory"]
+    assert ax.get_ylabel() == "memory (MiB)"
+    line = _gid(ax, "data")["gfnet-xs"]
+    rows = [r for r in gpu_rows() if r.name == "gfnet-xs"]
+    np.testing.assert_allclose(line.get_ydata(), [r.peak_mem_bytes / 2**20 for r in rows])
+
+
+def test_train_mode_says_its_flops_are_of_the_forward_pass(tmp_path):
+    rows = [model_row("gfnet-xs", r) for r in (224, 320)]
+    for row in rows:
+        row.mode = "train"
+    figure = _figure(_frame(tmp_path, rows))
+    titles = [ax.get_title() for ax in figure.figure.axes if ax.get_title()]
+    assert "FLOPs per image, forward pass only" in titles and "FLOPs per image" not in titles
+
+
+def test_rows_without_tokens_plot_against_resolution_and_the_axis_says_why(tmp_path):
+    cnn = [model_row("resnet50", r) for r in (224, 320, 448)]
+    for row in cnn:
+        row.tokens = 0  # a CNN has no token mixer
+    figure = _figure(_frame(tmp_path, gpu_rows() + cnn))
+    assert figure.stem.endswith("-resolution")
+    for ax in _panels(figure).values():
+        assert "input resolution (px), not tokens" in ax.get_xlabel()
+        assert "resnet50 has no token count" in ax.get_xlabel()
+        np.testing.assert_allclose(_gid(ax, "data")["resnet50"].get_xdata(), [224, 320, 448])
+    # exponents are fitted on pixels, which grow as tokens do for a fixed patch size
+    fits = {(f.curve, f.metric): f for f in figure.fits}
+    assert fits[("gfnet-xs", "flops")].fitted_on == "pixels"
+    assert fits[("gfnet-xs", "flops")].k == pytest.approx(1.0, abs=0.02)
+    assert "N = input pixels H·W" in figure.figure.get_supxlabel()
+
+
+def test_models_with_different_token_strides_share_no_token_axis(tmp_path):
+    pyramid = [model_row("gfnet-h-ti", r) for r in (224, 320)]
+    for row in pyramid:
+        row.tokens = (row.res_h // 4) ** 2  # the first stage of a pyramid: stride 4
+    figure = _figure(_frame(tmp_path, [model_row("deit-s", r) for r in (224, 320)] + pyramid))
+    xlabel = _panels(figure)["flops"].get_xlabel()
+    assert "count tokens at different strides" in xlabel
+    same = _figure(_frame(tmp_path / "same", [model_row("deit-s", r) for r in (224, 320)]
+                          + [model_row("gfnet-xs", r) for r in (224, 320)]))
+    assert _panels(same)["flops"].get_xlabel().startswith("tokens N")
+
+
+def test_text_stays_legible_at_the_width_the_html_report_shows(gpu_figure):
+    """Figures are shown at most at their natural size (96 px per inch) in a page of 1400 px."""
+    figure = gpu_figure.figure
+    natural_px = figure.get_figwidth() * 96
+    shown = min(1.0, (1400 - 2 * 16) / natural_px)
+    sizes = [t.get_fontsize() for t in figure.findobj(Text) if t.get_text().strip()]
+    assert sizes and min(sizes) * 96 / 72 * shown >= 11.0  # px, at least ~8 pt on screen
+    assert natural_px <= 1400 - 2 * 16  # never shrunk
+
+
+def test_rows_of_different_batch_sizes_never_share_a_line(tmp_path):
+    rows = gpu_rows() + [model_row(n, r, batch=64) for n in ("gfnet-xs",) for r in (224, 320)]
+    groups = settings_of(_frame(tmp_path, rows))
+    assert sorted((s.batch_size, len(r)) for _, s, r in groups) == [(8, 10), (64, 2)]
+    for _, setting, frame in groups:
+        assert set(frame["batch_size"]) == {setting.batch_size}
+
+
+def test_throughput_against_batch_one_panel_per_size_one_line_per_model(tmp_path):
+    from gfbench.plot.batch import batch_figure, batch_settings
+
+    rows = [model_row(n, r, batch=b, oom=(n == "deit-s" and r == 320 and b == 32))
+            for n in ("gfnet-xs", "deit-s") for r in (224, 320) for b in (1, 8, 32)]
+    (setting, frame), = batch_settings(_frame(tmp_path, rows))
+    assert (setting.subject, setting.precision) == ("model", "fp16")
+    with style_context():
+        figure = batch_figure(setting, frame)
+    assert figure.stem == "throughput-batch-models-nvidia-h100-80gb-hbm3-fp16-inference"
+    panels = {ax.get_title(): ax for ax in figure.figure.axes if ax.get_title()}
+    assert sorted(panels) == ["224 px input", "320 px input"]
+    for title, ax in panels.items():
+        res = int(title.split()[0])
+        assert ax.get_xscale() == "log" and list(ax.get_xticks()) == [1, 8, 32]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "8", "32"]
+        assert ax.get_ylabel() == "images / s"
+        for name, line in _gid(ax, "data").items():
+            expected = [r for r in rows if r.name == name and r.res_h == res and r.status == "ok"]
+            np.testing.assert_allclose(line.get_xdata(), [r.batch_size for r in expected])
+            np.testing.assert_allclose(line.get_ydata(), [r.throughput_ips for r in expected])
+    np.testing.assert_allclose(_gid(panels["320 px input"], "oom")["deit-s"].get_xdata(), [32])
+    one_batch = _frame(tmp_path / "one", gpu_rows())
+    assert batch_settings(one_batch) == []  # a single batch size: no such figure
+
+
+def test_count_labels_keep_enough_digits_to_tell_ticks_apart(gpu_figure, gpu_frame):
+    # parameters of the synthetic models span 16.002M to 16.016M: '16M' on every tick says
+    # nothing, so the labels carry the digits that differ
+    for figure in (gpu_figure, _figure(gpu_frame, scale="linear")):
+        ax = _panels(figure)["params"]
+        figure.figure.draw_without_rendering()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert si_text(623_616) == "624k" and si_text(2.5e9) == "2.5G" and si_text(12) == "12"
+    assert prefix_digits(16.0e6, 16.004e6) == 6 and prefix_digits(1e6, 1e9) == 3
 
 
 def test_noisy_timings_get_no_exponent_no_estimate_and_say_why(tmp_path):

@@ -41,16 +41,22 @@ def test_each_bad_file_is_one_line_naming_it_and_the_rest_loads(tmp_path):
     assert "flops is 'lots', expected a number" in by_name["typed"]
 
 
-def test_a_failed_row_without_tokens_is_kept_and_a_finished_one_is_not(tmp_path):
+def test_rows_without_tokens_are_kept_and_negative_tokens_are_not(tmp_path):
     failed = model_row("deit-s", 224)
     failed.status, failed.tokens, failed.error = "error", 0, "RuntimeError: boom"
-    write_complexity(tmp_path / "ok" / "run", [model_row("gfnet-xs", 224), failed])
+    cnn = model_row("resnet50", 224)
+    cnn.tokens = 0  # a network without a token mixer
+    write_complexity(tmp_path / "ok" / "run", [model_row("gfnet-xs", 224), failed, cnn])
     broken = model_row("deit-s", 224)
-    broken.tokens = 0
+    broken.tokens = -4
     bad = write_complexity(tmp_path / "bad" / "run", [broken])
     loaded = load_results([tmp_path])
-    assert len(loaded.runs) == 1 and len(loaded.runs[0].frame) == 2
-    assert loaded.problems == [f"{bad.resolve()}: row 0: tokens is 0, expected a positive count"]
+    assert len(loaded.runs) == 1 and len(loaded.runs[0].frame) == 3
+    assert loaded.problems == [f"{bad.resolve()}: row 0: tokens is -4, expected a count (0 or "
+                               "empty for a model without tokens)"]
+    frame = complexity_frame(loaded.runs, [])
+    assert frame.set_index("name")["tokens"].isna().to_dict() == {
+        "gfnet-xs": False, "deit-s": True, "resnet50": True}  # 0 reads as "no token count"
 
 
 def test_missing_inputs_and_empty_folders_are_reported(tmp_path):

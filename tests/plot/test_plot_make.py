@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ from plot_synthetic import (
 
 from gfbench.errors import GfbenchError
 from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
+from gfbench.plot.complexity import LEGEND_ENTRY_IN, PANEL_IN
 from gfbench.plot.style import DPI
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -59,8 +62,12 @@ def test_pngs_are_valid_images_of_the_figures_size_at_150_dpi(made):
         assert width >= 1000 and height >= 500
     gpu_png = next(p for p in report.figures if "nvidia" in p.name and p.suffix == ".png")
     with Image.open(gpu_png) as image:
-        # 4 panels of 4.2 in; 4.2 in plus a legend room for 2 curves and the OOM entry
-        assert image.size == (round(4 * 4.2 * DPI), round((4.2 + 0.16 * 3 + 0.1) * DPI))
+        # 2 x 2 panels; each row of panels has a legend room for 2 curves, the OOM entry and
+        # the 2 guides; plus the title and the footnote
+        legend = LEGEND_ENTRY_IN * 5 + 0.15
+        height = 2 * (PANEL_IN[1] + legend) + 0.8
+        assert image.size[0] == round(2 * PANEL_IN[0] * DPI)
+        assert abs(image.size[1] - height * DPI) <= 1
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path):
@@ -98,7 +105,7 @@ def test_markdown_report_links_the_figure_files_beside_it(made):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5
     assert all((report.out / link).is_file() and link.endswith(".png") for link in links)
-    assert "| curve | panel | k (cost ∝ N^k) |" in text
+    assert "| curve | panel | N counts | k (cost ∝ N^k) |" in text
 
 
 def test_default_out_is_plots_beside_the_inputs_and_pdf_on_request(tmp_path):
@@ -154,3 +161,50 @@ def test_html_report_renders_in_headless_chromium(made, tmp_path):
         assert grey.getextrema()[0] < 60
         dark = sum(grey.histogram()[:200]) / (1400 * 3000)
         assert dark > 0.02
+
+
+def test_report_can_hold_a_comparison_and_a_bad_pair_writes_nothing(tmp_path):
+    a = write_complexity(tmp_path / "a" / "run", cpu_rows(), device_name="cpu: Test CPU 9000")
+    faster = cpu_rows()
+    for row in faster:
+        row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = (
+            v / 4 for v in (row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90))
+        row.throughput_ips *= 4
+    b = write_complexity(tmp_path / "b" / "run", faster, device_name="cpu: Test CPU 9001")
+    report = make_plots([tmp_path / "a"], PlotOptions(out=tmp_path / "out", formats=("svg",),
+                                                      compare=(a, b)))
+    text = (report.out / "report.md").read_text()
+    comparison = text[text.index("## Comparison: B against A"):text.index("## Provenance")]
+    rows = [line for line in comparison.splitlines() if line.startswith("| gfnet-xs")]
+    assert len(rows) == 3  # the three resolutions both measured
+    assert all("| 0.250× * | 4.00× * |" in line for line in rows)  # latency, throughput
+    assert "| device | cpu: Test CPU 9000 | cpu: Test CPU 9001 |" in comparison
+    with pytest.raises(GfbenchError, match="no setting in common"):
+        make_plots([tmp_path / "a"], PlotOptions(out=tmp_path / "never",
+                                                 compare=(a, write_complexity(
+                                                     tmp_path / "c" / "run", gpu_rows()))))
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install "
+                    "chromium), so the report's layout was NOT checked in a browser")
+def test_report_fits_a_1400_px_window_and_shows_figures_unshrunk(made, tmp_path):
+    probe = ("<script>window.onload = () => { document.title = JSON.stringify({"
+             "page: document.documentElement.scrollWidth, "
+             "clipped: [...document.querySelectorAll('.scroll')]"
+             ".filter(e => e.scrollWidth > e.clientWidth + 1).length, "
+             "figures: [...document.querySelectorAll('figure img')]"
+             ".map(i => [i.alt, i.naturalWidth, i.clientWidth])}); };</script>")
+    page = (made.out / "report.html").read_text().replace("</body>", probe + "</body>")
+    copy = tmp_path / "probe.html"
+    copy.write_text(page)
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--no-first-run", "--disable-background-networking",
+                             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900",
+                             "--virtual-time-budget=10000", "--dump-dom", copy.as_uri()],
+                            capture_output=True, text=True, timeout=120, check=False)
+    title = re.search(r"<title>(.*?)</title>", result.stdout, re.S).group(1)
+    layout = json.loads(html.unescape(title))
+    assert layout["page"] <= 1400 and layout["clipped"] == 0, layout
+    complexity = [f for f in layout["figures"] if f[0].startswith("Models")]
+    assert complexity and all(shown == natural for _, natural, shown in complexity), complexity
