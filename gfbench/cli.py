@@ -102,6 +102,15 @@ def complexity_command(
         help="Timed calls. Default: 50 on CUDA, 10 on the CPU.")] = None,
     threads: Annotated[int | None, typer.Option(
         help="CPU threads torch may use (recorded in each row). Default: torch's own.")] = None,
+    warmup_s: Annotated[float | None, typer.Option(
+        "--warmup-s", help="Least warm-up time in seconds, besides --warmup calls. "
+        "Default: 0.5 on CUDA, 0 on the CPU.")] = None,
+    flush_l2: Annotated[bool, typer.Option(
+        "--flush-l2", help="Evict the cache before every timed call (single-layer "
+        "micro-benchmarks: latency against the memory floor).")] = False,
+    optimizer: Annotated[str, typer.Option(
+        help="With --mode train: sgd or adamw makes the optimizer's update (and its state's "
+        "memory) part of the step. Default: forward + backward only.")] = "",
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the module (first-call time reported apart).")] = False,
     channels_last: Annotated[bool, typer.Option(
@@ -181,6 +190,7 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
         metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
         compile=compile, channels_last=channels_last, out=out, resume=resume, impl=impl,
         num_classes=num_classes, isolate=isolate, fvcore=fvcore, threads=threads,
+        optimizer=optimizer, warmup_s=warmup_s, flush_l2=flush_l2,
     )
     dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
     try:

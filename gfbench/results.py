@@ -109,7 +109,7 @@ class ComplexityRow:
     flushed_bytes: int | None = None  # bytes written to evict the cache before each timed call
 
     KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "dim", "batch_size", "precision",
-                  "mode", "device", "num_classes")
+                  "mode", "device", "num_classes", "optimizer")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from gfbench.measure.setting import (
     Setting,
     SweepOptions,
 )
-from gfbench.measure.timing import MODES
+from gfbench.measure.timing import MODES, OPTIMIZERS
 from gfbench.results import check_output_folder
 
 DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
@@ -62,6 +62,9 @@ class ComplexityRequest:
     isolate: bool = True  # run the settings in a worker child: a crash is only an error row
     fvcore: bool = True  # cross-check the counts with fvcore where the model fits
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    optimizer: str = ""  # train mode: "" (gradients only), "sgd" or "adamw" in the step
+    warmup_s: float | None = None  # least warm-up time (None: 0.5 s on CUDA, 0 on the CPU)
+    flush_l2: bool = False  # evict the cache before every timed call
 
 
 @dataclass
@@ -210,6 +213,13 @@ def _check_conflicts(request: ComplexityRequest) -> None:
         raise GfbenchError("--channels-last applies to models (NCHW images), not to mixers")
     if request.threads is not None and request.threads < 1:
         raise GfbenchError(f"--threads {request.threads} must be >= 1")
+    if request.optimizer:
+        _check_choice("--optimizer", request.optimizer, OPTIMIZERS)
+        if request.mode != "train":
+            raise GfbenchError(f"--optimizer {request.optimizer} needs --mode train (an "
+                               "inference step has no update)")
+    if request.warmup_s is not None and request.warmup_s < 0:
+        raise GfbenchError(f"--warmup-s {request.warmup_s} must be >= 0 seconds")
 
 
 def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("results"),
@@ -242,7 +252,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
     subject = "mixer" if request.mixers else "model"
     shapes = (_mixer_settings(request, {**common, "batch_size": batches[0]}) if request.mixers
               else _model_settings(request, {**common, "batch_size": batches[0]}))
-    settings = [dataclasses.replace(s, batch_size=b) for s in shapes for b in batches]
+    settings = [dataclasses.replace(s, batch_size=b, optimizer=request.optimizer)
+                for s in shapes for b in batches]
     impl = resolve_impl(request.impl, device)
     if request.impl == "fast" and impl == "reference" and device != "meta":
         from gfbench.layers.fast_filter import kernel_support
@@ -253,7 +264,9 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
                 else s for s in settings]
     options = SweepOptions(metrics=metrics, warmup=warmup, repeat=repeat,
                            compile=request.compile, channels_last=request.channels_last,
-                           fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0)
+                           fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
+                           optimizer=request.optimizer, warmup_s=request.warmup_s,
+                           flush_l2=request.flush_l2)
     folder = Path(request.out) if request.out else results_dir
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
@@ -262,6 +275,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
     extra = {"metrics": sorted(metrics), "warmup": warmup, "repeat": repeat,
              "impl_requested": request.impl, "compile": request.compile,
              "channels_last": request.channels_last, "isolated": request.isolate,
-             "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size}
+             "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
+             "optimizer": request.optimizer, "warmup_s": request.warmup_s,
+             "flush_l2": request.flush_l2}
     return SweepPlan(settings, options, stem, device, request.resume, request.isolate,
                      request.threads, dist, extra)

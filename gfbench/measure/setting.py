@@ -54,13 +54,15 @@ class Setting:
     dim: int | None = None  # mixers only
     impl: str = "reference"  # the global filter that runs: "reference" or "fast"
     num_classes: int | None = None  # models only: None keeps the model's own default
+    optimizer: str = ""  # train mode: the optimizer whose update is part of the step
 
     def row(self) -> ComplexityRow:
         """An empty row of this setting (its key is the resume key)."""
         return ComplexityRow(subject=self.subject, name=self.name, res_h=self.res_h,
                              res_w=self.res_w, tokens=None, batch_size=self.batch_size,
                              precision=self.precision, mode=self.mode, device=self.device,
-                             dim=self.dim, impl=self.impl, num_classes=self.num_classes)
+                             dim=self.dim, impl=self.impl, num_classes=self.num_classes,
+                             optimizer=self.optimizer)
 
     def key(self) -> tuple:
         """The results-file key of this setting."""
@@ -82,7 +84,6 @@ class SweepOptions:
     compile: bool = False
     channels_last: bool = False
     fvcore_max_flops: float = DEFAULT_FVCORE_MAX_FLOPS
-    # measure-core hooks (gfbench.measure.timing): train-step optimizer, warm-up time, flush
     optimizer: str = ""  # "", "sgd" or "adamw" (train mode only)
     warmup_s: float | None = None  # None: timing.DEFAULT_WARMUP_S of the device type
     flush_l2: bool = False

@@ -33,6 +33,7 @@ from gfbench.measure.setting import (
     SweepOptions,
     measure_checked,
 )
+from gfbench.measure.timing import set_threads
 from gfbench.measure.worker import CallResult, ChildWorker
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, read_rows, row_key
 
@@ -194,7 +195,7 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
     Ctrl-C raises SweepInterrupted, saying how many rows the file keeps.
     """
     if plan.threads:
-        torch.set_num_threads(plan.threads)
+        set_threads(plan.threads)
     writer, existing = _open_writer(plan)
     outcome = SweepOutcome(rows=[], path=plan.json_path)
     mine = _my_settings(plan.settings, plan.dist)

@@ -117,3 +117,18 @@ def test_impl_is_recorded_and_resolved_per_subject():
     with pytest.raises(GfbenchError, match="--impl fast cannot run on cpu: "):
         plan_complexity(ComplexityRequest(mixers=("global_filter",), tokens=("8",),
                                           metrics=("latency",), device="cpu", impl="fast"))
+
+
+def test_train_step_options_reach_the_settings_and_the_key(tmp_path):
+    plan = _plan(tmp_path, mixers=("attention",), tokens=("4",), mode="train",
+                 optimizer="adamw", warmup_s=0.2, flush_l2=True)
+    (setting,) = plan.settings
+    assert setting.optimizer == "adamw" and setting.row().optimizer == "adamw"
+    assert plan.options.optimizer == "adamw" and plan.options.warmup_s == 0.2
+    assert plan.options.flush_l2 and plan.extra["optimizer"] == "adamw"
+    plain = _plan(tmp_path, mixers=("attention",), tokens=("4",), mode="train")
+    assert plain.settings[0].key() != setting.key()  # with and without an update: two rows
+    with pytest.raises(GfbenchError, match="--optimizer sgd needs --mode train"):
+        _plan(tmp_path, optimizer="sgd")
+    with pytest.raises(GfbenchError, match="--optimizer 'lion' is not one of sgd, adamw"):
+        _plan(tmp_path, mode="train", optimizer="lion")
