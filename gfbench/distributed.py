@@ -35,14 +35,6 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def torchrun_context() -> DistContext:
-    """This process's rank, world size and local rank as torchrun set them (no group joined)."""
-    if not launched_by_torchrun():
-        return DistContext()
-    return DistContext(rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]),
-                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def init_distributed(device: str) -> DistContext:
     """Join the process group torchrun describes (NCCL on CUDA, gloo otherwise); a single
     process otherwise. Returns this process's context."""

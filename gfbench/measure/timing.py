@@ -13,7 +13,6 @@ layer is timed from memory (cold cache) and its ratio to a bandwidth floor means
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,10 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from gfbench.device import PRECISIONS, autocast
 from gfbench.errors import GfbenchError
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16,
-                                             "bf16": torch.bfloat16}
 MODES = ("infer", "train")
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_WARMUP_S = {"cuda": 0.5, "cpu": 0.0}  # the minimum warm-up time per device type
@@ -54,14 +52,6 @@ class TimingStats:
         return batch_size * 1000.0 / self.p50_ms
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast to fp16/bf16, or nothing for fp32."""
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 class ModelStep:
     """One step of a model on a fixed input; ``release()`` frees what a step leaves behind.
 
@@ -78,11 +68,11 @@ class ModelStep:
 
     def __call__(self) -> None:
         if self.mode == "infer":
-            with torch.no_grad(), _autocast(self.example.device, self.precision):
+            with torch.no_grad(), autocast(self.example.device, self.precision):
                 self.model(self.example)
             return
         self.model.zero_grad(set_to_none=True)
-        with _autocast(self.example.device, self.precision):
+        with autocast(self.example.device, self.precision):
             out = self.model(self.example)
         out.float().sum().backward()
         if self.optimizer is not None:

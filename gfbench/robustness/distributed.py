@@ -7,62 +7,24 @@ averages of per-rank accuracies), which makes a k-process run equal a single-pro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from gfbench.distributed import (  # noqa: F401 (the ranks' context, re-exported here)
+    DistContext,
+    init_distributed,
+    launched_by_torchrun,
+    shutdown_distributed,
+)
 from gfbench.errors import GfbenchError
 
 
 class PeerFailed(GfbenchError):
     """Another rank failed (it reports why); this rank stops too instead of waiting forever."""
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in the job: rank, world size, and whether it owns the outputs."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 writes files and reports progress."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        """More than one process takes part."""
-        return self.world_size > 1
-
-
-def launched_by_torchrun() -> bool:
-    """torchrun (or any launcher of the env:// kind) set WORLD_SIZE > 1 for this process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def init_distributed(device: str) -> DistContext:
-    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a single process
-    otherwise. Returns this process's context."""
-    if not launched_by_torchrun():
-        return DistContext()
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def shutdown_distributed() -> None:
-    """Leave the process group if this module joined one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def shard(part_sizes: Sequence[int], rank: int, world_size: int) -> list[list[int]]:

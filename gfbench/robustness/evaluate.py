@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from gfbench.device import PRECISIONS, autocast
+from gfbench.device import resolve_device as base_resolve_device
 from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError
 from gfbench.results import (
     ResultsWriter,
@@ -58,12 +60,16 @@ from gfbench.robustness.data import (
 from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
 from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS, SEVERITIES
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
-                                             "fp16": torch.float16}
-GENERATED_NOTE = ("corruptions generated in memory by gfbench's own implementation (not the "
-                  "released ImageNet-C JPEGs; frost blends procedural textures, motion_blur and "
-                  "snow use gfbench's line kernel): mCE on them is not comparable to published "
-                  "numbers")
+
+def generated_note() -> str:
+    """Why in-memory corruptions are not the released benchmark, and which frost ran."""
+    from gfbench.robustness.corruptions import frost_source
+
+    return ("corruptions generated in memory by gfbench (not the released ImageNet-C JPEGs, "
+            f"which were saved as JPEG quality 85; frost textures: {frost_source()}): mCE on "
+            "them is not comparable to published numbers")
+
+
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
 DEFAULT_OUT = Path("results")
 IMAGENET_CLASSES = 1000
@@ -167,27 +173,12 @@ class NoProgress:
 
 
 def resolve_device(device: str, context: dd.DistContext) -> torch.device:
-    """'auto' -> cuda when available; under torchrun each rank takes its local GPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise GfbenchError(f"--device {device}: no CUDA device is available (use cpu)")
-        if context.distributed:
-            device = f"cuda:{context.local_rank}"
-        torch.cuda.set_device(torch.device(device))
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise GfbenchError(f"--device {device!r} is not a device (e.g. auto, cpu, cuda, cuda:1)"
-                           ) from None
-
-
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    """Autocast context for the chosen precision (disabled for fp32)."""
-    dtype = PRECISIONS[precision]
-    return torch.autocast(device_type=device.type, dtype=dtype or torch.bfloat16,
-                          enabled=dtype is not None)
+    """gfbench.device's rule (under torchrun each rank takes its local GPU), made current."""
+    resolved = torch.device(base_resolve_device(
+        device, context.local_rank if context.distributed else None))
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    return resolved
 
 
 def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
@@ -208,7 +199,7 @@ def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
 def _predict(model: nn.Module, pixels_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
              device: torch.device, precision: str) -> torch.Tensor:
     """Logits of a uint8 batch: ToTensor (/255) and the model's normalisation on the device."""
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), autocast(device, precision):
         pixels = pixels_u8.float().div_(255.0)
         return model((pixels - mean) / std).float()
 
@@ -218,7 +209,7 @@ def _attacked_logits(pixel_model: PixelSpaceModel, spec: AttackSpec, pixels_u8: 
                      precision: str) -> torch.Tensor:
     """Logits of the attacked versions of a uint8 batch (attack in [0, 1] pixel space)."""
     pixels = pixels_u8.float().div_(255.0)
-    with _autocast(device, precision):
+    with autocast(device, precision):
         scale = FP16_LOSS_SCALE if precision == "fp16" else 1.0  # no underflow in half
         attacked = run_attack(spec, pixel_model, pixels, labels, seed, ids.tolist(), scale)
         with torch.no_grad():
@@ -612,7 +603,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     parts = plan_parts(config, bundle)
     checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
-    notes = [GENERATED_NOTE] if config.generate_from is not None else []
+    notes = [generated_note()] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha), context)
     done = writer.done() if writer and config.resume else set()
