@@ -1,7 +1,7 @@
 """Measurement, pure and silent: FLOP counting rules and engines, timing, memory, sweeps, fits.
 
 Names are imported on first use (``from gfbench.measure import count_flops``), so that the
-memory child (``python -m gfbench.measure.memory``) starts without loading the rest.
+worker child (``python -m gfbench.measure.worker``) starts without loading the rest.
 """
 
 import importlib

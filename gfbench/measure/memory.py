@@ -25,13 +25,7 @@ import ctypes.util
 import dataclasses
 import gc
 import importlib
-import json
-import os
 import re
-import select
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +34,7 @@ from typing import Any, Protocol
 import torch
 
 from gfbench.measure.faults import is_out_of_memory
+from gfbench.measure.worker import ChildWorker
 
 CUDA_METHOD = ("cuda: max_memory_allocated during the second step - memory_allocated before "
                "it (gradients and optimizer state released first)")
@@ -47,7 +42,6 @@ CPU_METHOD = ("cpu: VmHWM - VmRSS around the second step in a child process (gra
               "optimizer state released, free heap trimmed and peak RSS reset before it; "
               "glibc mmap threshold 128 KiB)")
 NOT_MEASURED = "cpu: not measured (peak RSS cannot be reset here)"
-_CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -196,18 +190,20 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
     return MemoryResult(peak, CPU_METHOD, ran=ran)
 
 
+def measure_step_peak_record(factory: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``measure_step_peak`` as JSON-able data (what a worker child answers)."""
+    return dataclasses.asdict(measure_step_peak(factory, kwargs))
+
+
 class CpuMemoryWorker:
-    """A child process that measures CPU steps one request at a time (see the module doc).
+    """A worker child that measures CPU steps one request at a time (see the module doc).
 
     Started on the first request and again after a child dies; a child killed by SIGKILL
     (the kernel's out-of-memory killer) makes that request's result "oom".
     """
 
     def __init__(self, threads: int, timeout_s: float = 900.0):
-        self.threads = threads
-        self.timeout_s = timeout_s
-        self._child: subprocess.Popen | None = None
-        self._stderr = None
+        self._worker = ChildWorker(threads=threads, timeout_s=timeout_s)
 
     def __enter__(self) -> CpuMemoryWorker:
         return self
@@ -215,91 +211,21 @@ class CpuMemoryWorker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self) -> subprocess.Popen:
-        """A fresh child with glibc's mmap threshold fixed from its first allocation."""
-        self._close_stderr()
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
-        return subprocess.Popen([sys.executable, "-m", "gfbench.measure.memory"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=self._stderr, text=True,
-                                env={**os.environ, **_CHILD_ENV})
-
-    def _died(self, child: subprocess.Popen) -> MemoryResult:
-        """The result of a request whose child exited (its stdout reached end of file)."""
-        try:
-            returncode = child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            returncode = child.wait()
-        if returncode == -9:
-            return MemoryResult(None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)")
-        self._stderr.seek(0)
-        tail = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
-        return MemoryResult(None, CPU_METHOD, "error", f"child failed: {tail[:200]}")
-
     def measure(self, factory: str, kwargs: dict[str, Any]) -> MemoryResult:
         """Peak RSS of one ``factory(**kwargs)`` step, measured in the child."""
-        if self._child is None or self._child.poll() is not None:
-            self._child = self._start()
-        child = self._child
-        request = {"factory": factory, "kwargs": kwargs, "threads": self.threads}
-        try:
-            child.stdin.write(json.dumps(request) + "\n")
-            child.stdin.flush()
-        except BrokenPipeError:
-            pass  # the child is gone: its stdout is at end of file, handled below
-        ready, _, _ = select.select([child.stdout], [], [], self.timeout_s)
-        if not ready:
-            child.kill()
-            child.wait()
-            self._child = None
-            return MemoryResult(None, CPU_METHOD, "error",
-                                f"no answer from the child after {self.timeout_s:.0f} s")
-        line = child.stdout.readline()
-        if not line:
-            self._child = None
-            return self._died(child)
-        return MemoryResult(**json.loads(line))
+        result = self._worker.call("gfbench.measure.memory:measure_step_peak_record",
+                                   {"factory": factory, "kwargs": kwargs})
+        if result.ok:
+            return MemoryResult(**result.value)
+        status = "oom" if result.signal == 9 else "error"
+        return MemoryResult(None, CPU_METHOD, status, result.error)
 
     def close(self) -> None:
         """Let the child finish and reap it."""
-        if self._child is not None and self._child.poll() is None:
-            self._child.stdin.close()
-            try:
-                self._child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-        self._child = None
-        self._close_stderr()
-
-    def _close_stderr(self) -> None:
-        """Drop the file that held the last child's stderr."""
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        self._worker.close()
 
 
 def cpu_peak_in_child(factory: str, kwargs: dict[str, Any], threads: int) -> MemoryResult:
     """One measurement in a child of its own (a worker started and closed for it)."""
     with CpuMemoryWorker(threads) as worker:
         return worker.measure(factory, kwargs)
-
-
-def _serve() -> None:
-    """The child's loop: one JSON request per stdin line, one JSON result per stdout line.
-
-    Anything a library prints goes to stderr, so stdout carries only results.
-    """
-    results = sys.stdout
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        request = json.loads(line)
-        torch.set_num_threads(int(request["threads"]))
-        result = measure_step_peak(request["factory"], request["kwargs"])
-        results.write(json.dumps(dataclasses.asdict(result)) + "\n")
-        results.flush()
-
-
-if __name__ == "__main__":
-    _serve()
