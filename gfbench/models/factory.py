@@ -101,11 +101,15 @@ def parse_resolution(value: int | str | Sequence[int]) -> Resolution:
 
 
 def _patch_stride(model: nn.Module) -> int | None:
-    """The patch size of a token model built by timm (ViT, MLP-Mixer, ...), else None."""
+    """The patch size of a token model whose patches must tile the image (ViT, MLP-Mixer...);
+    None for overlapping patch embeddings (PVT v2: 7x7 kernels at stride 4) and CNNs."""
     patch_embed = getattr(model, "patch_embed", None) or getattr(model, "stem", None)
     patch = getattr(patch_embed, "patch_size", None)
     if patch is None:
         return None
+    proj = getattr(patch_embed, "proj", None)
+    if isinstance(proj, nn.Conv2d) and proj.kernel_size != proj.stride:
+        return None  # overlapping patches: any size the convolutions take
     return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
 
 
@@ -169,6 +173,21 @@ def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
         _check_timm_resolution(canonical, model, size)
     model.gfbench_name = canonical
     return model
+
+
+def check_forward(model: nn.Module, img_size: int | str | Sequence[int]) -> None:
+    """ResolutionError (one line) when the model cannot run a (1, 3, H, W) image: some
+    models build at any size and only fail in the forward (Swin's windows, LeViT's grids).
+    Runs on a meta copy: no memory, a fraction of a second."""
+    height, width = parse_resolution(img_size)
+    meta = model if all(p.is_meta for p in model.parameters()) else copy.deepcopy(model).to("meta")
+    try:
+        with torch.no_grad():
+            meta.eval()(torch.empty(1, 3, height, width, device="meta"))
+    except Exception as exc:  # any failure of a forward at this size is the size's fault
+        name = getattr(model, "gfbench_name", type(model).__name__)
+        raise ResolutionError(
+            f"{name} cannot run at {height}x{width}: {_one_line(exc)}") from None
 
 
 def _one_line(exc: BaseException) -> str:
