@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from timm.utils.model import reparameterize_model
 
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.models.factory import create_model, record_token_grid
@@ -61,7 +62,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
-def count_row(name: str, side: int) -> ComplexityRow:
+def count_row(name: str, side: int, reparam: bool = True) -> ComplexityRow:
     """FLOPs, parameters and tokens of one model at S x S, built as timm's benchmark builds it."""
     row = ComplexityRow(subject="model", name=name, res_h=side, res_w=side, tokens=0,
                         batch_size=1, precision="fp32", mode="infer", device="meta")
@@ -70,6 +71,8 @@ def count_row(name: str, side: int) -> ComplexityRow:
         try:
             with torch.device("meta"):
                 model = create_model(name, img_size=img_size)
+                if reparam:
+                    model = reparameterize_model(model, inplace=True)
             with record_token_grid(model) as grid:
                 counted = count_flops(model, (1, 3, side, side), engine="torch")
         except Exception as exc:  # recorded on the row; the next setting goes on
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("table", type=Path, help="timm's benchmark-infer-amp-nchw-*.csv")
     parser.add_argument("--out", type=Path, default=Path("results/zoo-meta-b1-fp32-infer"))
     parser.add_argument("--only", nargs="*", default=None, help="model names to count")
+    parser.add_argument("--no-reparam", action="store_true",
+                        help="count the training-time form of re-parameterisable models")
     parser.add_argument("--limit-s", type=int, default=300, help="seconds allowed per model")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         settings = [s for s in settings if s[0] in set(args.only)]
     provenance = collect_provenance("complexity", device="meta", argv=sys.argv,
-                                    timm_table=args.table.name)
+                                    timm_table=args.table.name, reparam=not args.no_reparam)
     writer = ResultsWriter(args.out, provenance, resume=True)
     done = writer.done()
     seconds = _earlier_seconds(writer.json_path)
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         try:
             with time_limit(args.limit_s):
-                row = count_row(name, side)
+                row = count_row(name, side, reparam=not args.no_reparam)
         except TimeoutError as exc:
             probe.status, probe.error = "error", str(exc)
             row = probe
