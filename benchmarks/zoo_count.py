@@ -29,6 +29,7 @@ import torch
 from timm.utils.model import reparameterize_model
 
 from gfbench.measure.flops import count_flops, count_params
+from gfbench.models import native_resolution, select_models
 from gfbench.models.factory import create_model, record_token_grid
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, row_key
 
@@ -38,6 +39,12 @@ def table_settings(table: Path) -> list[tuple[str, int]]:
     frame = pd.read_csv(table)
     pairs = zip(frame["model"], frame["infer_img_size"].astype(int), strict=True)
     return list(dict.fromkeys(pairs))
+
+
+def native_settings(specs: list[str], skip: set[str]) -> list[tuple[str, int]]:
+    """(model, native side) for every model the specs select that is not in ``skip``."""
+    names = [n for n in select_models(specs) if n not in skip] if specs else []
+    return [(name, native_resolution(name)[0]) for name in names]
 
 
 @contextlib.contextmanager
@@ -99,7 +106,11 @@ def _earlier_seconds(path: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     """Count every row of the table (or those matching --only), resuming a partial file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("table", type=Path, help="timm's benchmark-infer-amp-nchw-*.csv")
+    parser.add_argument("table", type=Path, nargs="?", default=None,
+                        help="timm's benchmark-infer-amp-nchw-*.csv")
+    parser.add_argument("--models", nargs="*", default=(),
+                        help="names, patterns or @files to count at their native resolution "
+                        "as well (those the table has are left to the table)")
     parser.add_argument("--out", type=Path, default=Path("results/zoo-meta-b1-fp32-infer"))
     parser.add_argument("--only", nargs="*", default=None, help="model names to count")
     parser.add_argument("--no-reparam", action="store_true",
@@ -107,11 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit-s", type=int, default=300, help="seconds allowed per model")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    settings = table_settings(args.table)
+    settings = table_settings(args.table) if args.table else []
+    settings += native_settings(args.models, {name for name, _ in settings})
     if args.only:
         settings = [s for s in settings if s[0] in set(args.only)]
     provenance = collect_provenance("complexity", device="meta", argv=sys.argv,
-                                    timm_table=args.table.name, reparam=not args.no_reparam)
+                                    timm_table=args.table.name if args.table else "",
+                                    reparam=not args.no_reparam)
     writer = ResultsWriter(args.out, provenance, resume=True)
     done = writer.done()
     seconds = _earlier_seconds(writer.json_path)
