@@ -78,8 +78,8 @@ def count_row(name: str, side: int, reparam: bool = True) -> ComplexityRow:
         try:
             with torch.device("meta"):
                 model = create_model(name, img_size=img_size)
-                if reparam:
-                    model = reparameterize_model(model, inplace=True)
+                if reparam:  # some fusions assert eval mode
+                    model = reparameterize_model(model.eval(), inplace=True)
             with record_token_grid(model) as grid:
                 counted = count_flops(model, (1, 3, side, side), engine="torch")
         except Exception as exc:  # recorded on the row; the next setting goes on
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="*", default=(),
                         help="names, patterns or @files to count at their native resolution "
                         "as well (those the table has are left to the table)")
-    parser.add_argument("--out", type=Path, default=Path("results/zoo-meta-b1-fp32-infer"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/zoo/complexity-zoo-meta-b1-fp32-infer"))
     parser.add_argument("--only", nargs="*", default=None, help="model names to count")
     parser.add_argument("--no-reparam", action="store_true",
                         help="count the training-time form of re-parameterisable models")
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                                     timm_table=args.table.name if args.table else "",
                                     reparam=not args.no_reparam)
     writer = ResultsWriter(args.out, provenance, resume=True)
-    done = writer.done()
+    done = {row_key(r) for r in writer.rows if r.status == "ok"}  # errors are retried
     seconds = _earlier_seconds(writer.json_path)
     for name, side in settings:
         probe = ComplexityRow("model", name, side, side, 0, 1, "fp32", "infer", "meta")

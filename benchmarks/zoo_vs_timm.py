@@ -8,12 +8,12 @@ and parameters per (model, resolution)) and timm's ``benchmark-infer-amp-nchw-pt
 A row agrees on MACs when |gfbench - timm| <= max(1% of timm, 0.005 G) (the table's rounding)
 and on parameters when |gfbench - timm| <= 0.01 M. Every row that disagrees is given the
 first reason whose fnmatch pattern (and metric) fits it, from a committed reasons table
-(``results/zoo_vs_timm_reasons.csv``: pattern, metric, category, reason), and written with
-its numbers to the triage table; rows no reason fits are listed as ``untriaged``.
+(``benchmarks/zoo/zoo_vs_timm_reasons.csv``: pattern, metric, category, reason), and
+written with its numbers to the triage table; rows no reason fits are ``untriaged``.
 
-    python benchmarks/zoo_vs_timm.py results/complexity-zoo-meta-b1-fp32-infer.json \\
-        /tmp/timm-bench-4090.csv --reasons results/zoo_vs_timm_reasons.csv \\
-        --triage results/zoo_vs_timm_triage.csv
+    python benchmarks/zoo_vs_timm.py benchmarks/zoo/complexity-zoo-meta-b1-fp32-infer.json \\
+        /tmp/timm-bench-4090.csv --reasons benchmarks/zoo/zoo_vs_timm_reasons.csv \\
+        --triage benchmarks/zoo/zoo_vs_timm_triage.csv
 """
 
 from __future__ import annotations
