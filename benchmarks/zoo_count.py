@@ -8,7 +8,9 @@ with gfbench's torch engine at (1, 3, S, S), and written as a complexity results
 that cannot take S at its default size is rebuilt with ``img_size=S``. Wall time per model
 (build + count, the file writes excluded) goes into the provenance.
 
-    python benchmarks/zoo_count.py /tmp/timm-bench-4090.csv --out results/zoo-meta-b1-fp32-infer
+    python benchmarks/zoo_count.py /tmp/timm-bench-4090.csv   # the table's 1627 settings
+    python benchmarks/zoo_count.py --models @names.txt \
+        --out benchmarks/zoo/complexity-zoo-extra-meta-b1-fp32-infer   # others, native size
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="*", default=(),
                         help="names, patterns or @files to count at their native resolution "
                         "as well (those the table has are left to the table)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/zoo/complexity-zoo-meta-b1-fp32-infer"))
+    parser.add_argument("--out", type=Path,
+                        default=Path("benchmarks/zoo/complexity-zoo-meta-b1-fp32-infer"))
     parser.add_argument("--only", nargs="*", default=None, help="model names to count")
     parser.add_argument("--no-reparam", action="store_true",
                         help="count the training-time form of re-parameterisable models")
