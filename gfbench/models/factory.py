@@ -246,15 +246,21 @@ def _embedding(model: nn.Module) -> nn.Module | None:
     return None
 
 
-def _first_feature(model: nn.Module) -> tuple[nn.Module, int, int] | None:
-    """timm's first feature level: its module, channel count (to find the channel axis) and
-    reduction (to read a (B, N, C) output as a grid)."""
+def _first_feature(model: nn.Module) -> tuple[nn.Module | None, int, int] | None:
+    """timm's first feature level: its module (None where feature_info names none that is
+    reachable, e.g. HRNet's 'stem'), channel count (to find the channel axis) and reduction
+    (to read a (B, N, C) output, or to find the level among the convolutions' outputs)."""
     info = getattr(model, "feature_info", None)
     try:
         first = info[0] if isinstance(info, list) else info.get_dicts()[0]
-        return model.get_submodule(first["module"]), int(first["num_chs"]), int(first["reduction"])
-    except Exception:  # no feature_info, or one that names no reachable module
+        channels, reduction = int(first["num_chs"]), int(first["reduction"])
+    except Exception:  # no feature_info, or one without the usual keys
         return None
+    try:
+        return model.get_submodule(first["module"]) if first["module"] else None, channels, \
+            reduction
+    except AttributeError:
+        return None, channels, reduction
 
 
 def _spatial_grid(output: object, channels: int | None) -> Resolution | None:
@@ -309,7 +315,17 @@ def _grid_hooks(model: nn.Module, holder: TokenGrid) -> list:
             holder.grid = _spatial_grid(output, channels) or _sequence_grid(
                 output, image[0] if image else None, reduction)
 
-    return [model.register_forward_pre_hook(on_input), module.register_forward_hook(on_feature)]
+    def on_conv(_module: nn.Module, _inputs: tuple, output: object) -> None:
+        grid = _spatial_grid(output, channels)
+        if holder.grid is None and grid and image and all(
+                -(-side // reduction) == g for side, g in zip(image[0], grid, strict=True)):
+            holder.grid = grid  # the first convolution at the level's channels and reduction
+
+    targets = [module] if module is not None else \
+        [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hook = on_feature if module is not None else on_conv
+    return [model.register_forward_pre_hook(on_input),
+            *(m.register_forward_hook(hook) for m in targets)]
 
 
 @contextlib.contextmanager

@@ -70,6 +70,7 @@ def test_catalogue_counts_parameters():
     ("xcit_nano_12_p16_224", 224, (14, 14)),  # a convolutional patch embedding: its last conv
     ("poolformer_s12", 224, (56, 56)),  # MetaFormer: the first stage (NCHW)
     ("levit_128s", 224, (14, 14)),  # (B, N, C) tokens read through the stage's reduction
+    ("hrnet_w18_small", 224, (112, 112)),  # feature_info names no module: its first conv at 1/2
     ("vit_base_patch16_siglip_224", 224, (14, 14)),
 ])
 def test_token_grid_of_any_timm_model(name, res, grid):
