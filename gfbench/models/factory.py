@@ -172,6 +172,7 @@ def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
     if entry is None and size is not None:
         _check_timm_resolution(canonical, model, size)
     model.gfbench_name = canonical
+    model.gfbench_img_size = size  # the size asked for (None: timm's default), for token_grid
     return model
 
 
@@ -352,15 +353,16 @@ def token_grid(model: nn.Module, input_shape: Sequence[int] | None = None) -> Re
     """The (h, w) grid of the first token mixer (see ``record_token_grid``), or None.
 
     Read from the model's attributes when it states its grid; otherwise one forward of a
-    meta copy at ``input_shape`` (default: the model's pretrained_cfg input size) with hooks.
-    Never raises for a model that builds.
+    meta copy at ``input_shape`` (default: the size ``create_model`` was given, else the
+    model's pretrained_cfg input size) with hooks. Never raises for a model that builds.
     """
     if input_shape is None:
         stated = _attribute_grid(model)
         if stated is not None:
             return stated
         cfg = getattr(model, "pretrained_cfg", None) or {}
-        input_shape = (1, *cfg.get("input_size", (3, 224, 224)))
+        size = getattr(model, "gfbench_img_size", None)
+        input_shape = (1, 3, *size) if size else (1, *cfg.get("input_size", (3, 224, 224)))
     meta = model if all(p.is_meta for p in model.parameters()) else copy.deepcopy(model).to("meta")
     with record_token_grid(meta) as holder, contextlib.suppress(Exception), torch.no_grad():
         meta.eval()(torch.empty(*input_shape, device="meta"))  # a failure keeps what was seen

@@ -118,3 +118,11 @@ def test_a_size_only_the_forward_refuses_is_one_line():
     with pytest.raises(ResolutionError, match=r"^swin_tiny_patch4_window7_224 cannot run at "
                                               r"100x100: .+"):
         gfbench.models.check_forward(model, 100)
+
+
+def test_token_grid_defaults_to_the_size_the_model_was_built_for():
+    with torch.device("meta"):
+        built = gfbench.create_model("resnet18", img_size=320)
+        default = gfbench.create_model("resnet10t")  # pretrained_cfg input size 176
+    assert token_grid(built) == (160, 160)
+    assert token_grid(default) == (88, 88)
