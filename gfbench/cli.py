@@ -42,10 +42,25 @@ def _root(
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(
+    timm: Annotated[str | None, typer.Option(
+        "--timm", help="Show what a name, timm-style pattern ('convnext_*', '*siglip*') or "
+        "@file selects instead: each model and its native resolution.")] = None,
+    params: Annotated[bool, typer.Option(
+        "--params", help="With --timm: count each model's parameters (meta device, ~0.1 s "
+        "per model).")] = False,
+) -> None:
     """List gfbench's models (parameters at 224) and token mixers (FLOP formulas)."""
     from gfbench.layers import MIXERS
     from gfbench.models import model_catalogue
+
+    if timm is not None:
+        from gfbench.models import selection_catalogue
+        from gfbench.render import selection_table
+
+        rows = selection_catalogue([timm], params=params)
+        console.print(selection_table(rows, f"{len(rows)} models selected by {timm}"))
+        return
 
     console.print(models_table(model_catalogue()))
     console.print(mixers_table([

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -55,6 +56,23 @@ def models_table(rows: list[dict]) -> Table:
     for row in rows:
         table.add_row(row["name"], row["alias"], row["family"], row["timm_name"],
                       format_count(row["params"]), str(row["native_res"]))
+    return table
+
+
+def selection_table(rows: list[dict], title: str) -> Table:
+    """`gfbench list --timm PATTERN`: each selected model, its native resolution (and params)."""
+    table = Table(title=escape(title))
+    table.add_column("name")
+    table.add_column("native res", justify="right")
+    with_params = any(row["params"] is not None for row in rows)
+    if with_params:
+        table.add_column("params @native", justify="right")
+    for row in rows:
+        height, width = row["native_res"]
+        cells = [row["name"], f"{height}x{width}"]
+        if with_params:
+            cells.append(format_count(row["params"]))
+        table.add_row(*cells)
     return table
 
 

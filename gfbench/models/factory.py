@@ -3,10 +3,12 @@ built at any valid resolution."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import difflib
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import timm
@@ -99,11 +101,15 @@ def parse_resolution(value: int | str | Sequence[int]) -> Resolution:
 
 
 def _patch_stride(model: nn.Module) -> int | None:
-    """The patch size of a token model built by timm (ViT, MLP-Mixer, ...), else None."""
+    """The patch size of a token model whose patches must tile the image (ViT, MLP-Mixer...);
+    None for overlapping patch embeddings (PVT v2: 7x7 kernels at stride 4) and CNNs."""
     patch_embed = getattr(model, "patch_embed", None) or getattr(model, "stem", None)
     patch = getattr(patch_embed, "patch_size", None)
     if patch is None:
         return None
+    proj = getattr(patch_embed, "proj", None)
+    if isinstance(proj, nn.Conv2d) and proj.kernel_size != proj.stride:
+        return None  # overlapping patches: any size the convolutions take
     return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
 
 
@@ -132,10 +138,12 @@ def check_resolution(name: str, img_size: Resolution, stride: int) -> None:
 
 
 def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
-                 num_classes: int = 1000, impl: str = "reference", **kwargs) -> nn.Module:
+                 num_classes: int | None = None, impl: str = "reference", **kwargs) -> nn.Module:
     """Build any gfbench or timm model (random weights) at any valid resolution.
 
-    ``impl`` picks the global-filter implementation for GFNet models and is ignored by others.
+    ``num_classes`` None keeps the model's own timm default (0 for headless models such as
+    the SigLIP ViTs); an int overrides it. ``impl`` picks the global-filter implementation
+    for GFNet models and is ignored by others.
     """
     canonical = canonical_name(name)
     arch = timm_name(canonical)
@@ -145,33 +153,220 @@ def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
         check_resolution(canonical, size, entry.stride)
     if arch.startswith("gfnet_"):
         kwargs["impl"] = impl
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
     if size is not None:
         kwargs["img_size"] = size
     try:
-        model = timm.create_model(arch, num_classes=num_classes, **kwargs)
+        model = timm.create_model(arch, **kwargs)
     except TypeError as exc:
         if "img_size" not in str(exc) or size is None:
             raise
         kwargs.pop("img_size")  # a convolutional net: any input size goes
-        model = timm.create_model(arch, num_classes=num_classes, **kwargs)
-    except (AssertionError, ValueError) as exc:
-        raise ResolutionError(f"timm cannot build {canonical} at {size}: {exc}") from None
+        model = timm.create_model(arch, **kwargs)
+    except (AssertionError, ValueError, RuntimeError) as exc:
+        if size is None:
+            raise
+        raise ResolutionError(
+            f"timm cannot build {canonical} at {size[0]}x{size[1]}: {_one_line(exc)}") from None
     if entry is None and size is not None:
         _check_timm_resolution(canonical, model, size)
     model.gfbench_name = canonical
+    model.gfbench_img_size = size  # the size asked for (None: timm's default), for token_grid
     return model
 
 
-def token_grid(model: nn.Module) -> Resolution:
-    """The grid of tokens the model's first token mixer sees."""
-    grid = getattr(model, "grid", None)
-    if grid is not None:
-        return tuple(grid)
-    for attr in ("patch_embed", "stem"):
-        grid = getattr(getattr(model, attr, None), "grid_size", None)
-        if grid is not None:
-            return tuple(grid)
-    raise ValueError(f"{type(model).__name__} has no token grid gfbench knows how to read")
+def check_forward(model: nn.Module, img_size: int | str | Sequence[int]) -> None:
+    """ResolutionError (one line) when the model cannot run a (1, 3, H, W) image: some
+    models build at any size and only fail in the forward (Swin's windows, LeViT's grids).
+    Runs on a meta copy: no memory, a fraction of a second."""
+    height, width = parse_resolution(img_size)
+    meta = model if all(p.is_meta for p in model.parameters()) else copy.deepcopy(model).to("meta")
+    try:
+        with torch.no_grad():
+            meta.eval()(torch.empty(1, 3, height, width, device="meta"))
+    except Exception as exc:  # any failure of a forward at this size is the size's fault
+        name = getattr(model, "gfbench_name", type(model).__name__)
+        raise ResolutionError(
+            f"{name} cannot run at {height}x{width}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+def native_resolution(name: str) -> Resolution:
+    """The (h, w) a model was made for: timm's pretrained_cfg input_size; 224 for gfbench's own."""
+    canonical = canonical_name(name)
+    if canonical in ENTRIES:
+        return 224, 224
+    cfg = timm.models.get_pretrained_cfg(canonical)
+    if cfg is None:  # an architecture without any pretrained tag: its built default
+        with torch.device("meta"):
+            cfg_dict = timm.create_model(canonical.split(".")[0]).pretrained_cfg
+        input_size = cfg_dict.get("input_size", (3, 224, 224))
+    else:
+        input_size = cfg.input_size
+    return int(input_size[-2]), int(input_size[-1])
+
+
+@dataclass
+class TokenGrid:
+    """What ``record_token_grid`` saw during a forward: the first token mixer's (h, w), or None."""
+
+    grid: Resolution | None = None
+
+    @property
+    def tokens(self) -> int | None:
+        """h * w (class and register tokens excluded), or None where no grid was seen."""
+        return None if self.grid is None else self.grid[0] * self.grid[1]
+
+
+def _attribute_grid(model: nn.Module) -> Resolution | None:
+    """The grid a model states itself: GFNet's ``grid``, a patch embedding's ``grid_size``."""
+    for owner, attr in ((model, "grid"), (_embedding(model), "grid_size")):
+        grid = getattr(owner, attr, None)
+        if isinstance(grid, (tuple, list)) and len(grid) == 2 and all(
+                isinstance(g, int) and g > 0 for g in grid):
+            return int(grid[0]), int(grid[1])
+    return None
+
+
+def _embedding(model: nn.Module) -> nn.Module | None:
+    """The module that turns the image into the first mixer's tokens, where the model has one."""
+    for attr in ("patch_embed", "patch_embeds", "patch_embed1", "stem"):
+        module = getattr(model, attr, None)
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and attr != "stem":
+            module = module[0] if len(module) else None  # one embedding per stage: the first
+        if attr == "stem" and not hasattr(module, "patch_size"):
+            continue  # a convolutional stem is read through feature_info instead
+        if isinstance(module, nn.Module):
+            return module
+    return None
+
+
+def _first_feature(model: nn.Module) -> tuple[nn.Module | None, int, int] | None:
+    """timm's first feature level: its module (None where feature_info names none that is
+    reachable, e.g. HRNet's 'stem'), channel count (to find the channel axis) and reduction
+    (to read a (B, N, C) output, or to find the level among the convolutions' outputs)."""
+    info = getattr(model, "feature_info", None)
+    try:
+        first = info[0] if isinstance(info, list) else info.get_dicts()[0]
+        channels, reduction = int(first["num_chs"]), int(first["reduction"])
+    except Exception:  # no feature_info, or one without the usual keys
+        return None
+    try:
+        return model.get_submodule(first["module"]) if first["module"] else None, channels, \
+            reduction
+    except AttributeError:
+        return None, channels, reduction
+
+
+def _spatial_grid(output: object, channels: int | None) -> Resolution | None:
+    """(h, w) of an NCHW or NHWC feature map (the channel count tells which), else None."""
+    if not isinstance(output, torch.Tensor) or output.dim() != 4:
+        return None
+    _, second, height, last = output.shape
+    if channels is None or second == channels:
+        return int(height), int(last)
+    if last == channels:
+        return int(output.shape[1]), int(output.shape[2])
+    return None
+
+
+def _sequence_grid(output: object, image: Resolution | None, reduction: int) -> Resolution | None:
+    """(h, w) of a (B, N, C) token sequence when N is exactly the image over the reduction."""
+    if not isinstance(output, torch.Tensor) or output.dim() != 3 or image is None:
+        return None
+    grid = (image[0] // reduction, image[1] // reduction)
+    return grid if grid[0] * grid[1] == output.shape[1] else None
+
+
+def _grid_hooks(model: nn.Module, holder: TokenGrid) -> list:
+    """Forward hooks that fill ``holder``: the last Conv2d output inside the patch embedding
+    (or its stated grid_size), else the output of timm's first feature level."""
+    embedding = _embedding(model)
+    if embedding is not None:
+        convs = [m for m in embedding.modules() if isinstance(m, nn.Conv2d)]
+
+        def on_conv(_module: nn.Module, _inputs: tuple, output: object) -> None:
+            holder.grid = _spatial_grid(output, None) or holder.grid
+
+        def on_embed(_module: nn.Module, _inputs: tuple, _output: object) -> None:
+            stated = getattr(embedding, "grid_size", None)
+            if holder.grid is None and isinstance(stated, (tuple, list)) and len(stated) == 2:
+                holder.grid = int(stated[0]), int(stated[1])
+
+        return [*(m.register_forward_hook(on_conv) for m in convs),
+                embedding.register_forward_hook(on_embed)]
+    first = _first_feature(model)
+    if first is None:
+        return []
+    module, channels, reduction = first
+    image: list[Resolution] = []
+
+    def on_input(_module: nn.Module, inputs: tuple) -> None:
+        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() == 4:
+            image.append((int(inputs[0].shape[-2]), int(inputs[0].shape[-1])))
+
+    def on_feature(_module: nn.Module, _inputs: tuple, output: object) -> None:
+        if holder.grid is None:  # a module called again later (shared stages) keeps the first
+            holder.grid = _spatial_grid(output, channels) or _sequence_grid(
+                output, image[0] if image else None, reduction)
+
+    def on_conv(_module: nn.Module, _inputs: tuple, output: object) -> None:
+        grid = _spatial_grid(output, channels)
+        if holder.grid is None and grid and image and all(
+                -(-side // reduction) == g for side, g in zip(image[0], grid, strict=True)):
+            holder.grid = grid  # the first convolution at the level's channels and reduction
+
+    targets = [module] if module is not None else \
+        [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hook = on_feature if module is not None else on_conv
+    return [model.register_forward_pre_hook(on_input),
+            *(m.register_forward_hook(hook) for m in targets)]
+
+
+@contextlib.contextmanager
+def record_token_grid(model: nn.Module) -> Iterator[TokenGrid]:
+    """Fill a TokenGrid during whatever forward runs inside (e.g. the FLOP count's meta forward).
+
+    Definition: the (h, w) grid of the first token mixer, class and register tokens excluded:
+    the output grid of the patch embedding (its last convolution: ViT, DeiT, ResMLP, GFNet,
+    Swin, PVT, Twins, CoaT, XCiT, VOLO, Hiera...); otherwise the output grid of timm's first
+    feature level (the stem of a convolutional net, the first stage of a MetaFormer or LeViT).
+    None when none of these is seen (e.g. TNT).
+    Costs a few forward hooks and nothing else; the hooks are removed on exit.
+    """
+    holder = TokenGrid()
+    handles = _grid_hooks(model, holder)
+    try:
+        yield holder
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def token_grid(model: nn.Module, input_shape: Sequence[int] | None = None) -> Resolution | None:
+    """The (h, w) grid of the first token mixer (see ``record_token_grid``), or None.
+
+    Read from the model's attributes when it states its grid; otherwise one forward of a
+    meta copy at ``input_shape`` (default: the size ``create_model`` was given, else the
+    model's pretrained_cfg input size) with hooks. Never raises for a model that builds.
+    """
+    if input_shape is None:
+        stated = _attribute_grid(model)
+        if stated is not None:
+            return stated
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        size = getattr(model, "gfbench_img_size", None)
+        input_shape = (1, 3, *size) if size else (1, *cfg.get("input_size", (3, 224, 224)))
+    meta = model if all(p.is_meta for p in model.parameters()) else copy.deepcopy(model).to("meta")
+    with record_token_grid(meta) as holder, contextlib.suppress(Exception), torch.no_grad():
+        meta.eval()(torch.empty(*input_shape, device="meta"))  # a failure keeps what was seen
+    return holder.grid
 
 
 def count_params_on_meta(name: str, img_size: int | str | Sequence[int] = 224) -> int:
