@@ -119,27 +119,11 @@ def _check_choice(option: str, value: str, allowed: Sequence[str]) -> None:
         raise GfbenchError(f"{option} {value!r} is not one of {', '.join(allowed)}")
 
 
-def _native_resolution(name: str) -> tuple[int, int]:
-    """The input size a model was published at: its pretrained config (gfbench's: 224)."""
-    from timm.models import get_pretrained_cfg
-
-    from gfbench.models import ENTRIES, timm_name
-
-    if name in ENTRIES:
-        return (224, 224)
-    cfg = get_pretrained_cfg(timm_name(name))
-    if cfg is None or not getattr(cfg, "input_size", None):
-        return (224, 224)
-    return tuple(int(v) for v in cfg.input_size[-2:])
-
-
 def _model_names(request: ComplexityRequest) -> list[str]:
-    """The models to measure, in the order given, each once."""
-    from gfbench.models import canonical_name
+    """The models to measure (names, patterns, @files, minus --exclude), each once."""
+    from gfbench.models import select_models
 
-    names = list(dict.fromkeys(canonical_name(n) for n in (request.models or DEFAULT_MODELS)))
-    excluded = {canonical_name(n) for n in request.exclude}
-    names = [n for n in names if n not in excluded]
+    names = select_models(request.models or DEFAULT_MODELS, request.exclude)
     if not names:
         raise GfbenchError("--exclude removed every model; nothing to measure")
     return names
@@ -148,10 +132,10 @@ def _model_names(request: ComplexityRequest) -> list[str]:
 def _model_resolutions(name: str, request: ComplexityRequest) -> list[tuple[int, int]]:
     """The sizes a model is measured at: --res (with 'native'), or by default the trio's
     sizes for gfbench's own models and each timm model's native size."""
-    from gfbench.models import ENTRIES, parse_resolution
+    from gfbench.models import ENTRIES, native_resolution, parse_resolution
 
     texts = request.resolutions or (DEFAULT_RESOLUTIONS if name in ENTRIES else (NATIVE,))
-    sizes = [_native_resolution(name) if t.strip().lower() == NATIVE else parse_resolution(t)
+    sizes = [native_resolution(name) if t.strip().lower() == NATIVE else parse_resolution(t)
              for t in texts]
     return list(dict.fromkeys(sizes))
 
@@ -267,7 +251,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
                            fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
                            optimizer=request.optimizer, warmup_s=request.warmup_s,
                            flush_l2=request.flush_l2)
-    folder = Path(request.out) if request.out else results_dir
+    folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
     stem = folder / (f"complexity-{subject}s-{device_kind(device)}-b{batch_part}-"

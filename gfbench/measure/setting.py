@@ -120,19 +120,6 @@ def builder(setting: Setting) -> Callable[[], nn.Module]:
                                impl=setting.impl)
 
 
-def _token_count(setting: Setting, meta_model: nn.Module) -> int | None:
-    """Tokens the (first) token mixer sees; None for a network without one."""
-    if setting.subject == "mixer":
-        return setting.res_h * setting.res_w
-    from gfbench.models import token_grid
-
-    try:
-        height, width = token_grid(meta_model)
-    except ValueError:
-        return None
-    return height * width
-
-
 def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
                precision: str, mode: str, device: str, dim: int | None = None,
                impl: str = "reference", num_classes: int | None = None, compile: bool = False,
@@ -168,24 +155,44 @@ def note(row: ComplexityRow, message: str) -> None:
     row.error = "; ".join(filter(None, [row.error, message]))
 
 
+def _tokens(grid: tuple[int, int] | None) -> int | None:
+    """h*w of a token grid; None for a network without one."""
+    return None if grid is None else grid[0] * grid[1]
+
+
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
-    """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device."""
+    """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device.
+
+    The token grid is recorded during the torch engine's forward (no forward of its own);
+    without a FLOP count it is read on its own. A FLOP count that no engine could make is an
+    error row.
+    """
+    from gfbench.models import record_token_grid, token_grid
+
     build = builder(setting)
     with torch.device("meta"):
         meta_model = build()
-    row.tokens = _token_count(setting, meta_model)
     row.params = count_params(meta_model)
+    grid_seen = None
+    shape = input_shape(setting, 1)
+    if "flops" in options.metrics:
+        try:
+            with record_token_grid(meta_model) as grid_seen:
+                counted = count_flops(meta_model, shape, engine="torch")
+            row.flops = row.flops_torch = float(counted.total)
+            row.flops_engine = "torch-meta"
+            row.uncounted_ops = counted.uncounted_summary()
+        except Exception as exc:  # one engine's failure must not lose the row
+            note(row, f"torch counter failed: {first_line(exc)}")
+    if setting.subject == "mixer":
+        row.tokens = setting.res_h * setting.res_w
+    elif grid_seen is not None and grid_seen.grid is not None:
+        row.tokens = _tokens(grid_seen.grid)
+    else:
+        row.tokens = _tokens(token_grid(meta_model, shape))
+    del meta_model
     if "flops" not in options.metrics:
         return
-    shape = input_shape(setting, 1)
-    try:
-        counted = count_flops(meta_model, shape, engine="torch")
-        row.flops = row.flops_torch = float(counted.total)
-        row.flops_engine = "torch-meta"
-        row.uncounted_ops = counted.uncounted_summary()
-    except Exception as exc:  # one engine's failure must not lose the row
-        note(row, f"torch counter failed: {first_line(exc)}")
-    del meta_model
     if row.flops_torch is None or row.flops_torch <= options.fvcore_max_flops:
         try:
             row.flops = float(count_flops(build, shape, engine="fvcore").total)
@@ -193,6 +200,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
         except Exception as exc:
             note(row, "fvcore cross-check ran out of memory" if is_out_of_memory(exc)
                  else f"fvcore failed: {first_line(exc)}")
+    if row.flops is None:
+        row.status = "error"
 
 
 def _step_kwargs(setting: Setting, options: SweepOptions) -> dict:

@@ -82,7 +82,7 @@ def select_models(specs: Sequence[str], exclude: Sequence[str] = ()) -> list[str
             selected += found
         else:
             selected.append(canonical_name(spec))
-    dropped = _expand(exclude)
+    dropped = [p if _is_pattern(p) else canonical_name(p) for p in _expand(exclude)]
     kept = [n for n in dict.fromkeys(selected)
             if not any(fnmatch.fnmatch(n.lower(), p.lower()) for p in dropped)]
     return kept

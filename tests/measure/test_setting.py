@@ -135,3 +135,25 @@ def test_a_real_cpu_measurement(tmp_path):
     assert row.peak_mem_bytes is None or row.peak_mem_bytes >= output_bytes
     payload = json.loads(plan.json_path.read_text())
     assert payload["rows"][0]["latency_ms_p50"] == row.latency_ms_p50
+
+
+def test_a_size_only_the_forward_refuses_is_an_error_row_not_an_ok_row_without_flops(tmp_path):
+    # LeViT builds at 100 px, but its attention biases only fit the grid of sizes like 224
+    plan = plan_complexity(ComplexityRequest(models=("levit_128s",), resolutions=("100", "224"),
+                                             metrics=("flops",), isolate=False, fvcore=False),
+                           results_dir=tmp_path)
+    bad, good = run_sweep(plan).rows
+    assert bad.status == "error" and bad.flops is None and "torch counter failed" in bad.error
+    assert good.status == "ok" and good.flops > 2e8
+
+
+def test_models_are_chosen_by_pattern_and_file(tmp_path):
+    listing = tmp_path / "models.txt"
+    listing.write_text("# two families\nresnet18\nconvnext_at*\n")
+    request = ComplexityRequest(models=(f"@{listing}",), exclude=("convnext_atto_ols",),
+                                metrics=("params",))
+    plan = plan_complexity(request, results_dir=tmp_path)
+    names = [s.name for s in plan.settings]
+    assert names[0] == "resnet18" and "convnext_atto" in names
+    assert "convnext_atto_ols" not in names and all(
+        n == "resnet18" or n.startswith("convnext_at") for n in names)
