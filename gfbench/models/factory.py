@@ -113,11 +113,20 @@ def _patch_stride(model: nn.Module) -> int | None:
     return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
 
 
+def _crops_remainders(model: nn.Module, patch: int) -> bool:
+    """Whether the model was published at a size its patch does not tile (e.g. SigLIP
+    so400m/14 at 384): its patch embedding drops the remainder, so any size >= a patch runs."""
+    size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    return bool(size) and any(side % patch for side in size[-2:])
+
+
 def _check_timm_resolution(name: str, model: nn.Module, img_size: Resolution) -> None:
-    """Token models must tile by their patch; convolutional nets need at least their stride."""
+    """Token models must tile by their patch (unless published at a size that does not);
+    convolutional nets need at least their stride."""
     patch = _patch_stride(model)
     if patch is not None:
-        check_resolution(name, img_size, patch)
+        if not (_crops_remainders(model, patch) and min(img_size) >= patch):
+            check_resolution(name, img_size, patch)
         return
     info = getattr(model, "feature_info", None)
     reduction = int(info[-1]["reduction"]) if info else 1

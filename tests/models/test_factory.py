@@ -126,3 +126,18 @@ def test_token_grid_defaults_to_the_size_the_model_was_built_for():
         default = gfbench.create_model("resnet10t")  # pretrained_cfg input size 176
     assert token_grid(built) == (160, 160)
     assert token_grid(default) == (88, 88)
+
+
+def test_a_model_published_at_a_size_its_patch_does_not_tile_builds_there():
+    import torch
+
+    from gfbench.errors import ResolutionError
+    from gfbench.models import create_model, native_resolution
+
+    name = "vit_so400m_patch14_siglip_384"  # 384 = 27 patches of 14 + 6 px dropped
+    assert native_resolution(name) == (384, 384)
+    with torch.device("meta"):
+        model = create_model(name, img_size=384)
+        assert model.patch_embed.grid_size == (27, 27)
+        with pytest.raises(ResolutionError, match="multiple of 16"):
+            create_model("vit_small_patch16_224", img_size=300)  # published tiling: refused
