@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 HEAVY = ("torch", "timm", "torchvision", "fvcore")
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -26,6 +28,15 @@ def _loaded_after(code: str) -> set[str]:
 ])
 def test_light_paths_import_no_torch(code):
     assert _loaded_after(code) == set()
+
+
+def test_gfbench_plot_draws_the_committed_results_without_torch(tmp_path):
+    code = ("import sys\nfrom gfbench.cli import app\n"
+            f"sys.argv = ['gfbench', 'plot', {str(RESULTS)!r}, '--out', {str(tmp_path)!r}, "
+            "'--format', 'png']\n"
+            "try:\n    app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code")
+    assert _loaded_after(code) == set()
+    assert list(tmp_path.glob("*.png")) and (tmp_path / "report.html").exists()
 
 
 def test_help_and_version_answer_without_torch():

@@ -1,28 +1,27 @@
 """Robustness of a checkpoint: ImageNet-C (released or generated in memory), clean error and
-FGSM/PGD, with the metrics (CE, mCE, relative mCE) computed from result rows."""
+FGSM/PGD, with the metrics (CE, mCE, relative mCE) computed from result rows.
 
-from gfbench.robustness.attacks import ATTACKS, PixelSpaceModel, fgsm, pgd
-from gfbench.robustness.corruptions import CORRUPTIONS, corrupt, image_rng
-from gfbench.robustness.data import imagenet_wnids
-from gfbench.robustness.evaluate import (
-    ModelBundle,
-    RobustnessConfig,
-    RobustnessReport,
-    evaluate_parts,
-    run_robustness,
-)
-from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_frame
-from gfbench.robustness.protocol import (
-    ALEXNET_ERROR,
-    ALL_CORRUPTIONS,
-    BENCHMARK_CORRUPTIONS,
-    EXTRA_CORRUPTIONS,
-    GROUPS,
-)
+Names are imported on first use, so the metrics (pandas only) serve `gfbench plot` without
+loading torch.
+"""
 
-__all__ = [
-    "ALEXNET_ERROR", "ALL_CORRUPTIONS", "ATTACKS", "BENCHMARK_CORRUPTIONS", "CORRUPTIONS",
-    "EXTRA_CORRUPTIONS", "GROUPS", "ModelBundle", "PixelSpaceModel", "RobustnessConfig",
-    "RobustnessReport", "RobustnessSummary", "corrupt", "evaluate_parts", "fgsm",
-    "image_rng", "imagenet_wnids", "pgd", "run_robustness", "summarize", "summary_frame",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ATTACKS": "attacks", "PixelSpaceModel": "attacks", "fgsm": "attacks", "pgd": "attacks",
+    "CORRUPTIONS": "corruptions", "corrupt": "corruptions", "image_rng": "corruptions",
+    "imagenet_wnids": "data", "ModelBundle": "evaluate", "RobustnessConfig": "evaluate",
+    "RobustnessReport": "evaluate", "evaluate_parts": "evaluate", "run_robustness": "evaluate",
+    "RobustnessSummary": "metrics", "summarize": "metrics", "summary_frame": "metrics",
+    "ALEXNET_ERROR": "protocol", "ALL_CORRUPTIONS": "protocol",
+    "BENCHMARK_CORRUPTIONS": "protocol", "EXTRA_CORRUPTIONS": "protocol", "GROUPS": "protocol",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gfbench.robustness' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gfbench.robustness.{_EXPORTS[name]}"), name)
