@@ -77,3 +77,16 @@ def test_the_depth_message_says_what_is_allowed(monkeypatch, capsys, tmp_path):
     assert capsys.readouterr().err.strip() == (
         "error: --depth 5 does not exist in resmlp-12: its modules go from 0 (the whole "
         "model) to 4 (e.g. blocks.0.mlp_channels.fc1); allowed: 0 to 4")
+
+
+def test_an_out_that_cannot_be_written_is_one_line_before_counting(tmp_path, monkeypatch,
+                                                                   capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    monkeypatch.setattr(sys, "argv", ["gfbench", "breakdown", "--models", "gfnet-ti", "--res",
+                                      "224", "--out", str(taken / "below")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "cannot write there" in err

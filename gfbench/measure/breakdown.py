@@ -49,7 +49,7 @@ from gfbench.measure.flops import (
     torch_counter_pass,
 )
 from gfbench.measure.handles import torch_mapping
-from gfbench.results import BreakdownRow, ResultsWriter, collect_provenance
+from gfbench.results import BreakdownRow, ResultsWriter, check_output_folder, collect_provenance
 
 GROUPS = ("token_mixer", "channel_mlp", "norm", "embedding", "head", "other")
 ENGINES = ("torch", "fvcore")
@@ -420,6 +420,7 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = Path("results"
                            f"{', '.join(ENGINE_CHOICES)}")
     if request.depth < 0:
         raise GfbenchError(f"--depth {request.depth} must be 0 (the whole model) or more")
+    folder = check_output_folder(Path(request.out) if request.out else Path(results_dir))
     names = list(dict.fromkeys(canonical_name(n) for n in (request.models or DEFAULT_MODELS)))
     sizes = list(dict.fromkeys(parse_resolution(r)
                                for r in (request.resolutions or DEFAULT_RESOLUTIONS)))
@@ -429,8 +430,7 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = Path("results"
                 model = create_model(name, img_size=size)
             check_depth(name, model, request.depth)
     engines = ENGINES if request.engine == "both" else (request.engine,)
-    stem = (Path(request.out) if request.out else results_dir) / (
-        f"breakdown-d{request.depth}-{request.engine}")
+    stem = folder / f"breakdown-d{request.depth}-{request.engine}"
     return BreakdownPlan(tuple((n, s) for n in names for s in sizes), request.depth, engines,
                          stem)
 

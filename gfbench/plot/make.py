@@ -42,6 +42,7 @@ from gfbench.plot.report import (
     write_report,
 )
 from gfbench.plot.style import FORMATS, NamedFigure, figure_bytes, save_figure, style_context
+from gfbench.results import check_output_folder
 
 PLOTTED_STATUSES = ("ok", "oom")
 
@@ -375,7 +376,8 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         raise NothingToPlotError(f"nothing to plot: no readable gfbench results in "
                                  f"{len(paths)} input(s)" + (f" ({len(loaded.problems)} file(s) "
                                  "skipped)" if loaded.problems else ""), loaded.problems)
-    out = Path(options.out) if options.out is not None else loaded.base / "plots"
+    out = check_output_folder(Path(options.out) if options.out is not None
+                              else loaded.base / "plots")
     pictures = _FigureWriter(out, options.formats)
     with style_context():
         sections = _complexity_sections(complexity, options, pictures, notes)

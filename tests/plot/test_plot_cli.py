@@ -93,3 +93,16 @@ def test_a_real_run_writes_what_it_lists(tmp_path):
         "report.html"]
     assert all(p.is_file() and p.parent == tmp_path / "in" / "plots" for p in listed)
     assert "skipped:" in result.output and "junk.json" in result.output
+
+
+def test_an_out_that_is_a_file_is_one_line_and_nothing_is_written(monkeypatch, capsys, tmp_path):
+    write_complexity(tmp_path / "in" / "cpu", cpu_rows(), device_name="cpu: Test CPU 9000")
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    monkeypatch.setattr(sys, "argv", ["gfbench", "plot", str(tmp_path / "in"), "--out",
+                                      str(taken)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1 and taken.read_text() == "mine"
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "is a file, not a folder" in err
