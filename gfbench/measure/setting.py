@@ -22,12 +22,14 @@ from gfbench.measure.compile import WatchedCompile
 from gfbench.measure.faults import classify_on_device, needs_restart
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.measure.memory import (
+    CPU_METHOD,
     CUDA_METHOD,
+    NOT_MEASURED,
     CpuMemoryWorker,
     MemoryResult,
     cuda_peak_bytes,
     is_out_of_memory,
-    measure_step_peak,
+    rss_peak_bytes,
 )
 from gfbench.measure.timing import make_step, time_step
 from gfbench.measure.worker import in_worker, restart_after
@@ -219,11 +221,9 @@ def release(device: str) -> None:
 
 def _cpu_memory(setting: Setting, options: SweepOptions,
                 memory_worker: CpuMemoryWorker | None) -> MemoryResult:
-    """Peak CPU memory of one step: in this process when it is a worker child (its allocator
-    was set up for it), else in the sweep's memory child."""
+    """Peak CPU memory of one step, measured in the sweep's memory child (a process whose
+    allocator was set up for it)."""
     request = ("gfbench.measure.setting:build_step", _step_kwargs(setting, options))
-    if in_worker():
-        return measure_step_peak(*request)
     if memory_worker is None:
         with CpuMemoryWorker(torch.get_num_threads()) as worker:
             return worker.measure(*request)
@@ -232,13 +232,20 @@ def _cpu_memory(setting: Setting, options: SweepOptions,
 
 def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityRow,
                        memory_worker: CpuMemoryWorker | None) -> None:
-    """Peak memory and latency on the setting's device; OOM becomes the row's status."""
+    """Peak memory and latency on the setting's device; OOM becomes the row's status.
+
+    The step is built once for both where this process can read the memory itself (CUDA, or
+    a worker child whose allocator was set up for RSS readings): timed first (so the first
+    call is really the first), then its peak taken with the same protocol. Only a CPU sweep
+    without isolation builds it a second time, in the memory child.
+    """
     metrics = options.metrics
     row.compile, row.channels_last = options.compile, options.channels_last
     row.optimizer = options.optimizer
     row.threads = torch.get_num_threads()
     on_cuda = setting.device.startswith("cuda")
-    if "memory" in metrics and not on_cuda:
+    memory_here = "memory" in metrics and (on_cuda or in_worker())
+    if "memory" in metrics and not memory_here:
         memory = _cpu_memory(setting, options, memory_worker)
         row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
         _record_ran(row, memory.ran)
@@ -246,7 +253,7 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
             row.status = row.failure = memory.status
             note(row, memory.error)
             return
-    if "latency" not in metrics and not ("memory" in metrics and on_cuda):
+    if "latency" not in metrics and not memory_here:
         return
     step = None
     try:
@@ -259,9 +266,13 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
             row.throughput_ips = stats.throughput(setting.batch_size)
             row.warmup, row.repeat = options.warmup, options.repeat
             row.warmup_calls, row.flushed_bytes = stats.warmup_calls, stats.flushed_bytes
-        if "memory" in metrics and on_cuda:
+        if memory_here and on_cuda:
             row.peak_mem_bytes = float(cuda_peak_bytes(step, setting.device))
             row.mem_method = CUDA_METHOD
+        elif memory_here:
+            peak = rss_peak_bytes(step)
+            row.peak_mem_bytes = None if peak is None else float(peak)
+            row.mem_method = CPU_METHOD if peak is not None else NOT_MEASURED
         _record_ran(row, step.what_ran())
     except Exception as exc:
         if classify_on_device(exc, setting.device) != "oom":
