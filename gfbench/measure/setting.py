@@ -38,6 +38,7 @@ from gfbench.results import ComplexityRow, row_key
 METRICS = ("flops", "params", "latency", "memory")
 DEVICE_METRICS = frozenset({"latency", "memory"})
 DEFAULT_FVCORE_MAX_FLOPS = 20e9  # cross-check with fvcore (real tensors) up to this size
+DISAGREEMENT = 0.01  # engines further apart than this: fvcore left ops out, keep torch's
 
 
 
@@ -162,6 +163,18 @@ def _tokens(grid: tuple[int, int] | None) -> int | None:
     return None if grid is None else grid[0] * grid[1]
 
 
+def _cross_check(row: ComplexityRow, fvcore_flops: float) -> None:
+    """Take fvcore's count where it agrees with the torch engine within 1% (or where that one
+    failed); otherwise keep the torch engine's, which applies every rule, and say how far
+    fvcore is off (it has no handle for some ops, e.g. aten::lstm)."""
+    torch_flops = row.flops_torch
+    if torch_flops is None or abs(fvcore_flops - torch_flops) <= DISAGREEMENT * torch_flops:
+        row.flops, row.flops_engine = fvcore_flops, "fvcore"
+        return
+    note(row, f"fvcore counts {fvcore_flops:.4g} ({fvcore_flops / torch_flops - 1:+.1%}): "
+              "kept the torch engine's count")
+
+
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device.
 
@@ -197,8 +210,7 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
         return
     if row.flops_torch is None or row.flops_torch <= options.fvcore_max_flops:
         try:
-            row.flops = float(count_flops(build, shape, engine="fvcore").total)
-            row.flops_engine = "fvcore"
+            _cross_check(row, float(count_flops(build, shape, engine="fvcore").total))
         except Exception as exc:
             note(row, "fvcore cross-check ran out of memory" if is_out_of_memory(exc)
                  else f"fvcore failed: {first_line(exc)}")

@@ -157,3 +157,13 @@ def test_models_are_chosen_by_pattern_and_file(tmp_path):
     assert names[0] == "resnet18" and "convnext_atto" in names
     assert "convnext_atto_ols" not in names and all(
         n == "resnet18" or n.startswith("convnext_at") for n in names)
+
+
+def test_an_fvcore_count_that_leaves_ops_out_does_not_replace_the_full_count(tmp_path):
+    # sequencer2d mixes tokens with BiLSTMs: fvcore has no handle for aten::lstm
+    plan = plan_complexity(ComplexityRequest(models=("sequencer2d_s",), resolutions=("224",),
+                                             metrics=("flops",), isolate=False),
+                           results_dir=tmp_path)
+    (row,) = run_sweep(plan).rows
+    assert row.status == "ok" and row.flops_engine == "torch-meta"
+    assert row.flops == row.flops_torch > 8e9 and "fvcore counts 4.959e+09 (-40.7%)" in row.error
