@@ -107,10 +107,11 @@ def _side(height: int, width: int) -> str:
 
 
 def _mib(value: float | None) -> str:
-    """Bytes as MiB; '-' when missing."""
+    """Bytes as MiB (one decimal below 1000 MiB, whole MiB above); '-' when missing."""
     if value is None or value != value:
         return "-"
-    return f"{value / 2**20:.1f}"
+    mib = value / 2**20
+    return f"{mib:.1f}" if mib < 1000 else f"{mib:.0f}"
 
 
 class EtaColumn(ProgressColumn):
@@ -237,21 +238,34 @@ def _fit_text(fit: PowerLawFit, counted: bool) -> str:
     return ", ".join(parts)
 
 
+def _exponent_cell(item, column: str) -> str:
+    """The text of the name, metric or k cell of one exponent."""
+    from gfbench.measure.scaling import SCALING_METRICS
+
+    if column == "name":
+        return item.name
+    if column == "metric":
+        return SCALING_METRICS[item.metric]
+    stands = math.isfinite(item.fit.k) and not item.fit.noisy
+    return f"{round(item.fit.k, 2) + 0.0:.2f}" if stands else "-"  # no "-0.00"
+
+
 def exponents_table(exponents: list) -> Table:
     """Per model or mixer and metric: k in cost ≈ a·N^k over the larger half of N, how far to
     trust it, and the growth class every size supports ('-' with the reason where none)."""
-    from gfbench.measure.scaling import SCALING_METRICS
 
     table = Table(title="k in cost ≈ a·N^k (larger half of N); growth: the fastest term that "
                   "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ("name", "metric", "k", "fit", "growth"):
-        table.add_column(column, justify="right" if column == "k" else "left", no_wrap=True)
+    for column in ("name", "metric", "k"):  # never cut: the reasons wrap instead
+        table.add_column(column, justify="right" if column == "k" else "left", no_wrap=True,
+                         min_width=max([len(column), *(len(_exponent_cell(e, column))
+                                                       for e in exponents)]))
+    for column in ("fit", "growth"):
+        table.add_column(column, justify="left", ratio=1)
     for item in exponents:
-        stands = math.isfinite(item.fit.k) and not item.fit.noisy
-        k = f"{round(item.fit.k, 2) + 0.0:.2f}" if stands else "-"  # no "-0.00"
-        table.add_row(item.name, SCALING_METRICS[item.metric], k,
+        table.add_row(*(_exponent_cell(item, c) for c in ("name", "metric", "k")),
                       _fit_text(item.fit, item.counted), _growth_text(item.growth))
     return table
 

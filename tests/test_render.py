@@ -25,3 +25,21 @@ def test_eta_comes_from_the_measured_rows_not_from_a_30_s_window(monkeypatch):
     assert _eta_text(progress) == "eta 0:02:37"  # 3 rows left x 52.5 s
     progress.finish(setting.row(), skipped=True)  # a resumed row costs nothing
     assert _eta_text(progress) == "eta 0:01:45"
+
+
+def test_the_exponent_table_never_cuts_names_or_exponents_at_80_columns():
+    from gfbench.measure.scaling import scaling_exponents
+    from gfbench.render import exponents_table
+    from gfbench.results import ComplexityRow
+
+    rows = [ComplexityRow(subject="model", name="swin_tiny_patch4_window7_224", res_h=s,
+                          res_w=s, tokens=(s // 4) ** 2, batch_size=1, precision="fp32",
+                          mode="infer", device="cpu", flops=1e9 * (s / 224) ** 2,
+                          params=28e6 + s, latency_ms_p10=0.9 * s, latency_ms_p50=s,
+                          latency_ms_p90=1.1 * s)
+            for s in (224, 384, 512)]
+    console = Console(file=io.StringIO(), width=80)
+    console.print(exponents_table(scaling_exponents(rows)))
+    text = console.file.getvalue()
+    assert "…" not in text and "swin_tiny_patch4_window7_224" in text
+    assert "latency" in text and "1.00" in text  # FLOPs grow as N exactly
