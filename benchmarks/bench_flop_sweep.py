@@ -4,7 +4,7 @@
 
 Target: under 60 s on 2 CPU cores (counting only; --cross-check adds fvcore's traced count
 wherever a model has at most 20 GFLOPs, as `gfbench complexity` does). Prints each model's
-GFLOPs at 224 against the expected table of baselines.md, then the time.
+GFLOPs at 224 against the expected table below, then the time.
 """
 
 from __future__ import annotations

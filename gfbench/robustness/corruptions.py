@@ -41,7 +41,8 @@ from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
 FloatFn = Callable[[np.ndarray, tuple, np.random.Generator], np.ndarray]
 Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
-# Reference parameters per severity 1..5 (imagenet_c.md); images are 224x224.
+# Reference parameters per severity 1..5 (Hendrycks & Dietterich's make_imagenet_c.py, in
+# hendrycks/robustness); images are 224x224.
 PARAMETERS: dict[str, tuple] = {
     "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
     "shot_noise": (60, 25, 12, 5, 3),

@@ -10,7 +10,7 @@ from torch import nn
 import gfbench
 from gfbench.models.gfnet import GFBlock, resize_filter, resize_pos_embed
 
-# Exact counts of the release architecture at 224 (reference/gfnet.md).
+# Exact counts of the release architecture at 224 (raoyongming/GFNet's model definitions).
 RELEASE_PARAMS = {
     "gfnet-ti": 7_511_784, "gfnet-xs": 15_985_768, "gfnet-s": 24_869_608,
     "gfnet-b": 43_120_616, "gfnet-h-ti": 15_085_096, "gfnet-h-s": 32_162_632,

@@ -18,7 +18,8 @@ from gfbench.robustness.evaluate import RobustnessConfig, run_robustness
 from gfbench.robustness.metrics import summarize, summary_frame
 from gfbench.robustness.protocol import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS
 
-# Typed from the paper's table (imagenet_c.md), independently of gfbench's constants.
+# Typed from the paper's table (Hendrycks & Dietterich, ICLR 2019), independently of gfbench's
+# constants.
 ALEXNET = [0.886428, 0.894468, 0.922640, 0.819880, 0.826268, 0.785948, 0.798360, 0.866816,
            0.826572, 0.819324, 0.564592, 0.853204, 0.646056, 0.717840, 0.606500]
 ALEXNET_CLEAN = 0.4345
