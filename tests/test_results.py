@@ -59,8 +59,8 @@ def test_existing_rows_are_kept_and_a_same_key_row_replaced(tmp_path):
     first.add(row("gfnet-xs", 224, flops=1.0))
     first.add(row("deit-s", 224, flops=5.0))
     second = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
-    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu", None) \
-        in second.done()
+    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu", None,
+            "") in second.done()
     second.add(row("gfnet-xs", 224, flops=2.0))
     second.add(row("gfnet-xs", 384, flops=3.0))
     _, frame = read_results(tmp_path / "run.json")

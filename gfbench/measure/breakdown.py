@@ -353,14 +353,11 @@ def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: M
 
 
 def _tokens(model: nn.Module) -> int | None:
-    """Tokens the first token mixer sees, where gfbench can read the grid."""
+    """Tokens the first token mixer sees (a CNN: its stem's grid); None where none is seen."""
     from gfbench.models import token_grid
 
-    try:
-        height, width = token_grid(model)
-    except ValueError:
-        return None
-    return height * width
+    grid = token_grid(model)
+    return None if grid is None else grid[0] * grid[1]
 
 
 def _builder(name: str, size: tuple[int, int]) -> Callable[[], nn.Module]:

@@ -133,7 +133,7 @@ def test_a_timm_model_without_a_known_mixer_puts_its_convolutions_under_other():
     rows = bd.breakdown_setting("resnet18", (64, 64), depth=0)
     flops = by_group(rows)
     assert flops["token_mixer"] == 0 and flops["other"] > 0.9 * rows[0].model_flops
-    assert rows[0].tokens is None  # no token grid gfbench can read: left empty
+    assert rows[0].tokens == 32 * 32  # a CNN's tokens: its stem's output grid (stride 2)
 
 
 def test_swin_attention_share_is_counted_through_window_attention():
