@@ -191,9 +191,7 @@ def complexity_table(rows: list, title: str) -> Table:
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("name", "status") else "right",
-                         no_wrap=True)
+    lines = []
     for row in rows:
         status = f"[yellow]{row.status.upper()}[/]"
         cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
@@ -209,6 +207,13 @@ def complexity_table(rows: list, title: str) -> Table:
             cells.append(_mib(row.peak_mem_bytes))
         if flagged:
             cells.append(row.status if row.status == "ok" else status)
+        lines.append(cells)
+    for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
+        widest = max([len(column), *(len(Text.from_markup(cells[i]).plain) for cells in lines)])
+        table.add_column(column, justify="left" if column in ("name", "status") else "right",
+                         no_wrap=column != "name", overflow="fold",
+                         min_width=None if column == "name" else widest)
+    for cells in lines:
         table.add_row(*cells)
     return table
 

@@ -43,3 +43,20 @@ def test_the_exponent_table_never_cuts_names_or_exponents_at_80_columns():
     text = console.file.getvalue()
     assert "…" not in text and "swin_tiny_patch4_window7_224" in text
     assert "latency" in text and "1.00" in text  # FLOPs grow as N exactly
+
+
+def test_a_long_model_name_folds_and_no_number_is_cut_at_80_columns():
+    from gfbench.render import complexity_table
+    from gfbench.results import ComplexityRow
+
+    row = ComplexityRow(subject="model", name="swin_tiny_patch4_window7_224", res_h=224,
+                        res_w=224, tokens=3136, batch_size=1, precision="fp32", mode="train",
+                        device="cpu", flops=4.509e9, params=28_288_354, latency_ms_p10=325.0,
+                        latency_ms_p50=328.0, latency_ms_p90=334.0, throughput_ips=3.05,
+                        peak_mem_bytes=173.1 * 2**20)
+    console = Console(file=io.StringIO(), width=80)
+    console.print(complexity_table([row], "t"))
+    text = console.file.getvalue()
+    assert "…" not in text
+    for cell in ("3136", "4.509G", "28.3M", "328", "325-334", "3.05", "173.1"):
+        assert cell in text, cell
