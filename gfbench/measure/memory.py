@@ -217,8 +217,7 @@ class CpuMemoryWorker:
                                    {"factory": factory, "kwargs": kwargs})
         if result.ok:
             return MemoryResult(**result.value)
-        status = "oom" if result.signal == 9 else "error"
-        return MemoryResult(None, CPU_METHOD, status, result.error)
+        return MemoryResult(None, CPU_METHOD, result.failure_status, result.error)
 
     def close(self) -> None:
         """Let the child finish and reap it."""

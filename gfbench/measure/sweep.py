@@ -81,7 +81,7 @@ def summary_line(rows: Iterable[ComplexityRow]) -> str:
 def _row_from_failure(setting: Setting, result: CallResult) -> ComplexityRow:
     """The row of a setting whose worker died, hung or raised: status and one-line reason."""
     row = setting.row()
-    row.status = "oom" if result.signal == 9 else "error"
+    row.status = result.failure_status
     row.error = result.error
     return row
 

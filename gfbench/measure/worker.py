@@ -46,6 +46,12 @@ class CallResult:
         """The function returned normally."""
         return self.status == "ok"
 
+    @property
+    def failure_status(self) -> str:
+        """A failed call as a results row reads it: 'oom' when the child was killed by SIGKILL
+        (what the kernel's out-of-memory killer sends), 'error' otherwise."""
+        return "oom" if self.signal == signal.SIGKILL else "error"
+
 
 def in_worker() -> bool:
     """Whether this process is a worker child (it measures CPU memory in-process)."""
@@ -64,7 +70,8 @@ def death_message(returncode: int, stderr_tail: str) -> str:
     """One line on how a child ended without answering."""
     if returncode < 0:
         name = _signal_name(-returncode)
-        cause = " (out of memory: the kernel's OOM killer sends SIGKILL)" if -returncode == 9 \
+        cause = " (out of memory: the kernel's OOM killer sends SIGKILL)" \
+            if -returncode == signal.SIGKILL \
             else ""
         return f"child process killed by {name}{cause}"
     return f"child process exited with code {returncode}: {stderr_tail or 'no output'}"
