@@ -23,3 +23,9 @@ class ResultsFileError(GfbenchError):
 
 class DataError(GfbenchError):
     """A data folder that is missing, empty or laid out wrongly."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """'TypeName: first line of the message': what a results row or a reply holds of an error."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:limit] if text else ''}"

@@ -1,7 +1,7 @@
 """Measurement, pure and silent: FLOP counting rules and engines, timing, memory, sweeps, fits.
 
-Names are imported on first use (``from gfbench.measure import count_flops``), so that the
-worker child (``python -m gfbench.measure.worker``) starts without loading the rest.
+Names are imported on first use (``from gfbench.measure import count_flops``), so that
+importing the package loads nothing a command does not need.
 """
 
 import importlib
@@ -11,10 +11,11 @@ _EXPORTS = {
     "FlopCount": "flops", "count_flops": "flops", "count_params": "flops",
     "RULES": "handles", "fvcore_handles": "handles", "torch_mapping": "handles",
     "TimingStats": "timing", "make_step": "timing", "time_step": "timing",
-    "CpuMemoryWorker": "memory", "MemoryResult": "memory", "cuda_peak_bytes": "memory",
+    "cpu_peak_in_child": "memory", "MemoryResult": "memory", "cuda_peak_bytes": "memory",
     "ComplexityRequest": "plan", "plan_complexity": "plan", "Setting": "setting",
-    "SweepOptions": "setting", "measure": "setting", "run_sweep": "sweep",
-    "SweepOutcome": "sweep", "ChildWorker": "worker",
+    "SweepOptions": "setting", "count_setting": "setting", "time_setting": "setting",
+    "run_sweep": "sweep",
+    "SweepOutcome": "sweep", "call_in_child": "worker",
     "BreakdownRequest": "breakdown", "breakdown_setting": "breakdown",
     "plan_breakdown": "breakdown", "run_breakdown": "breakdown", "summarise": "breakdown",
     "peak_above_resident": "memory", "set_threads": "timing",

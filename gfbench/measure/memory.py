@@ -7,22 +7,21 @@ step. So a training step's peak includes its gradients (and its optimizer state 
 optimizer is part of the step), never hides them in the baseline. Only the counter differs:
 
 * CUDA (``CudaCounter``): ``memory_allocated`` before, ``max_memory_allocated`` during.
-* CPU (``RssCounter``): in a child process (a fresh interpreter, so the parent's heap and
-  its out-of-memory risks stay apart) every free heap page is handed back to the kernel
-  (``malloc_trim``), the kernel's peak-RSS mark is reset (``/proc/self/clear_refs``) and the
-  step's ``VmHWM - VmRSS`` is read. The child's glibc serves every block from 128 KiB up
-  with mmap, so freed tensors leave the resident set at once; with the trim, no freed
-  memory can hide an allocation. The resolution is a page (a step whose tensors are all
-  tiny reads as near zero). Where the kernel offers no reset the result is "not measured",
-  never an estimate. One child serves a whole sweep; everything a step built is freed and
-  trimmed before the next is measured.
+* CPU (``RssCounter``): in a fresh child process of its own (``cpu_peak_in_child``: the
+  parent's heap and its out-of-memory risks stay apart) every free heap page is handed back
+  to the kernel (``malloc_trim``), the kernel's peak-RSS mark is reset
+  (``/proc/self/clear_refs``) and the step's ``VmHWM - VmRSS`` is read. That child's glibc
+  serves every block from 128 KiB up with mmap (``mallopt``, set in that child only: it
+  slows some models by half, so no timing child ever has it), so freed tensors leave the
+  resident set at once; with the trim, no freed memory can hide an allocation. The
+  resolution is a page (a step whose tensors are all tiny reads as near zero). Where the
+  kernel offers no reset the result is "not measured", never an estimate.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import dataclasses
 import gc
 import importlib
 import re
@@ -33,14 +32,16 @@ from typing import Any, Protocol
 
 import torch
 
+from gfbench.errors import first_line
 from gfbench.measure.faults import is_out_of_memory
-from gfbench.measure.worker import ChildWorker
+from gfbench.measure.worker import call_in_child
 
 CUDA_METHOD = ("cuda: max_memory_allocated during the second step - memory_allocated before "
                "it (gradients and optimizer state released first)")
 CPU_METHOD = ("cpu: VmHWM - VmRSS around the second step in a child process (gradients and "
               "optimizer state released, free heap trimmed and peak RSS reset before it; "
-              "glibc mmap threshold 128 KiB)")
+              "glibc mmap threshold 128 KiB in that child only)")
+MMAP_THRESHOLD = 128 * 1024  # the memory child's allocator: blocks from here up are own mmaps
 NOT_MEASURED = "cpu: not measured (peak RSS cannot be reset here)"
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -180,8 +181,7 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
         ran = step.what_ran() if hasattr(step, "what_ran") else {}
     except Exception as exc:  # reported to the parent, which records the row
         status = "oom" if is_out_of_memory(exc) else "error"
-        return MemoryResult(None, CPU_METHOD, status,
-                            f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+        return MemoryResult(None, CPU_METHOD, status, first_line(exc))
     finally:
         step = None
         gc.collect()
@@ -190,41 +190,14 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
     return MemoryResult(peak, CPU_METHOD, ran=ran)
 
 
-def measure_step_peak_record(factory: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``measure_step_peak`` as JSON-able data (what a worker child answers)."""
-    return dataclasses.asdict(measure_step_peak(factory, kwargs))
-
-
-class CpuMemoryWorker:
-    """A worker child that measures CPU steps one request at a time (see the module doc).
-
-    Started on the first request and again after a child dies; a child killed by SIGKILL
-    (the kernel's out-of-memory killer) makes that request's result "oom".
-    """
-
-    def __init__(self, threads: int, timeout_s: float = 900.0):
-        self._worker = ChildWorker(threads=threads, timeout_s=timeout_s)
-
-    def __enter__(self) -> CpuMemoryWorker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def measure(self, factory: str, kwargs: dict[str, Any]) -> MemoryResult:
-        """Peak RSS of one ``factory(**kwargs)`` step, measured in the child."""
-        result = self._worker.call("gfbench.measure.memory:measure_step_peak_record",
-                                   {"factory": factory, "kwargs": kwargs})
-        if result.ok:
-            return MemoryResult(**result.value)
-        return MemoryResult(None, CPU_METHOD, result.failure_status, result.error)
-
-    def close(self) -> None:
-        """Let the child finish and reap it."""
-        self._worker.close()
-
-
-def cpu_peak_in_child(factory: str, kwargs: dict[str, Any], threads: int) -> MemoryResult:
-    """One measurement in a child of its own (a worker started and closed for it)."""
-    with CpuMemoryWorker(threads) as worker:
-        return worker.measure(factory, kwargs)
+def cpu_peak_in_child(factory: str, kwargs: dict[str, Any], threads: int | None = None,
+                      timeout_s: float = 900.0) -> MemoryResult:
+    """Peak RSS of one ``factory(**kwargs)`` step, measured in a fresh child whose allocator
+    hands freed blocks back at once; a child killed by SIGKILL (the kernel's out-of-memory
+    killer) makes the result "oom"."""
+    result = call_in_child("gfbench.measure.memory:measure_step_peak",
+                           {"factory": factory, "kwargs": kwargs}, threads=threads,
+                           timeout_s=timeout_s, mmap_threshold=MMAP_THRESHOLD)
+    if result.ok:
+        return result.value
+    return MemoryResult(None, CPU_METHOD, result.failure_status, result.error)

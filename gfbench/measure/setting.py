@@ -2,8 +2,11 @@
 measured on the device. Running out of memory is a result (status "oom", counts kept), any
 other failure a row with status "error" and a one-line reason.
 
-Everything here takes and returns plain data, so the sweep can run it in its own process or
-in a worker child (``measure_in_worker``) where a crash only costs that setting.
+Three separate steps, each taking and returning plain (picklable) data, so the sweep can run
+each in a fresh child process of its own (``gfbench.measure.worker``): ``count_setting``
+(FLOPs, parameters, tokens), ``time_setting`` (latency, and on CUDA the allocator's peak) and
+``cpu_memory_setting`` (the peak resident set, in a child whose allocator is set up for it).
+No step inherits anything from another, so a timed number is the same inside a sweep as alone.
 """
 
 from __future__ import annotations
@@ -16,23 +19,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gfbench.errors import GfbenchError
+from gfbench.errors import GfbenchError, first_line
 from gfbench.layers import build_mixer
 from gfbench.measure.compile import WatchedCompile
-from gfbench.measure.faults import classify_on_device, needs_restart
+from gfbench.measure.faults import classify_on_device
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.measure.memory import (
-    CPU_METHOD,
     CUDA_METHOD,
-    NOT_MEASURED,
-    CpuMemoryWorker,
     MemoryResult,
     cuda_peak_bytes,
     is_out_of_memory,
-    rss_peak_bytes,
+    measure_step_peak,
 )
 from gfbench.measure.timing import make_step, time_step
-from gfbench.measure.worker import in_worker, restart_after
 from gfbench.results import ComplexityRow, row_key
 
 METRICS = ("flops", "params", "latency", "memory")
@@ -147,12 +146,6 @@ def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
 # --- measuring one setting -------------------------------------------------------------------
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (rows hold one line)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
-
-
 def note(row: ComplexityRow, message: str) -> None:
     """Add one message to the row's error column (messages are joined by '; ')."""
     row.error = "; ".join(filter(None, [row.error, message]))
@@ -218,6 +211,28 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
         row.status = "error"
 
 
+def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:
+    """Record a failure in the row: its class (oom, poisoned, error), status and reason."""
+    if isinstance(exc, GfbenchError):  # e.g. a resolution this model cannot take
+        row.status = "error"
+        note(row, str(exc))
+        return
+    row.failure = classify_on_device(exc, device)
+    row.status = "oom" if row.failure == "oom" else "error"
+    note(row, first_line(exc))
+
+
+def count_setting(setting: Setting, options: SweepOptions) -> ComplexityRow:
+    """The setting's row with its counts (meta device: nothing allocated). A model that cannot
+    be built has no ``params`` and an error; nothing is measured on the device for it then."""
+    row = setting.row()
+    try:
+        _count(setting, options, row)
+    except Exception as exc:  # recorded, and the sweep goes on
+        _fail(row, exc, "meta")
+    return row
+
+
 def _step_kwargs(setting: Setting, options: SweepOptions) -> dict:
     """build_step's arguments for a setting."""
     return {**dataclasses.asdict(setting), "compile": options.compile,
@@ -231,45 +246,19 @@ def release(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def _cpu_memory(setting: Setting, options: SweepOptions,
-                memory_worker: CpuMemoryWorker | None) -> MemoryResult:
-    """Peak CPU memory of one step, measured in the sweep's memory child (a process whose
-    allocator was set up for it)."""
-    request = ("gfbench.measure.setting:build_step", _step_kwargs(setting, options))
-    if memory_worker is None:
-        with CpuMemoryWorker(torch.get_num_threads()) as worker:
-            return worker.measure(*request)
-    return memory_worker.measure(*request)
+# The row fields the device steps fill in (everything else comes from counting).
+DEVICE_FIELDS = ("latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "throughput_ips",
+                 "first_call_ms", "warmup", "repeat", "warmup_calls", "flushed_bytes",
+                 "threads", "compile", "channels_last", "optimizer", "impl_used",
+                 "compile_status", "peak_mem_bytes", "mem_method")
 
 
-def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityRow,
-                       memory_worker: CpuMemoryWorker | None) -> None:
-    """Peak memory and latency on the setting's device; OOM becomes the row's status.
-
-    The step is built once for both where this process can read the memory itself (CUDA, or
-    a worker child whose allocator was set up for RSS readings): timed first (so the first
-    call is really the first), then its peak taken with the same protocol. Only a CPU sweep
-    without isolation builds it a second time, in the memory child.
-    """
+def _timed_fields(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
+    """Build the step, time it, and on CUDA read its peak with the same step afterwards (the
+    first call is really the first; reading the allocator's counters changes no timing)."""
     metrics = options.metrics
-    row.compile, row.channels_last = options.compile, options.channels_last
-    row.optimizer = options.optimizer
-    row.threads = torch.get_num_threads()
-    on_cuda = setting.device.startswith("cuda")
-    memory_here = "memory" in metrics and (on_cuda or in_worker())
-    if "memory" in metrics and not memory_here:
-        memory = _cpu_memory(setting, options, memory_worker)
-        row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
-        _record_ran(row, memory.ran)
-        if memory.status in ("oom", "error"):
-            row.status = row.failure = memory.status
-            note(row, memory.error)
-            return
-    if "latency" not in metrics and not memory_here:
-        return
-    step = None
+    step = build_step(**_step_kwargs(setting, options))
     try:
-        step = build_step(**_step_kwargs(setting, options))
         if "latency" in metrics:
             stats = time_step(step, setting.device, options.warmup, options.repeat,
                               warmup_s=options.warmup_s, flush_l2=options.flush_l2)
@@ -278,65 +267,59 @@ def _measure_on_device(setting: Setting, options: SweepOptions, row: ComplexityR
             row.throughput_ips = stats.throughput(setting.batch_size)
             row.warmup, row.repeat = options.warmup, options.repeat
             row.warmup_calls, row.flushed_bytes = stats.warmup_calls, stats.flushed_bytes
-        if memory_here and on_cuda:
+        if "memory" in metrics and setting.device.startswith("cuda"):
             row.peak_mem_bytes = float(cuda_peak_bytes(step, setting.device))
             row.mem_method = CUDA_METHOD
-        elif memory_here:
-            peak = rss_peak_bytes(step)
-            row.peak_mem_bytes = None if peak is None else float(peak)
-            row.mem_method = CPU_METHOD if peak is not None else NOT_MEASURED
         _record_ran(row, step.what_ran())
-    except Exception as exc:
-        if classify_on_device(exc, setting.device) != "oom":
-            raise
-        row.status = row.failure = "oom"
-        note(row, first_line(exc))
     finally:
         del step
+
+
+def time_setting(setting: Setting, options: SweepOptions) -> ComplexityRow:
+    """Latency of one setting on its device (and on CUDA its peak memory): a row holding only
+    what the device gave, its status and failure class. Run it in a fresh process: the
+    number then depends on nothing that ran before."""
+    row = setting.row()
+    row.compile, row.channels_last = options.compile, options.channels_last
+    row.optimizer = options.optimizer
+    row.threads = torch.get_num_threads()
+    try:
+        _timed_fields(setting, options, row)
+    except Exception as exc:
+        _fail(row, exc, setting.device)
+    if row.failure != "poisoned":  # a poisoned context fails every CUDA call, cleanup too
         release(setting.device)
+    return row
+
+
+def cpu_memory_setting(setting: Setting, options: SweepOptions) -> MemoryResult:
+    """Peak resident memory of one CPU step above what is resident before it. Only meaningful
+    in a child whose allocator hands freed blocks back (``MEMORY_MMAP_THRESHOLD``)."""
+    return measure_step_peak("gfbench.measure.setting:build_step", _step_kwargs(setting, options))
+
+
+def merge_device(row: ComplexityRow, device_row: ComplexityRow) -> None:
+    """Copy what the device step gave into the counted row; a failure's status and reason too
+    (counts stay)."""
+    for name in DEVICE_FIELDS:
+        value = getattr(device_row, name)
+        if value not in (None, ""):
+            setattr(row, name, value)
+    if device_row.status != "ok":
+        row.status, row.failure = device_row.status, device_row.failure
+    note(row, device_row.error)
+
+
+def merge_memory(row: ComplexityRow, memory: MemoryResult) -> None:
+    """Copy a CPU memory measurement into the row; running out of memory is the row's status."""
+    row.peak_mem_bytes, row.mem_method = memory.peak_bytes, memory.method
+    _record_ran(row, memory.ran)
+    if memory.status in ("oom", "error"):
+        row.status = row.failure = memory.status
+        note(row, memory.error)
 
 
 def _record_ran(row: ComplexityRow, ran: dict[str, str]) -> None:
     """Copy what the measured step ran (ModelStep.what_ran) into the row."""
     row.impl_used = ran.get("impl_used", row.impl_used)
     row.compile_status = ran.get("compile_status", row.compile_status)
-
-
-def measure_checked(setting: Setting, options: SweepOptions,
-                    memory_worker: CpuMemoryWorker | None = None) -> tuple[ComplexityRow, bool]:
-    """The row of one setting, and whether its failure poisoned this process.
-
-    Counted on meta, then measured on the device if asked. A failure to build, count or run
-    becomes the row's status and one-line error, so the sweep goes on.
-    """
-    row = setting.row()
-    try:
-        _count(setting, options, row)
-        if options.metrics & DEVICE_METRICS:
-            _measure_on_device(setting, options, row, memory_worker)
-    except GfbenchError as exc:  # e.g. a resolution this model cannot take: its row says so
-        row.status = "error"
-        note(row, str(exc))
-    except Exception as exc:  # recorded, and the sweep goes on
-        row.failure = classify_on_device(exc, setting.device)
-        row.status = "oom" if row.failure == "oom" else "error"
-        note(row, first_line(exc))
-        if needs_restart(row.failure):  # a poisoned context fails every CUDA call, cleanup too
-            return row, True
-        release(setting.device)
-        return row, False
-    return row, False
-
-
-def measure(setting: Setting, options: SweepOptions,
-            memory_worker: CpuMemoryWorker | None = None) -> ComplexityRow:
-    """The row of one setting (see ``measure_checked``)."""
-    return measure_checked(setting, options, memory_worker)[0]
-
-
-def measure_in_worker(setting: dict, options: dict) -> dict:
-    """``measure`` for a worker child: plain data in and out; a poisoning error ends the child
-    after it answers, so the next setting runs in a healthy process."""
-    row, poisoned = measure_checked(Setting(**setting), SweepOptions.from_json(options))
-    record = dataclasses.asdict(row)
-    return restart_after(record) if poisoned else record

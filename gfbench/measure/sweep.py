@@ -3,11 +3,13 @@ moment it finishes, none ever lost.
 
 * One bad setting never stops a sweep: a failure to build, count or run is an ``error`` row
   with a one-line reason, running out of memory an ``oom`` row that keeps its counts.
-* Isolation (the default): settings run in a worker child process, so a segfault in native
-  code, the kernel's OOM killer or a hang costs only that setting's measurement; the counts
-  are then taken again in a fresh child. An error that poisons the CUDA context ends the child
-  after it answers, so the settings after it run in a healthy process. Without isolation the
-  sweep moves to a worker child the first time that happens.
+* Isolation (the default): every step of every setting (count, time, CPU memory) runs in a
+  fresh child process forked for it (``gfbench.measure.worker``), with the command's own
+  environment, so a timed number is the same inside a sweep as measured alone, and a segfault
+  in native code, the kernel's OOM killer, a hang or a poisoned CUDA context costs only that
+  step (the counts of a setting whose timing crashed are kept). Without isolation counts and
+  timings are taken in the command's process (for debugging; numbers then depend on what ran
+  before), and the sweep moves to children the first time the CUDA context is poisoned.
 * Rows of other settings already in the results file are kept; a setting measured again
   replaces its row (``--resume`` skips it instead).
 * Under torchrun each rank measures every k-th setting on its own device and writes its rows
@@ -16,7 +18,7 @@ moment it finishes, none ever lost.
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,20 +27,21 @@ from pathlib import Path
 import torch
 
 from gfbench.distributed import DistContext, barrier
-from gfbench.measure.memory import CpuMemoryWorker
+from gfbench.measure.memory import CPU_METHOD, MMAP_THRESHOLD, MemoryResult
 from gfbench.measure.plan import SweepPlan
 from gfbench.measure.quality import load_average
 from gfbench.measure.setting import (
+    DEVICE_METRICS,
     Setting,
     SweepOptions,
-    measure_checked,
+    merge_device,
+    merge_memory,
 )
 from gfbench.measure.timing import set_threads
-from gfbench.measure.worker import CallResult, ChildWorker
+from gfbench.measure.worker import CallResult, call_in_child
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, read_rows, row_key
 
 STATUSES = ("ok", "oom", "error")
-WORKER_FUNCTION = "gfbench.measure.setting:measure_in_worker"
 MeasureFn = Callable[[Setting, SweepOptions], ComplexityRow]
 
 
@@ -61,7 +64,7 @@ class SweepOutcome:
     skipped: int = 0  # already in the file (--resume)
     replaced: int = 0  # measured again: the older row was replaced
     kept: int = 0  # rows of earlier runs still in the file
-    workers_started: int = 0
+    children: list[int] = field(default_factory=list)  # pids of the child processes started
     notes: list[str] = field(default_factory=list)
 
     def counts(self) -> Counter:
@@ -75,67 +78,81 @@ def summary_line(rows: Iterable[ComplexityRow]) -> str:
     return ", ".join(f"{counts.get(status, 0)} {status}" for status in STATUSES)
 
 
-# --- running one setting: in this process or in a worker child --------------------------------
+# --- running one setting: each step in a fresh child, or in this process ---------------------
 
 
-def _row_from_failure(setting: Setting, result: CallResult) -> ComplexityRow:
-    """The row of a setting whose worker died, hung or raised: status and one-line reason."""
+@dataclass(frozen=True)
+class ChildFunctions:
+    """The "module:function" each step of a setting runs (tests inject faults through them)."""
+
+    count: str = "gfbench.measure.setting:count_setting"
+    time: str = "gfbench.measure.setting:time_setting"
+    memory: str = "gfbench.measure.setting:cpu_memory_setting"
+
+
+def _failed_step(setting: Setting, result: CallResult) -> ComplexityRow:
+    """The device row of a step whose child died, hung or raised: status and one-line reason."""
     row = setting.row()
-    row.status = result.failure_status
+    row.status = row.failure = result.failure_status
     row.error = result.error
     return row
 
 
 class SettingRunner:
-    """Measures settings one by one, in this process or in a worker child (isolation)."""
+    """Measures settings one by one: by default every step (count, time, CPU memory) of every
+    setting in a fresh child process forked for it, so no number depends on what ran before
+    and a crash costs one row. Without isolation the counts and timings are taken in this
+    process (numbers then depend on what ran before; for debugging); CPU memory is always
+    measured in a child of its own (its allocator setting would slow a timing down)."""
 
     def __init__(self, isolate: bool, threads: int, measure_fn: MeasureFn | None = None,
-                 worker_function: str = WORKER_FUNCTION):
+                 functions: ChildFunctions = ChildFunctions()):
         self.isolate = isolate
         self.threads = threads
         self.measure_fn = measure_fn
-        self.worker_function = worker_function
-        self.worker = ChildWorker(threads=threads)
-        self.memory_worker = CpuMemoryWorker(threads)
-
-    def __enter__(self) -> SettingRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.worker.close()
-        self.memory_worker.close()
+        self.functions = functions
+        self.children: list[int] = []  # process ids of the children started, in order
 
     def __call__(self, setting: Setting, options: SweepOptions) -> ComplexityRow:
         """The row of one setting."""
         if self.measure_fn is not None:
             return self.measure_fn(setting, options)
-        if not self.isolate:
-            row, poisoned = measure_checked(setting, options, self.memory_worker)
-            if poisoned:  # this process's CUDA context is gone: the rest runs in a child
+        row = self._step(self.functions.count, setting, options)
+        if row.params is None or not options.metrics & DEVICE_METRICS:
+            return row  # a model that cannot be built is not built again on the device
+        on_cuda = setting.device.startswith("cuda")
+        if "latency" in options.metrics or ("memory" in options.metrics and on_cuda):
+            device_row = self._step(self.functions.time, setting, options)
+            merge_device(row, device_row)
+            if device_row.failure == "poisoned":  # this process's CUDA context is gone
                 self.isolate = True
-            return row
-        return self._in_worker(setting, options)
-
-    def _call(self, setting: Setting, options: SweepOptions) -> CallResult:
-        """One measure_in_worker call in the child."""
-        return self.worker.call(self.worker_function, {"setting": dataclasses.asdict(setting),
-                                                  "options": options.to_json()})
-
-    def _in_worker(self, setting: Setting, options: SweepOptions) -> ComplexityRow:
-        """Measure in the child; if it dies, count again in a fresh one (counts survive)."""
-        result = self._call(setting, options)
-        if result.ok:
-            return ComplexityRow(**result.value)
-        row = _row_from_failure(setting, result)
-        counting = dataclasses.replace(options, fvcore_max_flops=-1.0, metrics=frozenset(
-            options.metrics & {"flops", "params"}) | {"params"})
-        recount = self._call(setting, counting)
-        if recount.ok:
-            counted = ComplexityRow(**recount.value)
-            row.tokens, row.params = counted.tokens, counted.params
-            row.flops = row.flops_torch = counted.flops
-            row.flops_engine, row.uncounted_ops = counted.flops_engine, counted.uncounted_ops
+        if "memory" in options.metrics and not on_cuda and row.status == "ok":
+            merge_memory(row, self._memory(setting, options))
         return row
+
+    def _step(self, function: str, setting: Setting, options: SweepOptions) -> ComplexityRow:
+        """One step's row: from a fresh child, or from this process without isolation."""
+        if not self.isolate:
+            return _resolve(function)(setting=setting, options=options)
+        result = call_in_child(function, {"setting": setting, "options": options},
+                               threads=self.threads)
+        self.children.append(result.pid)
+        return result.value if result.ok else _failed_step(setting, result)
+
+    def _memory(self, setting: Setting, options: SweepOptions) -> MemoryResult:
+        """Peak CPU memory, always in a child whose allocator was set up for it."""
+        result = call_in_child(self.functions.memory, {"setting": setting, "options": options},
+                               threads=self.threads, mmap_threshold=MMAP_THRESHOLD)
+        self.children.append(result.pid)
+        if result.ok:
+            return result.value
+        return MemoryResult(None, CPU_METHOD, result.failure_status, result.error)
+
+
+def _resolve(function: str) -> Callable:
+    """'module:function' -> the function."""
+    module_name, function_name = function.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 # --- files: the results file, and the part files of the other ranks ---------------------------
@@ -184,12 +201,12 @@ def _my_settings(settings: list[Setting], dist: DistContext) -> list[Setting]:
 def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None,
               on_row: Callable[[ComplexityRow, bool], None] | None = None,
               measure_fn: MeasureFn | None = None,
-              worker_function: str = WORKER_FUNCTION) -> SweepOutcome:
+              functions: ChildFunctions = ChildFunctions()) -> SweepOutcome:
     """Measure every setting of this rank, writing each row as it finishes.
 
     ``on_row(row, skipped)`` is called for each setting, ``skipped`` being True for rows
     already present under ``--resume``. ``measure_fn`` replaces the measurement in this
-    process, ``worker_function`` the one a worker child runs (tests inject faults with them).
+    process, ``functions`` the steps a child runs (tests inject faults with them).
     On rank 0 the outcome holds the results file's rows in the plan's order (rows of earlier
     runs that the plan does not name come last); the other ranks' outcome holds no rows.
     Ctrl-C raises SweepInterrupted, saying how many rows the file keeps.
@@ -199,26 +216,25 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
     writer, existing = _open_writer(plan)
     outcome = SweepOutcome(rows=[], path=plan.json_path)
     mine = _my_settings(plan.settings, plan.dist)
-    runner = SettingRunner(plan.isolate, torch.get_num_threads(), measure_fn, worker_function)
+    runner = SettingRunner(plan.isolate, torch.get_num_threads(), measure_fn, functions)
     try:
-        with runner:
-            for setting in mine:
-                if plan.resume and setting.key() in existing:
-                    outcome.skipped += 1
-                    if on_row:
-                        on_row(existing[setting.key()], True)
-                    continue
-                if on_start:
-                    on_start(setting)
-                row = runner(setting, plan.options)
-                writer.add(row)
-                outcome.measured += 1
+        for setting in mine:
+            if plan.resume and setting.key() in existing:
+                outcome.skipped += 1
                 if on_row:
-                    on_row(row, False)
+                    on_row(existing[setting.key()], True)
+                continue
+            if on_start:
+                on_start(setting)
+            row = runner(setting, plan.options)
+            writer.add(row)
+            outcome.measured += 1
+            if on_row:
+                on_row(row, False)
     except KeyboardInterrupt:
         writer.flush()
         raise SweepInterrupted(len(writer.rows), writer.json_path) from None
-    outcome.workers_started = runner.worker.started
+    outcome.children = runner.children
     barrier(plan.dist)
     if not plan.dist.is_main:
         return outcome

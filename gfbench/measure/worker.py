@@ -1,45 +1,51 @@
-"""A child Python process that runs library calls for its parent, so a crash is only a result.
+"""A fresh child process for every measurement call, so a number depends on nothing that ran
+before it, and a crash is only a result.
 
-The parent sends one JSON line per call (``"module:function"`` and its JSON keyword
-arguments); the child answers one JSON line with the function's JSON-able return value, or
-with the error it raised. When the child dies instead (a segfault in native code, the kernel's
-out-of-memory killer) or stops answering, the parent gets a :class:`CallResult` saying so and
-the next call starts a fresh child. A function can also ask for a fresh child after it
-answers (``restart`` in its reply), as the sweep does after an error that poisons the CUDA
-context: every later call then runs in a process that is still healthy.
+A timed number must not depend on the process it was taken in: heap state left by earlier
+settings moves later ones by tens of percent on a CPU, and an allocator setting that the
+memory measurement needs (a fixed mmap threshold) slows some models by more than half. timm's
+bulk benchmark runner starts one process per model for the same reason. Starting a new
+interpreter costs seconds (importing torch and timm), so calls are forked from a server
+process that imported them once (``multiprocessing``'s forkserver, started with the command's
+own environment): every call gets a clean process in milliseconds, identical for every
+setting, and nothing the call does outlives it.
 
-This is how timm's bulk benchmark runner isolates models (one process each); here one child
-serves many calls and is replaced only when it must be, so isolation costs one interpreter
-start per sweep, not one per model.
+The child answers with the function's return value, or with the error it raised. When it dies
+instead (a segfault in native code, the kernel's out-of-memory killer) or stops answering,
+the parent gets a :class:`CallResult` saying so. Only a memory measurement asks for the
+allocator setting, and only in its own child (``mmap_threshold``), never in a timing child.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import importlib
-import json
+import multiprocessing
 import os
-import select
 import signal
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-# Every allocation of 128 KiB or more is its own mmap, so freed tensors leave the resident set
-# at once; set before the child's first allocation (see gfbench.measure.memory).
-CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024), "GFBENCH_WORKER": "1"}
-RESTART = "__gfbench_restart__"  # a reply carrying this key makes the parent start a new child
+from gfbench.errors import first_line
+
+# What the server imports once, so that each forked child starts with them loaded.
+PRELOAD = ("torch", "timm", "gfbench.measure.setting", "gfbench.measure.memory")
+DEFAULT_TIMEOUT_S = 3600.0
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
 
 
 @dataclass(frozen=True)
 class CallResult:
-    """What one call in the child gave: its value, or why there is none."""
+    """What one call in a child gave: its value, or why there is none."""
 
     value: Any = None
     status: str = "ok"  # ok | raised | died | timeout
     error: str = ""  # one line: the exception raised, or how the child ended
     signal: int | None = None  # the signal that killed the child, when one did
+    pid: int | None = None  # the child's process id (each call has its own)
 
     @property
     def ok(self) -> bool:
@@ -51,11 +57,6 @@ class CallResult:
         """A failed call as a results row reads it: 'oom' when the child was killed by SIGKILL
         (what the kernel's out-of-memory killer sends), 'error' otherwise."""
         return "oom" if self.signal == signal.SIGKILL else "error"
-
-
-def in_worker() -> bool:
-    """Whether this process is a worker child (it measures CPU memory in-process)."""
-    return os.environ.get("GFBENCH_WORKER") == "1"
 
 
 def _signal_name(number: int) -> str:
@@ -77,134 +78,106 @@ def death_message(returncode: int, stderr_tail: str) -> str:
     return f"child process exited with code {returncode}: {stderr_tail or 'no output'}"
 
 
-class ChildWorker:
-    """One child process at a time, started on the first call and again after one dies."""
-
-    def __init__(self, threads: int | None = None, timeout_s: float = 3600.0):
-        self.threads = threads
-        self.timeout_s = timeout_s
-        self._child: subprocess.Popen | None = None
-        self._stderr = None
-        self.started = 0  # children started so far (tests and notes)
-
-    def __enter__(self) -> ChildWorker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _start(self) -> subprocess.Popen:
-        """A fresh child with the allocator settings fixed from its first allocation."""
-        self._close_stderr()
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
-        self.started += 1
-        return subprocess.Popen([sys.executable, "-m", "gfbench.measure.worker"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=self._stderr, text=True,
-                                env={**os.environ, **CHILD_ENV})
-
-    def _stderr_tail(self) -> str:
-        """The last line the child wrote to stderr (why it exited)."""
-        self._stderr.seek(0)
-        lines = self._stderr.read().strip().splitlines()
-        return lines[-1][:200] if lines else ""
-
-    def _died(self, child: subprocess.Popen) -> CallResult:
-        """The result of a call whose child ended before answering."""
-        try:
-            returncode = child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            returncode = child.wait()
-        self._child = None
-        return CallResult(status="died", error=death_message(returncode, self._stderr_tail()),
-                          signal=-returncode if returncode < 0 else None)
-
-    def call(self, function: str, kwargs: dict[str, Any]) -> CallResult:
-        """Run ``function(**kwargs)`` ("module:function") in the child and return its answer."""
-        if self._child is None or self._child.poll() is not None:
-            self._child = self._start()
-        child = self._child
-        request = {"function": function, "kwargs": kwargs, "threads": self.threads}
-        try:
-            child.stdin.write(json.dumps(request) + "\n")
-            child.stdin.flush()
-        except BrokenPipeError:
-            pass  # the child is gone: its stdout is at end of file, handled below
-        ready, _, _ = select.select([child.stdout], [], [], self.timeout_s)
-        if not ready:
-            child.kill()
-            child.wait()
-            self._child = None
-            return CallResult(status="timeout",
-                              error=f"no answer from the child process after "
-                                    f"{self.timeout_s:.0f} s (killed)")
-        line = child.stdout.readline()
-        if not line:
-            return self._died(child)
-        reply = json.loads(line)
-        if reply.pop(RESTART, False):
-            self.close()
-        return CallResult(**reply)
-
-    def close(self) -> None:
-        """Let the child finish and reap it."""
-        if self._child is not None and self._child.poll() is None:
-            self._child.stdin.close()
-            try:
-                self._child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-        self._child = None
-        self._close_stderr()
-
-    def _close_stderr(self) -> None:
-        """Drop the file that held the last child's stderr."""
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+@functools.cache
+def _context() -> multiprocessing.context.BaseContext:
+    """The forkserver context; its server starts on the first call, with this environment."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
 
 
-def restart_after(value: Any) -> dict[str, Any]:
-    """Wrap a return value so the child answers it and then exits (a fresh one takes over)."""
-    return {RESTART: True, "__value__": value}
+def set_mmap_threshold(nbytes: int) -> bool:
+    """Serve every allocation of ``nbytes`` or more with its own mmap (glibc's mallopt), so a
+    freed tensor leaves the resident set at once; False where the C library has no mallopt."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
 
 
-def _run(function: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Call the function; its reply and whether the child must exit afterwards."""
+def _resolve(function: str) -> Any:
+    """'module:function' -> the function."""
     module_name, function_name = function.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _child_main(conn: Any, function: str, kwargs: dict[str, Any], threads: int | None,
+                mmap_threshold: int | None, log_path: str) -> None:
+    """The child: output to the log, allocator and threads set, one call, one reply."""
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    if mmap_threshold is not None:
+        set_mmap_threshold(mmap_threshold)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     try:
-        value = getattr(importlib.import_module(module_name), function_name)(**kwargs)
+        reply = ("ok", _resolve(function)(**kwargs), "")
     except Exception as exc:  # the parent decides what an exception means
-        text = (str(exc).strip().splitlines() or [""])[0][:300]
-        return {"status": "raised", "error": f"{type(exc).__name__}: {text}"}, False
-    if isinstance(value, dict) and value.get(RESTART):
-        return {"value": value["__value__"]}, True
-    return {"value": value}, False
+        reply = ("raised", None, first_line(exc))
+    try:
+        conn.send(reply)
+    except Exception as exc:  # a value that cannot be pickled
+        conn.send(("raised", None, f"the result cannot be sent back: {first_line(exc)}"))
+    conn.close()
 
 
-def _serve() -> None:
-    """The child's loop: one JSON request per stdin line, one JSON reply per stdout line.
+def _log_tail(path: str) -> str:
+    """The last line a child wrote to its output (why it exited)."""
+    try:
+        with open(path, errors="replace") as handle:
+            lines = handle.read().strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
 
-    Anything a library prints goes to stderr, so stdout carries only replies.
+
+def call_in_child(function: str, kwargs: dict[str, Any], *, threads: int | None = None,
+                  timeout_s: float = DEFAULT_TIMEOUT_S,
+                  mmap_threshold: int | None = None) -> CallResult:
+    """Run ``function(**kwargs)`` ("module:function", picklable arguments) in a fresh child.
+
+    ``threads``: torch's CPU threads in the child. ``mmap_threshold``: the allocator setting a
+    memory measurement needs (never given for timing). The child is killed after
+    ``timeout_s`` without an answer, and on Ctrl-C.
     """
-    replies = sys.stdout
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        request = json.loads(line)
-        if request.get("threads"):
-            import torch
+    context = _context()
+    receive, send = context.Pipe(duplex=False)
+    with tempfile.NamedTemporaryFile(prefix="gfbench-child-", suffix=".log") as log:
+        process = context.Process(target=_child_main, args=(
+            send, function, kwargs, threads, mmap_threshold, log.name))
+        try:
+            process.start()
+            send.close()
+            return _wait(process, receive, timeout_s, log.name)
+        finally:
+            if process.is_alive():
+                process.kill()
+            if process.pid is not None:
+                process.join()
+            receive.close()
 
-            torch.set_num_threads(int(request["threads"]))
-        reply, restart = _run(request["function"], request["kwargs"])
-        if restart:
-            reply[RESTART] = True
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
-        if restart:
-            return
 
-
-if __name__ == "__main__":
-    _serve()
+def _wait(process: multiprocessing.process.BaseProcess, receive: Any, timeout_s: float,
+          log_path: str) -> CallResult:
+    """The child's reply, or how it ended without one."""
+    if not receive.poll(timeout_s):
+        process.kill()
+        process.join()
+        return CallResult(status="timeout", pid=process.pid,
+                          error=f"no answer from the child process after {timeout_s:.0f} s "
+                                "(killed)")
+    try:
+        status, value, error = receive.recv()
+    except (EOFError, OSError):
+        process.join(60)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        code = process.exitcode
+        return CallResult(status="died", error=death_message(code, _log_tail(log_path)),
+                          signal=-code if code < 0 else None, pid=process.pid)
+    return CallResult(value=value, status=status, error=error, pid=process.pid)

@@ -35,24 +35,48 @@ def failing_step():
     return step
 
 
-def measure_or_fail(setting, options):
-    """The worker's measurement, except for mixers named in the fault table below.
+def time_or_fail(setting, options):
+    """The timing step, except for mixers named in the fault table below.
 
     attention: the child dies by SIGSEGV (a crash in native code); identity: the error poisons
-    the process (the child must be replaced); spatial_mlp: the child is killed by SIGKILL.
+    the CUDA context; spatial_mlp: the child is killed by SIGKILL (the OOM killer).
     """
-    from gfbench.measure.setting import measure_in_worker
-    from gfbench.measure.worker import restart_after
+    from gfbench.measure.setting import time_setting
 
-    if setting["name"] == "attention" and options["metrics"] != ["flops", "params"]:
+    if setting.name == "attention":
         os.kill(os.getpid(), signal.SIGSEGV)
-    if setting["name"] == "spatial_mlp" and options["metrics"] != ["flops", "params"]:
+    if setting.name == "spatial_mlp":
         os.kill(os.getpid(), signal.SIGKILL)
-    record = measure_in_worker(setting, options)
-    if setting["name"] == "identity":
-        record.update(status="error", error="RuntimeError: CUDA error: an illegal memory access")
-        return restart_after(record)
-    return record
+    row = time_setting(setting, options)
+    if setting.name == "identity":
+        row.status, row.failure = "error", "poisoned"
+        row.error = "RuntimeError: CUDA error: an illegal memory access"
+    return row
+
+
+def memory_oom(setting, options):
+    """A CPU memory step whose child ran out of memory."""
+    from gfbench.measure.memory import CPU_METHOD, MemoryResult
+
+    return MemoryResult(None, CPU_METHOD, "oom", "child process killed by SIGKILL")
+
+
+def environment_and_pid():
+    """What a child process sees: its environment and its process id."""
+    return dict(os.environ), os.getpid()
+
+
+def page_faults_of_reuse(mib: int = 8, rounds: int = 20) -> int:
+    """Minor page faults while a ``mib`` MiB buffer is allocated, written and freed ``rounds``
+    times: few where the allocator reuses freed memory (glibc's default), about
+    ``rounds * mib * 256`` where each block is a fresh mmap (a fixed mmap threshold)."""
+    import resource
+
+    torch.empty(mib * 2**18).fill_(1.0)  # the first one sets glibc's dynamic threshold
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        torch.empty(mib * 2**18).fill_(1.0)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def linear_step(features: int, batch: int, mode: str, optimizer: str | None = None):
@@ -64,3 +88,15 @@ def linear_step(features: int, batch: int, mode: str, optimizer: str | None = No
     torch.manual_seed(0)
     model = nn.Linear(features, features, bias=False)
     return make_step(model, torch.randn(batch, features), mode=mode, optimizer=optimizer)
+
+
+def die_by(signum: int):
+    """The calling process ends by the signal (a crash, or the OOM killer's SIGKILL)."""
+    os.kill(os.getpid(), signum)
+
+
+def sleep(seconds: float):
+    """A call that hangs for ``seconds``."""
+    import time
+
+    time.sleep(seconds)

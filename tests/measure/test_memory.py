@@ -1,16 +1,11 @@
 """Peak memory: one protocol (warm-up, release, baseline, peak) with the device's counter
 injected; measured in an isolated child on the CPU, by the allocator on CUDA; OOM known."""
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from gfbench.measure.memory import (
     CPU_METHOD,
-    CpuMemoryWorker,
     cpu_peak_in_child,
     cuda_peak_bytes,
     is_out_of_memory,
@@ -19,15 +14,7 @@ from gfbench.measure.memory import (
     rss_peak_bytes,
 )
 
-HERE = str(Path(__file__).parent)
 RESETTABLE = rss_peak_bytes(lambda: None) is not None
-
-
-@pytest.fixture
-def child_path(monkeypatch):
-    """Let the child import this folder's step factories."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [HERE, os.environ.get(
-        "PYTHONPATH")])))
 
 
 class FakeHeap:
@@ -90,20 +77,21 @@ def test_protocol_without_reset_is_not_measured():
 
 
 @pytest.mark.skipif(not RESETTABLE, reason="the kernel here cannot reset the peak RSS")
-def test_linear_peaks_in_the_child_match_the_hand_count(child_path):
+def test_linear_peaks_in_the_child_match_the_hand_count():
     # a bias-free 2048 x 2048 float32 Linear (16 MiB of weights) on a batch of 8: the output
     # is 64 KiB; training adds 16 MiB of gradients, SGD with momentum one 16 MiB buffer,
     # AdamW two (exp_avg, exp_avg_sq) plus at most two parameter-sized temporaries
     mib = 2**20
-    with CpuMemoryWorker(threads=1) as worker:
-        peaks = {}
-        for mode, optimizer in [("infer", None), ("train", None), ("train", "sgd"),
-                                ("train", "adamw")]:
-            result = worker.measure("child_steps:linear_step", {
-                "features": 2048, "batch": 8, "mode": mode, "optimizer": optimizer})
-            assert result.status == "ok", result
-            peaks[optimizer or mode] = result.peak_bytes
-    assert 60 * 2**10 <= peaks["infer"] < mib
+    peaks = {}
+    for mode, optimizer in [("infer", None), ("train", None), ("train", "sgd"),
+                            ("train", "adamw")]:
+        result = cpu_peak_in_child("child_steps:linear_step", {
+            "features": 2048, "batch": 8, "mode": mode, "optimizer": optimizer}, threads=1)
+        assert result.status == "ok", result
+        peaks[optimizer or mode] = result.peak_bytes
+    # the 64 KiB output is below the 128 KiB mmap threshold: it may reuse a few heap pages
+    # the forked child already has resident (the protocol's resolution, README: ~128 KiB)
+    assert 48 * 2**10 <= peaks["infer"] < mib
     assert 16 * mib <= peaks["train"] < 17 * mib
     assert 32 * mib <= peaks["sgd"] < 33 * mib
     assert 48 * mib <= peaks["adamw"] <= 81 * mib
@@ -122,22 +110,14 @@ def test_peak_rss_sees_an_allocation_even_where_freed_memory_could_hide_it():
 
 
 @pytest.mark.skipif(not RESETTABLE, reason="the kernel here cannot reset the peak RSS")
-def test_one_worker_measures_steps_in_turn_and_survives_an_oom_kill(child_path):
-    with CpuMemoryWorker(threads=1) as worker:
-        first = worker.measure("child_steps:allocate_step", {"mib": 64})
-        killed = worker.measure("child_steps:killed_step", {})
-        after = worker.measure("child_steps:allocate_step", {"mib": 16})
+def test_steps_measured_in_turn_each_in_its_own_child_survive_an_oom_kill():
+    first = cpu_peak_in_child("child_steps:allocate_step", {"mib": 64}, threads=1)
+    killed = cpu_peak_in_child("child_steps:killed_step", {}, threads=1)
+    after = cpu_peak_in_child("child_steps:allocate_step", {"mib": 16}, threads=1)
     assert first.status == "ok" and first.method == CPU_METHOD, (first, killed, after)
     assert 60 * 2**20 <= first.peak_bytes <= 120 * 2**20
     assert killed.status == "oom" and killed.peak_bytes is None, killed
     assert after.status == "ok" and 14 * 2**20 <= after.peak_bytes <= 60 * 2**20, after
-
-
-def test_a_child_that_cannot_start_is_an_error(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
-    monkeypatch.setattr(sys, "executable", "/bin/false")
-    result = cpu_peak_in_child("child_steps:allocate_step", {"mib": 1}, threads=1)
-    assert result.status == "error" and result.peak_bytes is None
 
 
 def test_allocator_failure_in_the_step_is_out_of_memory():

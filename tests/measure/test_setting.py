@@ -7,7 +7,7 @@ import torch
 
 from gfbench.measure import setting as setting_module
 from gfbench.measure.faults import classify_failure, needs_restart
-from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED, MemoryResult
+from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.sweep import run_sweep
 
@@ -76,15 +76,14 @@ def test_poisoning_errors_are_told_apart():
     assert not needs_restart(classify_failure(RuntimeError("shapes cannot be multiplied")))
 
 
-def test_child_out_of_memory_skips_timing(tmp_path, monkeypatch):
-    monkeypatch.setattr(setting_module.CpuMemoryWorker, "measure", lambda *a, **k: MemoryResult(
-        None, CPU_METHOD, "oom", "child killed by SIGKILL (out of memory)"))
-    monkeypatch.setattr(setting_module, "build_step", _raise_for("global_filter", 4, AssertionError(
-        "timing must not run after the memory child ran out of memory")))
+def test_a_memory_child_out_of_memory_is_an_oom_row_that_keeps_counts_and_timing(tmp_path):
+    from gfbench.measure.sweep import ChildFunctions
+
     plan = _plan(tmp_path, mixers=("global_filter",), tokens=("4",),
                  metrics=("flops", "memory", "latency"))
-    (row,) = run_sweep(plan).rows
-    assert row.status == "oom" and row.latency_ms_p50 is None and row.flops > 0
+    (row,) = run_sweep(plan, functions=ChildFunctions(memory="child_steps:memory_oom")).rows
+    assert row.status == "oom" and "SIGKILL" in row.error and row.flops > 0
+    assert row.latency_ms_p50 > 0 and row.peak_mem_bytes is None
 
 
 def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):

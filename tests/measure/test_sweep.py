@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
-from gfbench.measure.sweep import SweepInterrupted, run_sweep, summary_line
+from gfbench.measure.sweep import ChildFunctions, SweepInterrupted, run_sweep, summary_line
 from gfbench.results import read_results, read_rows
 
 SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
@@ -105,29 +105,22 @@ def test_provenance_is_in_both_files(tmp_path):
     assert len(frame) == 4 and set(frame["flops_engine"]) == {"fvcore"}
 
 
-@pytest.fixture
-def child_path(monkeypatch):
-    """Let a worker child import this folder's fault-injecting functions."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [HERE, os.environ.get(
-        "PYTHONPATH")])))
-
-
-def test_crashes_and_poisoned_processes_cost_one_row(tmp_path, child_path):
+def test_crashes_and_poisoned_processes_cost_one_row_and_keep_the_counts(tmp_path):
     plan = _plan(tmp_path, mixers=("attention", "identity", "spatial_mlp", "global_filter"),
                  tokens=("4",), metrics=("flops", "params", "latency"), warmup=1, repeat=1,
                  isolate=True)
-    outcome = run_sweep(plan, worker_function="child_steps:measure_or_fail")
+    outcome = run_sweep(plan, functions=ChildFunctions(time="child_steps:time_or_fail"))
     rows = {r.name: r for r in outcome.rows}
     crashed = rows["attention"]
     assert crashed.status == "error" and "SIGSEGV" in crashed.error
-    assert crashed.flops == 16 * 16 * 16 * 4 + 2 * 16**2 * 16  # counted again in a new child
+    assert crashed.flops == 16 * 16 * 16 * 4 + 2 * 16**2 * 16  # counted in a child of its own
     assert rows["identity"].status == "error" and "illegal memory access" in rows["identity"].error
+    assert rows["identity"].failure == "poisoned"
     killed = rows["spatial_mlp"]
     assert killed.status == "oom" and "SIGKILL" in killed.error and killed.params == 16 * 16 + 16
     assert rows["global_filter"].status == "ok" and rows["global_filter"].latency_ms_p50 > 0
-    # a child for the first setting, one after the segfault, one after the poisoned error,
-    # one after the kill
-    assert outcome.workers_started == 4
+    # every step of every setting (count, time) in a process of its own
+    assert len(outcome.children) == len(set(outcome.children)) == 8
     assert summary_line(outcome.rows) == "1 ok, 1 oom, 2 error"
 
 

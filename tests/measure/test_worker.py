@@ -1,19 +1,63 @@
-"""The worker child: answers, raised errors and deaths are told apart; a dead child is replaced."""
+"""Child processes: each call gets a fresh one, with the command's own environment; answers,
+raised errors, deaths and hangs are told apart."""
 
+import os
 import signal
 
-from gfbench.measure.worker import ChildWorker
+import pytest
+
+from gfbench.measure.memory import MMAP_THRESHOLD
+from gfbench.measure.worker import call_in_child
 
 
-def test_answers_errors_and_a_death_each_come_back_and_the_next_call_gets_a_new_child():
-    with ChildWorker(threads=1, timeout_s=120) as worker:
-        answer = worker.call("json:dumps", {"obj": [1, 2]})
-        raised = worker.call("json:loads", {"s": "{"})
-        died = worker.call("os:abort", {})
-        after = worker.call("json:dumps", {"obj": "again"})
+def test_answers_errors_and_deaths_come_back_each_from_a_fresh_process():
+    answer = call_in_child("json:dumps", {"obj": [1, 2]}, threads=1)
+    raised = call_in_child("json:loads", {"s": "{"}, threads=1)
+    died = call_in_child("os:abort", {}, threads=1)
+    after = call_in_child("json:dumps", {"obj": "again"}, threads=1)
     assert answer.ok and answer.value == "[1, 2]"
     assert raised.status == "raised" and raised.error.startswith("JSONDecodeError: ")
     assert died.status == "died" and died.signal == signal.SIGABRT
     assert "SIGABRT" in died.error and died.failure_status == "error"
     assert after.ok and after.value == '"again"'
-    assert worker.started == 2  # the first child served three calls; one replaced it
+    pids = [r.pid for r in (answer, raised, died, after)]
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+
+
+def test_a_result_that_cannot_be_sent_back_is_an_error_not_a_death():
+    result = call_in_child("child_steps:allocate_step", {"mib": 1})  # a local function
+    assert result.status == "raised" and "cannot be sent back" in result.error
+
+
+def test_a_child_killed_by_sigkill_reads_as_out_of_memory():
+    killed = call_in_child("child_steps:die_by", {"signum": signal.SIGKILL})
+    assert killed.status == "died" and killed.failure_status == "oom"
+    assert "out of memory" in killed.error
+
+
+def test_a_child_that_does_not_answer_is_killed_after_the_timeout():
+    result = call_in_child("child_steps:sleep", {"seconds": 60}, timeout_s=1)
+    assert result.status == "timeout" and result.failure_status == "error"
+    assert "after 1 s" in result.error
+
+
+def test_a_timing_child_has_the_commands_environment_and_default_allocator(monkeypatch):
+    # A fixed mmap threshold (what the memory child needs) made every timing 35-70% slower:
+    # each freed block went back to the kernel and came back as fresh, faulting pages.
+    timing = call_in_child("child_steps:environment_and_pid", {})
+    memory = call_in_child("child_steps:environment_and_pid", {}, mmap_threshold=MMAP_THRESHOLD)
+    env, pid = timing.value
+    assert not {k for k in env if k.startswith("MALLOC_")} - {
+        k for k in os.environ if k.startswith("MALLOC_")}
+    assert "GFBENCH_WORKER" not in env and pid != os.getpid() != memory.value[1]
+    reused = call_in_child("child_steps:page_faults_of_reuse", {}).value
+    fresh = call_in_child("child_steps:page_faults_of_reuse", {},
+                          mmap_threshold=MMAP_THRESHOLD).value
+    pages_per_round = 8 * 2**20 // 4096  # page_faults_of_reuse's 8 MiB buffer, 20 rounds
+    assert reused < 4 * pages_per_round < 15 * pages_per_round < fresh, (reused, fresh)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_child_uses_the_threads_it_is_given(threads):
+    result = call_in_child("torch:get_num_threads", {}, threads=threads)
+    assert result.value == threads
