@@ -225,7 +225,8 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
         return
     rows = planned_rows(outcome, plan)
     exponents = scaling_exponents(rows)
-    warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores())
+    warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores(),
+                               dist.local_world_size)
     if as_json:
         print_json({"files": [str(plan.json_path), str(plan.stem.with_suffix(".csv"))],
                     "flop_convention": FLOP_CONVENTION, "summary": dict(outcome.counts()),

@@ -18,6 +18,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # ranks on this machine (they share its CPU cores)
 
     @property
     def is_main(self) -> bool:
@@ -45,7 +46,9 @@ def init_distributed(device: str) -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
-                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+                       local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                       local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE",
+                                                           dist.get_world_size())))
 
 
 def barrier(context: DistContext) -> None:

@@ -28,7 +28,7 @@ from gfbench.measure.timing import MODES, OPTIMIZERS
 from gfbench.results import check_output_folder
 
 DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
-DEFAULT_RESOLUTIONS = ("224", "384", "512")
+DEFAULT_RESOLUTIONS = ("224", "320", "448", "640")  # 4 sizes: enough to tell N log N from N^2
 DEFAULT_TOKENS = ("14", "28", "56")
 NATIVE = "native"  # --res native: each model's pretrained input size
 # (batch, warmup, repeat) when not given: enough repetitions for stable percentiles on a GPU;
@@ -262,5 +262,17 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2}
+    threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, stem, device, request.resume, request.isolate,
-                     request.threads, dist, extra)
+                     threads, dist, extra)
+
+
+def ranks_share_of_cores(device: str, dist: DistContext) -> int | None:
+    """CPU threads of each torchrun rank timing on the CPU when --threads is not given: the
+    machine's cores shared out, so ranks do not wait for each other's threads (None: one
+    process, torch's own default)."""
+    if device != "cpu" or dist.local_world_size < 2:
+        return None
+    from gfbench.measure.quality import available_cores
+
+    return max(1, available_cores() // dist.local_world_size)

@@ -36,17 +36,38 @@ def _timed(rows: Sequence[Any]) -> list[Any]:
     return [r for r in rows if getattr(r, "latency_ms_p50", None) is not None]
 
 
-def busy_warning(loads: Sequence[Sequence[float] | None], cores: int) -> str:
-    """A warning when the 1-minute load average was above the cores at any reading, or "".
+def free_cores(load: float, cores: int, own_threads: int = 0) -> int:
+    """Cores that other work leaves free, at a 1-minute load average that includes this run's
+    own ``own_threads`` (at least one)."""
+    return max(1, math.floor(cores - max(0.0, load - own_threads)))
+
+
+def busy_warning(loads: Sequence[Sequence[float] | None], cores: int,
+                 threads: int | None = None) -> str:
+    """A warning, with what to do about it, when the 1-minute load average was above the cores
+    at any reading, or "".
 
     ``loads``: load-average triples taken around the run (start, end); None where unread.
+    ``threads``: the CPU threads the timed steps used (each one more than the free cores
+    waits for a core instead of computing).
     """
     minutes = [float(load[0]) for load in loads if load]
     if not minutes or max(minutes) <= cores:
         return ""
     readings = ", ".join(f"{m:.2f}" for m in minutes)
+    free = free_cores(max(minutes), cores, threads or 0)
+    used = f" with {threads} threads" if threads else ""
     return (f"busy machine: 1-minute load average {readings} (start, end) above its {cores} "
-            "cores; timings are suspect, rerun on an idle machine")
+            f"cores; timings{used} are suspect: rerun on an idle machine, or with --threads "
+            f"{free} (about {free} core{'s' if free > 1 else ''} free)")
+
+
+def oversubscription_warning(threads: int | None, ranks: int, cores: int) -> str:
+    """A warning when torchrun ranks on one machine ask for more CPU threads than it has."""
+    if not threads or ranks < 2 or threads * ranks <= cores:
+        return ""
+    return (f"oversubscribed: {ranks} ranks x {threads} threads on {cores} cores; CPU timings "
+            f"wait for each other: use --threads {max(1, cores // ranks)}")
 
 
 def spread_warning(rows: Sequence[Any], limit: float = MAX_SPREAD) -> str:
@@ -63,8 +84,12 @@ def spread_warning(rows: Sequence[Any], limit: float = MAX_SPREAD) -> str:
 
 
 def timing_warnings(rows: Sequence[Any], loads: Sequence[Sequence[float] | None],
-                    cores: int) -> list[str]:
+                    cores: int, ranks: int = 1) -> list[str]:
     """The warnings that apply to a run's timed rows (none when nothing was timed)."""
-    if not _timed(rows):
+    timed = _timed(rows)
+    if not timed:
         return []
-    return [w for w in (busy_warning(loads, cores), spread_warning(rows)) if w]
+    cpu_threads = max((r.threads or 0 for r in timed if str(r.device) == "cpu"), default=0)
+    return [w for w in (busy_warning(loads, cores, cpu_threads or None),
+                        oversubscription_warning(cpu_threads, ranks, cores),
+                        spread_warning(rows)) if w]

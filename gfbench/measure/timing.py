@@ -27,7 +27,7 @@ from gfbench.errors import GfbenchError
 
 MODES = ("infer", "train")
 OPTIMIZERS = ("sgd", "adamw")
-DEFAULT_WARMUP_S = {"cuda": 0.5, "cpu": 0.0}  # the minimum warm-up time per device type
+DEFAULT_WARMUP_S = {"cuda": 0.5, "cpu": 1.0}  # the minimum warm-up time per device type
 _CPU_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
 
 Step = Callable[[], None]

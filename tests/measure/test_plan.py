@@ -54,10 +54,11 @@ def test_cuda_without_a_gpu_says_so(tmp_path):
         _plan(tmp_path, device="cuda")
 
 
-def test_defaults_are_the_trio_at_three_resolutions(tmp_path):
+def test_defaults_are_the_trio_at_four_resolutions(tmp_path):
+    # four sizes: a growth class with three terms (c0 + c1 N + c2 N log N) needs one more
     plan = plan_complexity(ComplexityRequest(device="cpu"), results_dir=tmp_path)
     assert [(s.name, s.res_h) for s in plan.settings] == [
-        (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 384, 512)]
+        (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 320, 448, 640)]
     assert plan.stem.name == "complexity-models-cpu-b1-fp32-infer"
     assert (plan.options.warmup, plan.options.repeat) == plan_module.DEVICE_DEFAULTS["cpu"][1:]
     assert plan.isolate
@@ -68,8 +69,8 @@ def test_timm_models_default_to_their_native_size_and_take_native(tmp_path):
                                              metrics=("flops",)), results_dir=tmp_path)
     sizes = [(s.name, s.res_h) for s in plan.settings]
     # efficientnet_b3's pretrained input is 288 (timm's pretrained_cfg); gfbench's own: trio
-    assert sizes == [("efficientnet_b3", 288), ("gfnet-ti", 224), ("gfnet-ti", 384),
-                     ("gfnet-ti", 512)]
+    assert sizes == [("efficientnet_b3", 288), ("gfnet-ti", 224), ("gfnet-ti", 320),
+                     ("gfnet-ti", 448), ("gfnet-ti", 640)]
     native = plan_complexity(ComplexityRequest(models=("efficientnet_b3", "gfnet-ti"),
                                                resolutions=("native", "320"),
                                                metrics=("flops",)), results_dir=tmp_path)
