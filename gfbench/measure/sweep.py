@@ -101,7 +101,8 @@ def _failed_step(setting: Setting, result: CallResult) -> ComplexityRow:
 class SettingRunner:
     """Measures settings one by one: by default every step (count, time, CPU memory) of every
     setting in a fresh child process forked for it, so no number depends on what ran before
-    and a crash costs one row. Without isolation the counts and timings are taken in this
+    and a crash costs one row. A count-only run counts in this process (on the meta device,
+    and fvcore's trace on small CPU tensors: nothing runs on a device that could crash it). Without isolation the counts and timings are taken in this
     process (numbers then depend on what ran before; for debugging); CPU memory is always
     measured in a child of its own (its allocator setting would slow a timing down)."""
 
@@ -117,8 +118,10 @@ class SettingRunner:
         """The row of one setting."""
         if self.measure_fn is not None:
             return self.measure_fn(setting, options)
+        if not options.metrics & DEVICE_METRICS:  # meta-device counts: nothing can crash
+            return _resolve(self.functions.count)(setting=setting, options=options)
         row = self._step(self.functions.count, setting, options)
-        if row.params is None or not options.metrics & DEVICE_METRICS:
+        if row.params is None:
             return row  # a model that cannot be built is not built again on the device
         on_cuda = setting.device.startswith("cuda")
         if "latency" in options.metrics or ("memory" in options.metrics and on_cuda):

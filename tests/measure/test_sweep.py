@@ -150,3 +150,9 @@ def test_two_gloo_processes_give_the_rows_of_one(tmp_path):
     assert not list((tmp_path / "two").glob("*-rank*"))  # the part files were merged
     provenance, _ = read_results(tmp_path / "two" / name)
     assert provenance.extra["world_size"] == 2
+
+
+def test_a_count_only_run_counts_in_this_process_even_when_isolated(tmp_path):
+    outcome = run_sweep(_plan(tmp_path, isolate=True))
+    assert outcome.children == [] and len(outcome.rows) == 4
+    assert all(r.status == "ok" and r.flops > 0 for r in outcome.rows)
