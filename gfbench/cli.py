@@ -143,11 +143,12 @@ def complexity_command(
         "up to 20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")
     ] = True,
     out: Annotated[Path | None, typer.Option(
-        help="Folder for the results files. Default: results/.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Skip settings already in the results file (without it they are "
-        "measured again and their rows replaced; rows of other settings are always kept).")
-    ] = False,
+        help="Folder for the runs' results files. Default: results/.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="RUN", help="Continue run RUN of --out instead of starting a new "
+        "run: its number (7 or 0007), 'last' (the newest run of this kind of sweep) or the "
+        "path of its .json. Settings already in it are skipped, the rest appended to it.",
+        show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing; just write the files."
                                         )] = False,
     as_json: Annotated[bool, typer.Option(
@@ -172,9 +173,11 @@ reason. The last line counts rows by status; the exit code is 1 when any row is 
 cannot fix it. One warning line each when the load average exceeded the cores or a timed \
 row's p10-p90 spread exceeds 20% of its median.
 
-    Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
-and .csv, each row as it finishes; rows of other settings in that file are kept. Several \
-GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the file).
+    Every invocation is a run of its own: rows go to results/<NNNN>-complexity-<models|\
+mixers>-<device>-b<batch>-<precision>-<mode>.json and .csv (NNNN: the next run number of the \
+folder), each row as it finishes; no run changes another's rows. --resume RUN continues one \
+run. Several GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the \
+run).
     """
     import dataclasses
 
@@ -217,24 +220,25 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
             outcome = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
     except SweepInterrupted as exc:
         if dist.is_main:
-            print_interrupted(exc.rows_kept, exc.path, _resume_command())
+            print_interrupted(exc.rows_kept, exc.path, _resume_command(exc.run_id))
         raise typer.Exit(130) from None
     finally:
         shutdown_distributed()
     if not dist.is_main:
         return
     rows = planned_rows(outcome, plan)
+    paths = [outcome.path, outcome.path.with_suffix(".csv")]
     exponents = scaling_exponents(rows)
     warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores())
     if as_json:
-        print_json({"files": [str(plan.json_path), str(plan.stem.with_suffix(".csv"))],
+        print_json({"files": [str(p) for p in paths], "run_id": outcome.run_id,
                     "flop_convention": FLOP_CONVENTION, "summary": dict(outcome.counts()),
                     "rows": [dataclasses.asdict(r) for r in rows],
                     "exponents": [dataclasses.asdict(e) for e in exponents],
                     "warnings": warnings})
     elif not quiet:
-        print_complexity_report(rows, exponents, [plan.json_path, plan.stem.with_suffix(".csv")],
-                                FLOP_CONVENTION, complexity_title(plan), warnings)
+        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION,
+                                complexity_title(plan), warnings)
     failed = any(r.status == "error" for r in rows)
     if not (quiet or as_json):
         print_sweep_outcome(outcome, summary_line(rows), failed)
@@ -242,12 +246,21 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
         raise typer.Exit(1)
 
 
-def _resume_command() -> str:
-    """The command line that continues an interrupted run (this one, with --resume)."""
+def _resume_command(run_id: str) -> str:
+    """The command line that continues this interrupted run: this one with --resume RUN_ID
+    (any --resume it had replaced)."""
     import shlex
 
-    args = ["gfbench", *sys.argv[1:]]
-    return shlex.join(args if "--resume" in args else [*args, "--resume"])
+    args, kept = sys.argv[1:], []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            kept.append(arg)
+    return shlex.join(["gfbench", *kept, "--resume", run_id])
 
 
 # --- breakdown ---
@@ -274,7 +287,7 @@ def breakdown_command(
         help="torch: FlopCounterMode on the meta device (any size, no memory); fvcore: traced "
         "on real CPU tensors; both: one set of rows each.")] = BreakdownEngine.torch,
     out: Annotated[Path | None, typer.Option(
-        help="Folder for the results files. Default: results/.")] = None,
+        help="Folder for the runs' results files. Default: results/.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print rows and per-role totals as JSON instead of the tables.")] = False,
 ) -> None:
@@ -282,8 +295,9 @@ def breakdown_command(
 channel MLP, norm, embedding, head and other, with the token mixer's share.
 
     Counts follow the FLOP convention of `gfbench complexity`; each setting's rows add up \
-to the model total of the same engine, and ops no rule counts are listed per row. Rows go \
-to results/breakdown-d<depth>-<engine>.json and .csv.
+to the model total of the same engine, and ops no rule counts are listed per row. Every \
+invocation is a run of its own: rows go to results/<NNNN>-breakdown-d<depth>-<engine>.json \
+and .csv (NNNN: the next run number of the folder).
     """
     import dataclasses
 
@@ -301,9 +315,9 @@ to results/breakdown-d<depth>-<engine>.json and .csv.
         engine=engine.value, out=out))
     total = len(plan.settings) * len(plan.engines)
     with BreakdownProgress(total, enabled=not as_json) as progress:
-        rows = run_breakdown(plan, on_done=progress.done)
+        rows, json_path = run_breakdown(plan, on_done=progress.done)
     summaries = summarise(rows)
-    paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
+    paths = [json_path, json_path.with_suffix(".csv")]
     if as_json:
         print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
                     "rows": [dataclasses.asdict(r) for r in rows],
