@@ -503,14 +503,23 @@ def plot_command(
     compare: Annotated[tuple[Path, Path] | None, typer.Option(
         help="Two results files or folders A B: add `gfbench compare A B` to the report.",
         show_default=False)] = None,
+    combine: Annotated[bool, typer.Option(
+        "--combine", help="Join the runs of one setting into one curve (newest row per "
+        "setting). Refused when their machine or gfbench/torch/timm versions differ; a "
+        "warning when their threads or load differ. Default: each run on its own.")] = False,
 ) -> None:
-    """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
+    """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files.
+
+    Each run (one results file) is drawn and fitted on its own, its figures named by its run \
+number; --combine joins runs. The output folder is plot's own: figures an earlier plot made \
+there and this one does not are removed (only files listed in its .gfbench-plots.json).
+    """
     from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
     from gfbench.render import print_plot_report, print_skipped
 
     options = PlotOptions(out=out, formats=parse_formats(fmt), scale=scale.value, x=x.value,
                           metric=metric.value, ref_slopes=ref_slopes,
-                          compare=tuple(compare) if compare else None)
+                          compare=tuple(compare) if compare else None, combine=combine)
     try:
         report = make_plots(paths, options)
     except NothingToPlotError as exc:
@@ -530,19 +539,24 @@ def compare_command(
                                       show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")
                        ] = False,
+    combine: Annotated[bool, typer.Option(
+        "--combine", help="Join each side's runs first (refused when their machine or "
+        "versions differ). Default: each run of A against each run of B.")] = False,
 ) -> None:
-    """Compare two complexity runs: B/A per metric for every setting both measured.
+    """Compare complexity runs: B/A per metric for every setting both measured.
 
-    A ratio is marked when it is larger than the runs' own spread: latency and throughput \
-when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they differ \
-at all. Lists how the runs were made differently (device, versions, flags, command).
+    Each run (results file) of A is compared with each run of B on its own unless \
+--combine. A ratio is marked when it is larger than the runs' own spread: latency and \
+throughput when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they \
+differ at all. Lists how the runs were made differently (device, versions, flags, threads, \
+load average, command).
     """
     import dataclasses
 
     from gfbench.compare import compare_runs
     from gfbench.render import print_comparison, print_json
 
-    comparison = compare_runs(a, b)
+    comparison = compare_runs(a, b, combine=combine)
     if as_json:
         print_json({**dataclasses.asdict(comparison), "marked": comparison.marked})
     else:

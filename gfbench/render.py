@@ -675,9 +675,8 @@ def comparison_table(comparison) -> Table:
     shared = {field: {str(getattr(s, field)) for s in comparison.settings}
               for field in ("run_a", "run_b", "batch_size", "precision", "mode")}
     varying = [field for field, values in shared.items() if len(values) > 1]
-    prefixes = {"batch_size": "batch ", "run_a": "A ", "run_b": "B "}
-    common = ", ".join(prefixes.get(f, "") + next(iter(v))
-                       for f, v in shared.items() if len(v) == 1 and next(iter(v)))
+    common = ", ".join(("batch " if f == "batch_size" else "") + next(iter(v))
+                       for f, v in shared.items() if len(v) == 1 and not f.startswith("run"))
     table = Table(title="B/A per setting both runs measured" + (f" ({common})" if common else "")
                   + ("; ms A, ms B: median latency" if timed else ""),
                   title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,

@@ -146,6 +146,10 @@ class RunLock:
         os.close(self.fd)
         self.fd = None
 
+    def __del__(self) -> None:
+        """A writer dropped without close() still lets go of its file."""
+        self.release()
+
 
 # --- the writer -------------------------------------------------------------------------------
 
@@ -169,6 +173,7 @@ class ResultsWriter:
         self.row_type = ROW_TYPES[provenance.kind]
         self.rows: list[Any] = []
         self.lock = RunLock(self.stem)
+        self.stem.parent.mkdir(parents=True, exist_ok=True)
         self.lock.acquire(self.json_path)
         try:
             if self.json_path.exists():

@@ -10,7 +10,7 @@ import pytest
 from gfbench.measure.breakdown import BreakdownRequest, plan_breakdown, run_breakdown
 from gfbench.plot import PlotOptions, make_plots
 from gfbench.plot.breakdown import breakdown_figure, breakdown_frame
-from gfbench.plot.load import load_results
+from gfbench.results.frame import load_results
 
 MODELS = ("gfnet-ti", "deit-ti")
 SIDES = ("112", "224")

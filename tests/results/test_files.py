@@ -18,6 +18,7 @@ from gfbench.results import (
     collect_provenance,
     find_results,
     read_results,
+    row_key,
 )
 
 
@@ -54,23 +55,22 @@ def test_rows_written_as_they_come_and_read_back(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_existing_rows_are_kept_and_a_same_key_row_replaced(tmp_path):
-    first = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
-    first.add(row("gfnet-xs", 224, flops=1.0))
-    first.add(row("deit-s", 224, flops=5.0))
-    second = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
-    assert ("model", "gfnet-xs", "reference", 224, 224, None, 1, "fp32", "infer", "cpu", None,
-            "") in second.done()
-    second.add(row("gfnet-xs", 224, flops=2.0))
-    second.add(row("gfnet-xs", 384, flops=3.0))
+def test_reopening_a_file_keeps_its_rows_and_a_same_key_row_replaces_one(tmp_path):
+    with ResultsWriter(tmp_path / "run", collect_provenance("complexity")) as first:
+        first.add(row("gfnet-xs", 224, flops=1.0))
+        first.add(row("deit-s", 224, flops=5.0))
+    with ResultsWriter(tmp_path / "run", collect_provenance("complexity")) as second:
+        assert row_key(row("gfnet-xs", 224)) in second.done()
+        second.add(row("gfnet-xs", 224, flops=2.0))
+        second.add(row("gfnet-xs", 384, flops=3.0))
     _, frame = read_results(tmp_path / "run.json")
     assert list(frame["flops"]) == [5.0, 2.0, 3.0]  # deit-s kept; gfnet-xs 224 replaced
-    assert len(second.replaced) == 1
-    assert second.provenance.extra["earlier_runs"][0]["command"]
+    assert not (tmp_path / "run.lock").exists()  # closing let go of the lock
 
 
 def test_another_kind_is_refused(tmp_path):
-    ResultsWriter(tmp_path / "run", collect_provenance("complexity")).add(row("a", 224))
+    with ResultsWriter(tmp_path / "run", collect_provenance("complexity")) as writer:
+        writer.add(row("a", 224))
     with pytest.raises(ResultsFileError, match="holds complexity results"):
         ResultsWriter(tmp_path / "run", collect_provenance("robustness"))
 
