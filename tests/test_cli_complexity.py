@@ -1,6 +1,8 @@
 """`gfbench complexity` at its boundary: help, table, JSON, quiet, one-line errors."""
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -160,3 +162,20 @@ def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tm
     assert "in 3 of 3 timed rows (widest: attention 7x7, 100%)" in warnings[1]
     latency = next(line for line in result.output.splitlines() if " latency " in line)
     assert "noisy: p10–p90 of N=196, 784 overlap" in latency and " - " in latency
+
+
+def test_two_concurrent_invocations_into_one_folder_keep_every_row(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    common = ["--res", "64", "--metrics", "flops,params", "--no-fvcore", "--quiet",
+              "--out", str(tmp_path)]
+    runs = [subprocess.Popen([sys.executable, "-m", "gfbench", "complexity", "--models", model,
+                              *common], env=env, stderr=subprocess.PIPE, text=True)
+            for model in ("deit_tiny_patch16_224", "resnet18")]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+    files = sorted(tmp_path.glob("*-complexity-models-meta-b1-fp32-infer.json"))
+    assert [f.name[:5] for f in files] == ["0001-", "0002-"]  # each its own run
+    names = sorted(r["name"] for f in files for r in json.loads(f.read_text())["rows"])
+    assert names == ["deit_tiny_patch16_224", "resnet18"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.lock"))

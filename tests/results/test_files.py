@@ -1,13 +1,17 @@
-"""The one results schema: files written per row, read back, resumed; bad files named."""
+"""Results files: written per row, read back, numbered runs, locks, refused writes."""
 
 import dataclasses
+import errno
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from gfbench.errors import GfbenchError, ResultsFileError
+from gfbench.errors import GfbenchError, ResultsFileError, ResultsWriteError, RunNotFoundError
 from gfbench.results import (
     FLOP_CONVENTION,
     ComplexityRow,
@@ -15,10 +19,17 @@ from gfbench.results import (
     ResultsWriter,
     RobustnessRow,
     check_output_folder,
+    claim_run_number,
     collect_provenance,
     find_results,
+    find_run,
+    new_run,
+    read_provenance,
     read_results,
+    read_rows,
+    resume_run,
     row_key,
+    run_files,
 )
 
 
@@ -130,3 +141,110 @@ def test_malformed_provenance_is_one_short_line(tmp_path):
     with pytest.raises(ResultsFileError, match=rf"provenance is malformed \(missing command, "
                                                rf"date, gfbench_version and {more} more\)"):
         read_results(tmp_path / "run.json")
+
+
+def test_new_runs_get_their_own_numbered_files_and_find_run_names_them(tmp_path):
+    first = new_run(tmp_path, "complexity-x", collect_provenance("complexity"))
+    first.add(row("gfnet-xs", 224))
+    first.close()
+    second = new_run(tmp_path, "complexity-x", collect_provenance("complexity"))
+    second.close()
+    other = new_run(tmp_path, "breakdown-d1-torch", collect_provenance("breakdown"))
+    other.close()
+    assert [p.name for p in run_files(tmp_path)] == [
+        "0001-complexity-x.json", "0002-complexity-x.json", "0003-breakdown-d1-torch.json"]
+    assert read_provenance(first.json_path).extra["run_id"] == "0001"
+    assert find_run(tmp_path, "complexity-x", "last") == second.json_path
+    assert find_run(tmp_path, "complexity-x", "1") == first.json_path
+    assert find_run(tmp_path, "complexity-x", "0001") == first.json_path
+    assert find_run(tmp_path, "complexity-x", str(first.json_path)) == first.json_path
+    with pytest.raises(RunNotFoundError) as info:
+        find_run(tmp_path, "complexity-x", "9")
+    assert "\n" not in str(info.value) and "0003-breakdown-d1-torch" in str(info.value)
+
+
+def test_run_numbers_are_claimed_so_no_two_claims_get_the_same(tmp_path):
+    (tmp_path / "0041-complexity-old.json").write_text("{}")
+    numbers = [claim_run_number(tmp_path) for _ in range(3)]
+    assert numbers == [42, 43, 44]
+
+
+def test_resuming_keeps_the_rows_and_the_original_provenance(tmp_path):
+    with new_run(tmp_path, "complexity-x", collect_provenance("complexity")) as run:
+        run.add(row("gfnet-xs", 224))
+    later = collect_provenance("complexity", argv=["gfbench", "complexity", "--resume", "1"])
+    with resume_run(run.json_path, later) as resumed:
+        assert resumed.done() == {row_key(row("gfnet-xs", 224))}
+        resumed.add(row("deit-s", 224))
+    provenance, frame = read_results(run.json_path)
+    assert list(frame["name"]) == ["gfnet-xs", "deit-s"]
+    assert provenance.date == run.provenance.date and provenance.extra["run_id"] == "0001"
+    assert provenance.extra["resumed"][0]["command"] == "gfbench complexity --resume 1"
+
+
+HOLDER = """
+import sys
+from gfbench.results import ResultsWriter, collect_provenance
+writer = ResultsWriter(sys.argv[1], collect_provenance("complexity"))
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+OPENER = """
+import sys
+from gfbench.errors import GfbenchError
+from gfbench.results import ResultsWriter, collect_provenance
+try:
+    ResultsWriter(sys.argv[1], collect_provenance("complexity")).close()
+except GfbenchError as exc:
+    print(exc)
+    sys.exit(1)
+print("opened")
+"""
+
+
+def test_a_second_process_opening_a_run_in_use_is_refused_naming_the_first(tmp_path):
+    stem = tmp_path / "0001-complexity-x"
+    with ResultsWriter(stem, collect_provenance("complexity")) as writer:
+        writer.add(row("gfnet-xs", 224))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(stem), "--hold-marker"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        second = subprocess.run([sys.executable, "-c", OPENER, str(stem)], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert second.returncode == 1, second.stdout + second.stderr
+        line = second.stdout.strip()
+        assert "\n" not in line and "Traceback" not in second.stderr
+        assert f"pid {holder.pid}" in line and "--hold-marker" in line
+        assert "being written by another process" in line
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert read_rows(stem.with_suffix(".json"))[1] == [row("gfnet-xs", 224)]  # nothing lost
+    after = subprocess.run([sys.executable, "-c", OPENER, str(stem)], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert after.returncode == 0 and after.stdout.strip() == "opened"
+
+
+def test_a_refused_write_is_one_line_and_leaves_the_last_complete_file(tmp_path, monkeypatch):
+    writer = ResultsWriter(tmp_path / "run", collect_provenance("complexity"))
+    writer.add(row("gfnet-xs", 224))
+    writer.add(row("deit-s", 224))
+    before = (tmp_path / "run.json").read_text()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(ResultsWriteError) as info:
+        writer.add(row("resmlp-12", 224))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write {tmp_path / 'run.json'}: No space left on device "
+                              "(ENOSPC)")
+    assert message.endswith(f"2 row(s) kept in {tmp_path / 'run.json'} (its last complete "
+                            "write)")
+    assert (tmp_path / "run.json").read_text() == before
+    assert not list(tmp_path.glob("*.tmp"))
+    writer.close()
