@@ -228,7 +228,9 @@ def _comparison_section(comparison) -> Section:
                        for r, m in zip(records["ratio"], records["marked"], strict=True)]
     records["resolution"] = [resolution_label(h, w) for h, w in zip(
         records["side_h"], records["side_w"], strict=True)]
-    setting = ["run_a", "run_b", "name", "impl", "resolution", "batch_size", "precision", "mode"]
+    several_runs = len(records[["run_a", "run_b"]].drop_duplicates()) > 1
+    setting = [*(["run_a", "run_b"] if several_runs else []), "name", "impl", "resolution",
+               "batch_size", "precision", "mode"]
     wide = records.pivot_table(index=setting, columns="metric", values="cell",
                                aggfunc="first", sort=False)
     names = {"flops": "FLOPs B/A", "params": "params B/A", "latency_ms_p50": "latency B/A",
@@ -241,7 +243,8 @@ def _comparison_section(comparison) -> Section:
                   "beyond the runs' own spread (timed: p10–p90 intervals do not overlap; "
                   "counted: any difference). Memory has no recorded spread and is not marked."),
         Table("B/A per setting both runs measured",
-              formatted(wide.rename(columns={"batch_size": "batch"}).fillna(""))),
+              formatted(wide.rename(columns={"batch_size": "batch", "run_a": "A run",
+                                             "run_b": "B run"}).fillna(""))),
     ]
     if comparison.differences:
         blocks.append(Table("Made differently", formatted(pd.DataFrame(
