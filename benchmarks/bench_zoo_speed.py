@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 TARGET_S = 20 * 60
-STEM = "complexity-models-meta-b1-fp32-infer.json"
+RUN_NAME = "complexity-models-meta-b1-fp32-infer"  # the newest run of this name is read
 
 
 def command(nproc: int, out: Path) -> list[str]:
@@ -46,7 +46,9 @@ def main() -> None:
     start = time.perf_counter()
     done = subprocess.run(command(args.nproc, args.out), env=env)
     elapsed = time.perf_counter() - start
-    rows = json.loads((args.out / STEM).read_text())["rows"]
+    from gfbench.results import run_files
+
+    rows = json.loads(run_files(args.out, RUN_NAME)[-1].read_text())["rows"]
     statuses = Counter(r["status"] for r in rows)
     print(f"{len(rows)} models counted in {elapsed / 60:.1f} min ({elapsed / len(rows):.2f} s "
           f"each, {args.nproc} rank(s)); exit code {done.returncode}; "

@@ -143,11 +143,12 @@ def complexity_command(
         "up to 20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")
     ] = True,
     out: Annotated[Path | None, typer.Option(
-        help="Folder for the results files. Default: results/.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Skip settings already in the results file (without it they are "
-        "measured again and their rows replaced; rows of other settings are always kept).")
-    ] = False,
+        help="Folder for the runs' results files. Default: runs/.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        "--resume", metavar="RUN", help="Continue run RUN of --out instead of starting a new "
+        "run: its number (7 or 0007), 'last' (the newest run of this kind of sweep) or the "
+        "path of its .json. Settings already in it are skipped, the rest appended to it.",
+        show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing; just write the files."
                                         )] = False,
     as_json: Annotated[bool, typer.Option(
@@ -172,9 +173,11 @@ reason. The last line counts rows by status; the exit code is 1 when any row is 
 cannot fix it. One warning line each when the load average exceeded the cores or a timed \
 row's p10-p90 spread exceeds 20% of its median.
 
-    Rows go to results/complexity-<models|mixers>-<device>-b<batch>-<precision>-<mode>.json \
-and .csv, each row as it finishes; rows of other settings in that file are kept. Several \
-GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the file).
+    Every invocation is a run of its own: rows go to runs/<NNNN>-complexity-<models|\
+mixers>-<device>-b<batch>-<precision>-<mode>.json and .csv (NNNN: the next run number of the \
+folder), each row as it finishes; no run changes another's rows. --resume RUN continues one \
+run. Several GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the \
+run).
     """
     import dataclasses
 
@@ -217,25 +220,26 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
             outcome = run_sweep(plan, on_start=progress.start, on_row=progress.finish)
     except SweepInterrupted as exc:
         if dist.is_main:
-            print_interrupted(exc.rows_kept, exc.path, _resume_command())
+            print_interrupted(exc.rows_kept, exc.path, _resume_command(exc.run_id))
         raise typer.Exit(130) from None
     finally:
         shutdown_distributed()
     if not dist.is_main:
         return
     rows = planned_rows(outcome, plan)
+    paths = [outcome.path, outcome.path.with_suffix(".csv")]
     exponents = scaling_exponents(rows)
     warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores(),
                                dist.local_world_size)
     if as_json:
-        print_json({"files": [str(plan.json_path), str(plan.stem.with_suffix(".csv"))],
+        print_json({"files": [str(p) for p in paths], "run_id": outcome.run_id,
                     "flop_convention": FLOP_CONVENTION, "summary": dict(outcome.counts()),
                     "rows": [dataclasses.asdict(r) for r in rows],
                     "exponents": [dataclasses.asdict(e) for e in exponents],
                     "warnings": warnings})
     elif not quiet:
-        print_complexity_report(rows, exponents, [plan.json_path, plan.stem.with_suffix(".csv")],
-                                FLOP_CONVENTION, complexity_title(plan), warnings)
+        print_complexity_report(rows, exponents, paths, FLOP_CONVENTION,
+                                complexity_title(plan), warnings)
     failed = any(r.status == "error" for r in rows)
     if not (quiet or as_json):
         print_sweep_outcome(outcome, summary_line(rows), failed)
@@ -243,12 +247,21 @@ GPUs: torchrun --nproc_per_node=K -m gfbench complexity ... (rank 0 writes the f
         raise typer.Exit(1)
 
 
-def _resume_command() -> str:
-    """The command line that continues an interrupted run (this one, with --resume)."""
+def _resume_command(run_id: str) -> str:
+    """The command line that continues this interrupted run: this one with --resume RUN_ID
+    (any --resume it had replaced)."""
     import shlex
 
-    args = ["gfbench", *sys.argv[1:]]
-    return shlex.join(args if "--resume" in args else [*args, "--resume"])
+    args, kept = sys.argv[1:], []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            kept.append(arg)
+    return shlex.join(["gfbench", *kept, "--resume", run_id])
 
 
 # --- breakdown ---
@@ -275,7 +288,7 @@ def breakdown_command(
         help="torch: FlopCounterMode on the meta device (any size, no memory); fvcore: traced "
         "on real CPU tensors; both: one set of rows each.")] = BreakdownEngine.torch,
     out: Annotated[Path | None, typer.Option(
-        help="Folder for the results files. Default: results/.")] = None,
+        help="Folder for the runs' results files. Default: runs/.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print rows and per-role totals as JSON instead of the tables.")] = False,
 ) -> None:
@@ -283,8 +296,9 @@ def breakdown_command(
 channel MLP, norm, embedding, head and other, with the token mixer's share.
 
     Counts follow the FLOP convention of `gfbench complexity`; each setting's rows add up \
-to the model total of the same engine, and ops no rule counts are listed per row. Rows go \
-to results/breakdown-d<depth>-<engine>.json and .csv.
+to the model total of the same engine, and ops no rule counts are listed per row. Every \
+invocation is a run of its own: rows go to runs/<NNNN>-breakdown-d<depth>-<engine>.json \
+and .csv (NNNN: the next run number of the folder).
     """
     import dataclasses
 
@@ -302,9 +316,9 @@ to results/breakdown-d<depth>-<engine>.json and .csv.
         engine=engine.value, out=out))
     total = len(plan.settings) * len(plan.engines)
     with BreakdownProgress(total, enabled=not as_json) as progress:
-        rows = run_breakdown(plan, on_done=progress.done)
+        rows, json_path = run_breakdown(plan, on_done=progress.done)
     summaries = summarise(rows)
-    paths = [plan.stem.with_suffix(".json"), plan.stem.with_suffix(".csv")]
+    paths = [json_path, json_path.with_suffix(".csv")]
     if as_json:
         print_json({"files": [str(p) for p in paths], "flop_convention": FLOP_CONVENTION,
                     "rows": [dataclasses.asdict(r) for r in rows],
@@ -384,7 +398,7 @@ def robustness_command(
         "by class index).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for the results files robustness-<model>-<ckpt>-<key>.json/.csv (key: "
-        "hash of the checkpoint's content and the settings). Default: results/.")] = None,
+        "hash of the checkpoint's content and the settings). Default: runs/.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of generated corruptions and PGD starts.")] = 0,
     class_map: Annotated[ClassMap, typer.Option(
         help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: sorted "
@@ -490,14 +504,23 @@ def plot_command(
     compare: Annotated[tuple[Path, Path] | None, typer.Option(
         help="Two results files or folders A B: add `gfbench compare A B` to the report.",
         show_default=False)] = None,
+    combine: Annotated[bool, typer.Option(
+        "--combine", help="Join the runs of one setting into one curve (newest row per "
+        "setting). Refused when their machine or gfbench/torch/timm versions differ; a "
+        "warning when their threads or load differ. Default: each run on its own.")] = False,
 ) -> None:
-    """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files."""
+    """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files.
+
+    Each run (one results file) is drawn and fitted on its own, its figures named by its run \
+number; --combine joins runs. The output folder is plot's own: figures an earlier plot made \
+there and this one does not are removed (only files listed in its .gfbench-plots.json).
+    """
     from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
     from gfbench.render import print_plot_report, print_skipped
 
     options = PlotOptions(out=out, formats=parse_formats(fmt), scale=scale.value, x=x.value,
                           metric=metric.value, ref_slopes=ref_slopes,
-                          compare=tuple(compare) if compare else None)
+                          compare=tuple(compare) if compare else None, combine=combine)
     try:
         report = make_plots(paths, options)
     except NothingToPlotError as exc:
@@ -517,19 +540,24 @@ def compare_command(
                                       show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")
                        ] = False,
+    combine: Annotated[bool, typer.Option(
+        "--combine", help="Join each side's runs first (refused when their machine or "
+        "versions differ). Default: each run of A against each run of B.")] = False,
 ) -> None:
-    """Compare two complexity runs: B/A per metric for every setting both measured.
+    """Compare complexity runs: B/A per metric for every setting both measured.
 
-    A ratio is marked when it is larger than the runs' own spread: latency and throughput \
-when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they differ \
-at all. Lists how the runs were made differently (device, versions, flags, command).
+    Each run (results file) of A is compared with each run of B on its own unless \
+--combine. A ratio is marked when it is larger than the runs' own spread: latency and \
+throughput when the p10-p90 intervals do not overlap, counted FLOPs and parameters when they \
+differ at all. Lists how the runs were made differently (device, versions, flags, threads, \
+load average, command).
     """
     import dataclasses
 
     from gfbench.compare import compare_runs
     from gfbench.render import print_comparison, print_json
 
-    comparison = compare_runs(a, b)
+    comparison = compare_runs(a, b, combine=combine)
     if as_json:
         print_json({**dataclasses.asdict(comparison), "marked": comparison.marked})
     else:

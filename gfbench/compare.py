@@ -1,8 +1,11 @@
 """Two complexity runs side by side: the settings both measured, B/A per metric, what differs.
 
 `gfbench compare A B` reads results files or folders (as `gfbench plot` does), pairs the rows
-that measured the same setting (subject, name, impl, width, resolution, batch, precision,
-mode) and gives, per metric, both values and the ratio B/A. A difference is marked only
+that measured the same setting (the one complexity row key but the device: subject, name,
+impl, width, image size or token grid, batch, precision, mode, classes, optimizer) and gives,
+per metric, both values and the ratio B/A. Each run (results file) of A is compared with
+each run of B on its own, unless ``combine`` joins each side's runs first (refused when their
+machine or versions differ). A difference is marked only
 where it is larger than the runs' own spread: latency (and the throughput derived from it)
 when the p10-p90 intervals of A and B do not overlap; counted FLOPs and parameters when they
 differ at all. Peak memory has no recorded spread, so its ratio is shown and not judged.
@@ -20,17 +23,19 @@ from pathlib import Path
 import pandas as pd
 
 from gfbench.errors import GfbenchError
-from gfbench.plot.load import (
+from gfbench.plot.load import run_name
+from gfbench.results.frame import (
     Loaded,
     complexity_frame,
     load_results,
     provenance_values,
     split_shared,
 )
+from gfbench.results.schema import ComplexityRow
 
-# What makes two rows the same setting, whichever machine or flags measured them.
-SETTING_KEY = ("subject", "name", "impl", "dim", "res_h", "res_w", "batch_size", "precision",
-               "mode", "num_classes")
+# What makes two rows the same setting, whichever machine measured them: the row key less
+# the device (a CPU run and a GPU run compare).
+SETTING_KEY = tuple(f for f in ComplexityRow.KEY_FIELDS if f != "device")
 # How a row was measured: paired when equal, else listed as a difference.
 CONDITIONS = ("device_label", "compile", "channels_last", "threads", "warmup", "repeat")
 CONDITION_NAMES = {"device_label": "row device", "compile": "compile",
@@ -70,14 +75,17 @@ class SettingComparison:
     name: str
     impl: str
     dim: float | None
-    res_h: int
-    res_w: int
+    side_h: int  # a model's input pixels, a mixer's token grid
+    side_w: int
     batch_size: int
     precision: str
     mode: str
     status_a: str
     status_b: str
     metrics: tuple[MetricComparison, ...]
+    optimizer: str = ""
+    run_a: str = ""  # the runs compared ('' when a side's runs are combined)
+    run_b: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class Comparison:
     only_b: int
     differences: tuple[ProvenanceDifference, ...]
     problems: tuple[str, ...]  # inputs skipped, one line each
+    notes: tuple[str, ...] = ()  # --combine warnings, settings measured again
 
     @property
     def marked(self) -> int:
@@ -158,9 +167,11 @@ def compare_rows(a: pd.Series, b: pd.Series) -> SettingComparison:
                                         verdict=verdict(metric, a, b)))
     return SettingComparison(
         subject=str(a["subject"]), name=str(a["name"]), impl=str(a["impl"]),
-        dim=_number(a["dim"]), res_h=int(a["res_h"]), res_w=int(a["res_w"]),
+        dim=_number(a["dim"]), side_h=int(a["side_h"]), side_w=int(a["side_w"]),
         batch_size=int(a["batch_size"]), precision=str(a["precision"]), mode=str(a["mode"]),
-        status_a=str(a["status"]), status_b=str(b["status"]), metrics=tuple(metrics))
+        status_a=str(a["status"]), status_b=str(b["status"]), metrics=tuple(metrics),
+        optimizer=str(a["optimizer"]), run_a=run_name(a["run"], a["run_id"]),
+        run_b=run_name(b["run"], b["run_id"]))
 
 
 def _key(row: pd.Series, fields: Sequence[str]) -> tuple:
@@ -178,14 +189,13 @@ def _by_setting(frame: pd.DataFrame) -> dict[tuple, list[pd.Series]]:
     return groups
 
 
-def pair_rows(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[tuple[pd.Series, pd.Series]],
-                                                          int, int]:
-    """Rows of A and B that measured one setting, and how many of each side found no partner.
+def _pair_within(groups_a: dict[tuple, list[pd.Series]], groups_b: dict[tuple, list[pd.Series]]
+                 ) -> list[tuple[pd.Series, pd.Series]]:
+    """The pairs of one run of A and one run of B (or of the combined sides).
 
     A setting each side measured once pairs whatever the conditions (another GPU, threads,
     compile); where a side measured it several times, rows pair when their conditions match.
     """
-    groups_a, groups_b = _by_setting(a), _by_setting(b)
     pairs: list[tuple[pd.Series, pd.Series]] = []
     for key in sorted(set(groups_a) & set(groups_b), key=str):
         rows_a, rows_b = groups_a[key], groups_b[key]
@@ -195,11 +205,20 @@ def pair_rows(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[tuple[pd.Series, p
         by_condition = {_key(r, CONDITIONS): r for r in rows_b}
         pairs.extend((r, by_condition[_key(r, CONDITIONS)]) for r in rows_a
                      if _key(r, CONDITIONS) in by_condition)
-    paired_a = {id(x) for x, _ in pairs}
-    paired_b = {id(y) for _, y in pairs}
-    only_a = sum(id(r) not in paired_a for rows in groups_a.values() for r in rows)
-    only_b = sum(id(r) not in paired_b for rows in groups_b.values() for r in rows)
-    return pairs, only_a, only_b
+    return pairs
+
+
+def pair_rows(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list[tuple[pd.Series, pd.Series]],
+                                                          int, int]:
+    """Rows of A and B that measured one setting, each run of A against each run of B, and
+    how many rows of each side found no partner in any run."""
+    pairs: list[tuple[pd.Series, pd.Series]] = []
+    for _, rows_a in a.groupby("run", sort=True):
+        for _, rows_b in b.groupby("run", sort=True):
+            pairs += _pair_within(_by_setting(rows_a), _by_setting(rows_b))
+    paired_a = {x.name for x, _ in pairs}  # a row's index label in its side's frame
+    paired_b = {y.name for _, y in pairs}
+    return pairs, int((~a.index.isin(paired_a)).sum()), int((~b.index.isin(paired_b)).sum())
 
 
 def _side_values(loaded: Loaded, rows: Sequence[pd.Series]) -> dict[str, str]:
@@ -227,38 +246,39 @@ def _differences(loaded_a: Loaded, loaded_b: Loaded,
     return [ProvenanceDifference(field=f, a=side_a[f], b=side_b.get(f, "")) for f in differing]
 
 
-def _side(path: Path | str, notes: list[str]) -> tuple[Loaded, pd.DataFrame]:
+def _side(path: Path | str, notes: list[str], combine: bool) -> tuple[Loaded, pd.DataFrame]:
     """The complexity rows under one input; GfbenchError when it holds none."""
     loaded = load_results([path])
-    frame = complexity_frame(loaded.runs_of("complexity"), notes)
+    frame = complexity_frame(loaded.runs_of("complexity"), notes, combine)
     if frame.empty:
         why = f" ({'; '.join(loaded.problems)})" if loaded.problems else ""
         raise GfbenchError(f"{path}: holds no complexity results to compare{why}")
     return loaded, frame
 
 
-def compare_runs(a: Path | str, b: Path | str) -> Comparison:
-    """Compare the complexity results under A with those under B (files or folders).
+def compare_runs(a: Path | str, b: Path | str, combine: bool = False) -> Comparison:
+    """Compare the complexity results under A with those under B (files or folders): each
+    run of A with each run of B, or each side's runs joined first when ``combine``.
 
-    Raises GfbenchError (one line) when either holds no complexity rows or the two have no
-    setting in common.
+    Raises GfbenchError (one line) when either holds no complexity rows, the two have no
+    setting in common, or runs to combine were made on other machines or versions.
     """
     notes: list[str] = []
-    loaded_a, frame_a = _side(a, notes)
-    loaded_b, frame_b = _side(b, notes)
+    loaded_a, frame_a = _side(a, notes, combine)
+    loaded_b, frame_b = _side(b, notes, combine)
     pairs, only_a, only_b = pair_rows(frame_a, frame_b)
     if not pairs:
         raise GfbenchError(f"{a} and {b} have no setting in common (a setting is: "
                            f"{', '.join(SETTING_KEY)}); A has {len(frame_a)} row(s), "
                            f"B has {len(frame_b)}")
     settings = sorted((compare_rows(x, y) for x, y in pairs),
-                      key=lambda s: (s.subject, s.name, s.impl, s.batch_size, s.precision,
-                                     s.mode, s.res_h * s.res_w, s.res_h))
+                      key=lambda s: (s.run_a, s.run_b, s.subject, s.name, s.impl, s.batch_size,
+                                     s.precision, s.mode, s.side_h * s.side_w, s.side_h))
     return Comparison(
         a=str(a), b=str(b), a_files=_files(loaded_a), b_files=_files(loaded_b),
         settings=tuple(settings), only_a=only_a, only_b=only_b,
         differences=tuple(_differences(loaded_a, loaded_b, pairs)),
-        problems=tuple([*loaded_a.problems, *loaded_b.problems]))
+        problems=tuple([*loaded_a.problems, *loaded_b.problems]), notes=tuple(notes))
 
 
 def _files(loaded: Loaded) -> tuple[str, ...]:
@@ -270,8 +290,9 @@ def comparison_records(comparison: Comparison) -> Iterable[dict]:
     """One flat dict per (setting, metric): what a report table or a script needs."""
     for s in comparison.settings:
         for m in s.metrics:
-            yield {"subject": s.subject, "name": s.name, "impl": s.impl, "dim": s.dim,
-                   "res_h": s.res_h, "res_w": s.res_w, "batch_size": s.batch_size,
+            yield {"run_a": s.run_a, "run_b": s.run_b, "subject": s.subject, "name": s.name,
+                   "impl": s.impl, "dim": s.dim, "side_h": s.side_h, "side_w": s.side_w,
+                   "optimizer": s.optimizer, "batch_size": s.batch_size,
                    "precision": s.precision, "mode": s.mode, "status_a": s.status_a,
                    "status_b": s.status_b, "metric": m.metric, "a": m.a, "b": m.b,
                    "ratio": m.ratio, "verdict": m.verdict, "marked": m.marked}

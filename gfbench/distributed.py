@@ -65,3 +65,14 @@ def shutdown_distributed() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_object(value: object, context: DistContext) -> object:
+    """Rank 0's value (any picklable object) on every rank; the value itself in one process."""
+    if not context.distributed:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -25,6 +25,22 @@ class DataError(GfbenchError):
     """A data folder that is missing, empty or laid out wrongly."""
 
 
+class RunNotFoundError(ResultsFileError):
+    """A --resume that names no run in the output folder."""
+
+
+class RunLockedError(ResultsFileError):
+    """A run that another live process is writing (its lock file names that process)."""
+
+
+class ResultsWriteError(ResultsFileError):
+    """The operating system refused a write (disk full, read-only, quota): rows kept so far."""
+
+
+class CombineError(GfbenchError):
+    """Runs that --combine would join although a machine or a version differs."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """'TypeName: first line of the message': what a results row or a reply holds of an error."""
     text = str(exc).strip().splitlines()

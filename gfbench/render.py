@@ -171,7 +171,8 @@ class ComplexityProgress:
         state = "[dim]skip[/]" if skipped else state
         timed = "" if row.latency_ms_p50 is None else f"  {_ms(row.latency_ms_p50):>7} ms"
         self.progress.console.print(
-            f"{state} {row.name:<14} {row.res_h}x{row.res_w:<9} {format_count(row.flops):>9}"
+            f"{state} {row.name:<14} {'x'.join(map(str, row.sides())):<13} "
+            f"{format_count(row.flops):>9}"
             f" FLOPs{timed}  {row.error}", highlight=False)
 
 
@@ -194,7 +195,7 @@ def complexity_table(rows: list, title: str) -> Table:
     lines = []
     for row in rows:
         status = f"[yellow]{row.status.upper()}[/]"
-        cells = [row.name + ("*" if row.error else ""), _side(row.res_h, row.res_w),
+        cells = [row.name + ("*" if row.error else ""), _side(*row.sides()),
                  *([str(row.batch_size)] if batches else []),
                  str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
                  _sig3(row.params)]
@@ -220,7 +221,7 @@ def complexity_table(rows: list, title: str) -> Table:
 
 def complexity_notes(rows: list) -> list[str]:
     """'* name res: message' for every row that carries an error or a warning."""
-    return [f"* {r.name} {r.res_h}x{r.res_w}: {r.error}" for r in rows if r.error]
+    return [f"* {r.name} {'x'.join(map(str, r.sides()))}: {r.error}" for r in rows if r.error]
 
 
 def _growth_text(growth: GrowthFit) -> str:
@@ -295,16 +296,10 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
 
 
 def print_sweep_outcome(outcome, summary: str, failed: bool) -> None:
-    """What happened to the file's rows, and the one-line count of rows by status."""
-    if outcome.replaced:
-        console.print(f"[yellow]{outcome.replaced} row(s) measured again: the older rows in "
-                      f"{outcome.path} were replaced[/]", highlight=False, soft_wrap=True)
-    if outcome.kept:
-        console.print(f"[dim]{outcome.kept} row(s) of other settings from earlier runs kept in "
-                      f"{outcome.path}[/]", highlight=False, soft_wrap=True)
+    """Which run the rows went to, what a resume skipped, and the count of rows by status."""
     if outcome.skipped:
-        console.print(f"[dim]{outcome.skipped} setting(s) already in the file, skipped "
-                      "(--resume)[/]", highlight=False)
+        console.print(f"[dim]{outcome.skipped} setting(s) already in run {outcome.run_id}, "
+                      "skipped (--resume)[/]", highlight=False)
     console.print(f"[{'red' if failed else 'green'}]{summary}[/]", highlight=False)
 
 
@@ -648,6 +643,11 @@ def print_plot_report(report) -> None:
                   f"report file(s) to {report.out}", highlight=False)
     for path in report.written:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
+    if report.removed:
+        console.print(f"[dim]removed {len(report.removed)} file(s) an earlier `gfbench plot` "
+                      f"made in {report.out} and this one did not: "
+                      f"{', '.join(p.name for p in report.removed)}[/]", highlight=False,
+                      soft_wrap=True)
 
 
 # --- compare ---
@@ -673,25 +673,27 @@ def comparison_table(comparison) -> Table:
                if any(x.metric == m for s in comparison.settings for x in s.metrics)]
     timed = "latency_ms_p50" in present
     shared = {field: {str(getattr(s, field)) for s in comparison.settings}
-              for field in ("batch_size", "precision", "mode")}
+              for field in ("run_a", "run_b", "batch_size", "precision", "mode")}
     varying = [field for field, values in shared.items() if len(values) > 1]
     common = ", ".join(("batch " if f == "batch_size" else "") + next(iter(v))
-                       for f, v in shared.items() if len(v) == 1)
+                       for f, v in shared.items() if len(v) == 1 and not f.startswith("run"))
     table = Table(title="B/A per setting both runs measured" + (f" ({common})" if common else "")
                   + ("; ms A, ms B: median latency" if timed else ""),
                   title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 1, 0, 0))
-    headers = {"batch_size": "batch", "precision": "prec", "mode": "mode"}
+    headers = {"run_a": "A run", "run_b": "B run", "batch_size": "batch", "precision": "prec",
+               "mode": "mode"}
     columns = ["name", "res", *(headers[f] for f in varying)]
     columns += ["ms A", "ms B"] if timed else []
     columns += [_COMPARED[m] for m in present]  # the title says these are B/A
     for column in columns:
-        table.add_column(column, justify="left" if column in ("name", "prec", "mode")
-                         else "right", no_wrap=True)
+        table.add_column(column, justify="left" if column in ("name", "prec", "mode", "A run",
+                                                              "B run") else "right",
+                         no_wrap=True)
     for s in comparison.settings:
         by_metric = {m.metric: m for m in s.metrics}
         cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
-                 _side(s.res_h, s.res_w), *(str(getattr(s, f)) for f in varying)]
+                 _side(s.side_h, s.side_w), *(str(getattr(s, f)) for f in varying)]
         if timed:
             latency = by_metric.get("latency_ms_p50")
             cells += [_ms(getattr(latency, side, None)) if status == "ok" else status.upper()
@@ -715,6 +717,8 @@ def provenance_differences_table(comparison) -> Table:
 def print_comparison(comparison) -> None:
     """`gfbench compare`: the paired settings, what the marks mean, and what differs."""
     print_skipped(list(comparison.problems))
+    for note in comparison.notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     for side, path, files in (("A", comparison.a, comparison.a_files),
                               ("B", comparison.b, comparison.b_files)):
         console.print(f"{side}: {path} ({len(files)} complexity file(s))", highlight=False,

@@ -28,13 +28,13 @@ def test_tables_summary_and_files(tmp_path):
     assert "blocks" in result.output and "token mixer" in result.output
     summary = result.output[result.output.index("Share of FLOPs by role"):]
     deit = next(line for line in summary.splitlines() if line.startswith("deit-ti"))
-    _, stored = read_rows(tmp_path / "breakdown-d1-torch.json")
+    _, stored = read_rows(tmp_path / "0001-breakdown-d1-torch.json")
     rows = [r for r in stored if r.name == "deit-ti"]
     mixer = sum(r.flops for r in rows if r.group == "token_mixer") / rows[0].model_flops
     assert deit.split()[4] == f"{100 * mixer:.1f}"  # model res N GFLOPs mixer ...
     table = summary[:summary.index("GFLOPs per image")].splitlines()
     assert len(table) >= 4 and max(len(line) for line in table) <= 80
-    assert (tmp_path / "breakdown-d1-torch.csv").exists()
+    assert (tmp_path / "0001-breakdown-d1-torch.csv").exists()
 
 
 def test_json_output_has_rows_and_role_totals(tmp_path):

@@ -1,6 +1,8 @@
 """`gfbench complexity` at its boundary: help, table, JSON, quiet, one-line errors."""
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -31,7 +33,7 @@ def test_counting_sweep_prints_table_exponents_and_files(tmp_path):
     assert spatial_mlp.split()[1:5] == ["FLOPs", "2.00", "2", "sizes"]
     assert spatial_mlp.endswith("- (above N; 3 sizes cannot tell)")
     assert "one fused multiply-add = one FLOP" in result.output
-    written = tmp_path / "complexity-mixers-meta-b1-fp32-infer.json"
+    written = tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.json"
     assert written.exists() and written.with_suffix(".csv").exists()
 
 
@@ -47,7 +49,7 @@ def test_json_output_is_machine_readable(tmp_path):
 def test_quiet_prints_nothing_but_writes(tmp_path):
     result = runner.invoke(app, [*MIXER_ARGS, "--quiet", "--out", str(tmp_path)])
     assert result.exit_code == 0 and result.output == ""
-    assert (tmp_path / "complexity-mixers-meta-b1-fp32-infer.csv").exists()
+    assert (tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.csv").exists()
 
 
 def test_conflicting_options_fail_in_one_red_line(monkeypatch, capsys):
@@ -68,37 +70,61 @@ def test_a_failing_model_is_an_error_row_the_summary_counts_it_and_the_exit_is_1
     assert result.exit_code == 1, result.output
     assert "1 ok, 0 oom, 1 error" in result.output
     assert "multiple of 16" in result.output and "Traceback" not in result.output
-    payload = json.loads((tmp_path / "complexity-models-meta-b1-fp32-infer.json").read_text())
+    payload = json.loads((tmp_path / "0001-complexity-models-meta-b1-fp32-infer.json")
+                         .read_text())
     assert [r["status"] for r in payload["rows"]] == ["error", "ok"]
 
 
-def test_a_rerun_into_the_same_folder_keeps_the_other_rows_and_says_so(tmp_path):
+def test_a_rerun_is_a_new_run_and_resume_continues_the_one_named(tmp_path):
     first = runner.invoke(app, [*MIXER_ARGS, "--out", str(tmp_path), "--no-isolate"])
     assert first.exit_code == 0, first.output
+    name = "complexity-mixers-meta-b1-fp32-infer"
+    before = (tmp_path / f"0001-{name}.json").read_text()
     again = runner.invoke(app, ["complexity", "--mixers", "attention", "--tokens", "14,42",
                                 "--dim", "64", "--metrics", "flops,params", "--no-isolate",
                                 "--out", str(tmp_path)], env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
-    assert "1 row(s) measured again" in again.output
-    assert "8 row(s) of other settings from earlier runs kept" in again.output
-    payload = json.loads((tmp_path / "complexity-mixers-meta-b1-fp32-infer.json").read_text())
-    assert len(payload["rows"]) == 10
+    assert "replaced" not in again.output and f"0002-{name}.json" in again.output
+    assert (tmp_path / f"0001-{name}.json").read_text() == before
+    assert len(json.loads((tmp_path / f"0002-{name}.json").read_text())["rows"]) == 2
+    resumed = runner.invoke(app, ["complexity", "--mixers", "attention", "--tokens", "14,42,56",
+                                  "--dim", "64", "--metrics", "flops,params", "--no-isolate",
+                                  "--out", str(tmp_path), "--resume", "last"],
+                            env={"COLUMNS": "200"})
+    assert resumed.exit_code == 0, resumed.output
+    assert "2 setting(s) already in run 0002, skipped (--resume)" in resumed.output
+    assert len(json.loads((tmp_path / f"0002-{name}.json").read_text())["rows"]) == 3
+    assert not list(tmp_path.glob(f"0003-{name}.*"))
 
 
-def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+def test_a_resume_of_a_run_that_is_not_there_is_one_line_listing_the_runs(tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(tmp_path),
+                                      "--resume", "0007"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "no run 0007" in err and "holds no runs" in err
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume_this_run(tmp_path, monkeypatch, capsys):
     from gfbench.measure import sweep
 
     def interrupted(plan, **kwargs):
-        raise sweep.SweepInterrupted(3, plan.json_path)
+        raise sweep.SweepInterrupted(3, plan.folder / f"0007-{plan.name}.json", "0007")
 
     monkeypatch.setattr(sweep, "run_sweep", interrupted)
-    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(tmp_path),
+                                      "--resume=last"])
+    (tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.json").write_text("{}")
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 130
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "Traceback" not in err
-    assert "3 row(s) kept in" in err and err.strip().endswith("--resume")
+    assert "3 row(s) kept in" in err and err.strip().endswith("--resume 0007")
+    assert "--resume=last" not in err
 
 
 def test_an_out_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch, capsys):
@@ -122,7 +148,7 @@ def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tm
                               dim=64, latency_ms_p10=0.5 * s, latency_ms_p50=s,
                               latency_ms_p90=1.5 * s)
                 for s in (7, 14, 28)]
-        return sweep.SweepOutcome(path=plan.json_path, rows=rows)
+        return sweep.SweepOutcome(path=plan.folder / f"0001-{plan.name}.json", rows=rows)
 
     monkeypatch.setattr(sweep, "run_sweep", timed_rows)
     monkeypatch.setattr(quality, "load_average", lambda: [64.0, 64.0, 64.0])
@@ -136,3 +162,20 @@ def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tm
     assert "in 3 of 3 timed rows (widest: attention 7x7, 100%)" in warnings[1]
     latency = next(line for line in result.output.splitlines() if " latency " in line)
     assert "noisy: p10–p90 of N=196, 784 overlap" in latency and " - " in latency
+
+
+def test_two_concurrent_invocations_into_one_folder_keep_every_row(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    common = ["--res", "64", "--metrics", "flops,params", "--no-fvcore", "--quiet",
+              "--out", str(tmp_path)]
+    runs = [subprocess.Popen([sys.executable, "-m", "gfbench", "complexity", "--models", model,
+                              *common], env=env, stderr=subprocess.PIPE, text=True)
+            for model in ("deit_tiny_patch16_224", "resnet18")]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-2000:]
+    files = sorted(tmp_path.glob("*-complexity-models-meta-b1-fp32-infer.json"))
+    assert [f.name[:5] for f in files] == ["0001-", "0002-"]  # each its own run
+    names = sorted(r["name"] for f in files for r in json.loads(f.read_text())["rows"])
+    assert names == ["deit-ti", "resnet18"]  # gfbench names timm's deit_tiny_patch16_224 deit-ti
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.lock"))

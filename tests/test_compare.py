@@ -79,7 +79,7 @@ def test_ratios_are_b_over_a_and_marks_follow_the_spread(tmp_path):
     b = _write(tmp_path / "b", [_row(res=224, p50=20.0, spread=(0.95, 1.05), mem=3e8),
                                 _row(res=320, p50=21.0, spread=(0.5, 1.5), flops=2.0e9 + 1),
                                 _row(res=448, status="oom")])
-    by_res = {s.res_h: s for s in compare_runs(a, b).settings}
+    by_res = {s.side_h: s for s in compare_runs(a, b).settings}
     # 224: twice as slow, p10-p90 of 9.5-10.5 ms against 19-21 ms: beyond the spread
     latency = _metric(by_res[224], "latency_ms_p50")
     assert (latency.a, latency.b, latency.ratio, latency.verdict) == (10.0, 20.0, 2.0, BEYOND)
@@ -119,10 +119,14 @@ def test_folders_holding_several_runs_pair_rows_measured_alike(tmp_path):
         _write(tmp_path / side / "cpu", [_row(p50=10.0 * factor)])
         _write(tmp_path / side / "gpu", [_row(p50=1.0, device="cuda")],
                device_name="NVIDIA H100 80GB HBM3")
-    comparison = compare_runs(tmp_path / "a", tmp_path / "b")
+    comparison = compare_runs(tmp_path / "a", tmp_path / "b", combine=True)
     ratios = sorted(_metric(s, "latency_ms_p50").ratio for s in comparison.settings)
     assert ratios == [pytest.approx(1.0), pytest.approx(3.0)]  # cpu with cpu, gpu with gpu
     assert len(comparison.a_files) == 2 and comparison.differences == ()
+    apart = compare_runs(tmp_path / "a", tmp_path / "b")  # each run of A with each run of B
+    assert sorted((s.run_a, s.run_b) for s in apart.settings) == [
+        ("cpu.json", "cpu.json"), ("cpu.json", "gpu.json"), ("gpu.json", "cpu.json"),
+        ("gpu.json", "gpu.json")]
 
 
 def test_no_setting_in_common_is_one_line(tmp_path):

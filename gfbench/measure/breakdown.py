@@ -49,9 +49,17 @@ from gfbench.measure.flops import (
     torch_counter_pass,
 )
 from gfbench.measure.handles import torch_mapping
-from gfbench.results import BreakdownRow, ResultsWriter, check_output_folder, collect_provenance
+from gfbench.measure.quality import load_average
+from gfbench.results import (
+    DEFAULT_OUT,
+    BreakdownRow,
+    check_output_folder,
+    collect_provenance,
+    new_run,
+)
+from gfbench.results.schema import BREAKDOWN_GROUPS
 
-GROUPS = ("token_mixer", "channel_mlp", "norm", "embedding", "head", "other")
+GROUPS = BREAKDOWN_GROUPS
 ENGINES = ("torch", "fvcore")
 ENGINE_CHOICES = (*ENGINES, "both")
 MODEL_LABEL = "(model)"  # how a row names the model itself (its path is the empty string)
@@ -404,10 +412,11 @@ class BreakdownPlan:
     settings: tuple[tuple[str, tuple[int, int]], ...]
     depth: int
     engines: tuple[str, ...]
-    stem: Path
+    folder: Path
+    name: str  # the runs' descriptive name: breakdown-d<depth>-<engine>
 
 
-def plan_breakdown(request: BreakdownRequest, results_dir: Path = Path("results")
+def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
                    ) -> BreakdownPlan:
     """Validate a request (GfbenchError, one line, on the first problem) before counting."""
     from gfbench.models import canonical_name, create_model, parse_resolution
@@ -427,9 +436,8 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = Path("results"
                 model = create_model(name, img_size=size)
             check_depth(name, model, request.depth)
     engines = ENGINES if request.engine == "both" else (request.engine,)
-    stem = folder / f"breakdown-d{request.depth}-{request.engine}"
     return BreakdownPlan(tuple((n, s) for n in names for s in sizes), request.depth, engines,
-                         stem)
+                         folder, f"breakdown-d{request.depth}-{request.engine}")
 
 
 def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
@@ -442,41 +450,30 @@ def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
                         error=message)
 
 
-def _setting_of(row: BreakdownRow) -> tuple:
-    """The (model, resolution, engine, depth) a row belongs to."""
-    return row.name, row.res_h, row.res_w, row.engine, row.depth
-
-
 def run_breakdown(plan: BreakdownPlan,
                   on_done: Callable[[str, tuple[int, int], str], None] | None = None,
-                  ) -> list[BreakdownRow]:
-    """Count every (model, resolution, engine) of the plan, writing the file after each;
-    returns the plan's rows. Rows of other settings already in the file stay; a setting
-    counted again replaces all of its old rows (a module gone, an error row now counted).
+                  ) -> tuple[list[BreakdownRow], Path]:
+    """Count every (model, resolution, engine) of the plan into a new run, writing it after
+    each; returns the rows and the run's JSON file. No other run's rows are touched.
 
     An engine that fails on a setting leaves one row with status "error" and its message.
     """
     provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
-                                    else "meta", depth=plan.depth, engines=list(plan.engines))
-    writer = ResultsWriter(plan.stem, provenance)
-    counted: list[BreakdownRow] = []
-    for name, size in plan.settings:
-        for engine in plan.engines:
-            try:
-                rows = breakdown_setting(name, size, plan.depth, engine)
-            except GfbenchError:
-                raise
-            except Exception as exc:  # one engine's failure must not lose the other rows
-                rows = [_failed_row(name, size, engine, plan.depth, exc)]
-            setting = _setting_of(rows[0])
-            writer.rows = [r for r in writer.rows if _setting_of(r) != setting]
-            writer.extend(rows)
-            counted += rows
-            if on_done:
-                on_done(name, size, engine)
-    if not writer.rows:
-        writer.flush()
-    return counted
+                                    else "meta", depth=plan.depth, engines=list(plan.engines),
+                                    load_average_at_start=load_average())
+    with new_run(plan.folder, plan.name, provenance) as writer:
+        for name, size in plan.settings:
+            for engine in plan.engines:
+                try:
+                    rows = breakdown_setting(name, size, plan.depth, engine)
+                except GfbenchError:
+                    raise
+                except Exception as exc:  # one engine's failure must not lose the other rows
+                    rows = [_failed_row(name, size, engine, plan.depth, exc)]
+                writer.extend(rows)
+                if on_done:
+                    on_done(name, size, engine)
+        return list(writer.rows), writer.json_path
 
 
 # --- the summary a table or a script reads -------------------------------------------------

@@ -25,7 +25,7 @@ from gfbench.measure.setting import (
     SweepOptions,
 )
 from gfbench.measure.timing import MODES, OPTIMIZERS
-from gfbench.results import check_output_folder
+from gfbench.results import DEFAULT_OUT, check_output_folder, find_run
 
 DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
 DEFAULT_RESOLUTIONS = ("224", "320", "448", "640")  # 4 sizes: enough to tell N log N from N^2
@@ -56,7 +56,7 @@ class ComplexityRequest:
     compile: bool = False
     channels_last: bool = False
     out: Path | None = None
-    resume: bool = False
+    resume: str | None = None  # a run of --out to continue: its number, 'last' or its .json
     impl: str = "reference"  # GFNet's global filter: "reference", "fast" or "auto"
     num_classes: int | None = None  # None: each model's own default (timm's, 0 included)
     isolate: bool = True  # run the settings in a worker child: a crash is only an error row
@@ -69,22 +69,19 @@ class ComplexityRequest:
 
 @dataclass
 class SweepPlan:
-    """Validated settings and options, and where the rows go."""
+    """Validated settings and options, and where the rows go: a new run
+    ``<folder>/<NNNN>-<name>`` or, with ``resume``, the run it names."""
 
     settings: list[Setting]
     options: SweepOptions
-    stem: Path
+    folder: Path
+    name: str  # the runs' descriptive name: complexity-<models|mixers>-<device>-b...-<mode>
     device: str
-    resume: bool = False
+    resume: str | None = None
     isolate: bool = False
     threads: int | None = None
     dist: DistContext = field(default_factory=DistContext)
     extra: dict = field(default_factory=dict)
-
-    @property
-    def json_path(self) -> Path:
-        """The results file (the CSV lies beside it)."""
-        return self.stem.with_suffix(".json")
 
 
 def parse_token_grid(text: str) -> tuple[int, int]:
@@ -206,7 +203,7 @@ def _check_conflicts(request: ComplexityRequest) -> None:
         raise GfbenchError(f"--warmup-s {request.warmup_s} must be >= 0 seconds")
 
 
-def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("results"),
+def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
                     dist: DistContext | None = None) -> SweepPlan:
     """Validate a request (GfbenchError, one line, on the first problem) and plan the sweep.
 
@@ -254,8 +251,10 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
     folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
-    stem = folder / (f"complexity-{subject}s-{device_kind(device)}-b{batch_part}-"
-                     f"{request.precision}-{request.mode}")
+    name = (f"complexity-{subject}s-{device_kind(device)}-b{batch_part}-{request.precision}-"
+            f"{request.mode}")
+    if request.resume is not None and dist.is_main:  # a run that is not there: fail now
+        find_run(folder, name, request.resume)
     extra = {"metrics": sorted(metrics), "warmup": warmup, "repeat": repeat,
              "impl_requested": request.impl, "compile": request.compile,
              "channels_last": request.channels_last, "isolated": request.isolate,
@@ -263,8 +262,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = Path("result
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2}
     threads = request.threads or ranks_share_of_cores(device, dist)
-    return SweepPlan(settings, options, stem, device, request.resume, request.isolate,
-                     threads, dist, extra)
+    return SweepPlan(settings, options, folder, name, device, request.resume,
+                     request.isolate, threads, dist, extra)
 
 
 def ranks_share_of_cores(device: str, dist: DistContext) -> int | None:

@@ -79,7 +79,7 @@ def spread_warning(rows: Sequence[Any], limit: float = MAX_SPREAD) -> str:
         return ""
     worst, row = max(wide, key=lambda item: item[0])
     return (f"noisy timings: p10–p90 spread above {limit:.0%} of the median in {len(wide)} of "
-            f"{len(spreads)} timed rows (widest: {row.name} {row.res_h}x{row.res_w}, "
+            f"{len(spreads)} timed rows (widest: {row.name} {'x'.join(map(str, row.sides()))}, "
             f"{worst:.0%}); differences smaller than that are not measured")
 
 

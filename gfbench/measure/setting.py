@@ -59,12 +59,17 @@ class Setting:
     optimizer: str = ""  # train mode: the optimizer whose update is part of the step
 
     def row(self) -> ComplexityRow:
-        """An empty row of this setting (its key is the resume key)."""
-        return ComplexityRow(subject=self.subject, name=self.name, res_h=self.res_h,
-                             res_w=self.res_w, tokens=None, batch_size=self.batch_size,
-                             precision=self.precision, mode=self.mode, device=self.device,
-                             dim=self.dim, impl=self.impl, num_classes=self.num_classes,
-                             optimizer=self.optimizer)
+        """An empty row of this setting (its key is the resume key): a model's sides are its
+        input pixels (res_h/res_w), a mixer's its token grid (grid_h/grid_w)."""
+        mixer = self.subject == "mixer"
+        return ComplexityRow(subject=self.subject, name=self.name,
+                             res_h=None if mixer else self.res_h,
+                             res_w=None if mixer else self.res_w,
+                             grid_h=self.res_h if mixer else None,
+                             grid_w=self.res_w if mixer else None, tokens=None,
+                             batch_size=self.batch_size, precision=self.precision,
+                             mode=self.mode, device=self.device, dim=self.dim, impl=self.impl,
+                             num_classes=self.num_classes, optimizer=self.optimizer)
 
     def key(self) -> tuple:
         """The results-file key of this setting."""

@@ -10,10 +10,12 @@ moment it finishes, none ever lost.
   step (the counts of a setting whose timing crashed are kept). Without isolation counts and
   timings are taken in the command's process (for debugging; numbers then depend on what ran
   before), and the sweep moves to children the first time the CUDA context is poisoned.
-* Rows of other settings already in the results file are kept; a setting measured again
-  replaces its row (``--resume`` skips it instead).
-* Under torchrun each rank measures every k-th setting on its own device and writes its rows
-  to a part file as they finish; rank 0 merges the parts into the one results file.
+* Every invocation writes its own run (``<out>/<NNNN>-<name>.json``, number claimed
+  atomically) and never touches another run's rows; ``--resume RUN`` continues one run,
+  skipping the settings already in it.
+* Under torchrun rank 0 claims the run and tells the other ranks its name; each rank
+  measures every k-th setting on its own device and writes its rows to a part file beside
+  the run as they finish; rank 0 merges the parts into the run.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from gfbench.distributed import DistContext, barrier
+from gfbench.distributed import DistContext, barrier, broadcast_object
+from gfbench.errors import GfbenchError
 from gfbench.measure.memory import CPU_METHOD, MMAP_THRESHOLD, MemoryResult
 from gfbench.measure.plan import SweepPlan
 from gfbench.measure.quality import load_average
@@ -39,32 +42,41 @@ from gfbench.measure.setting import (
 )
 from gfbench.measure.timing import set_threads
 from gfbench.measure.worker import CallResult, call_in_child
-from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, read_rows, row_key
+from gfbench.results import (
+    ComplexityRow,
+    ResultsWriter,
+    collect_provenance,
+    find_run,
+    new_run,
+    read_rows,
+    resume_run,
+    row_key,
+)
 
 STATUSES = ("ok", "oom", "error")
 MeasureFn = Callable[[Setting, SweepOptions], ComplexityRow]
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep: how many rows the results file keeps, and where."""
+    """Ctrl-C during a sweep: how many rows the run keeps, where, and its number (to resume)."""
 
-    def __init__(self, rows_kept: int, path: Path):
+    def __init__(self, rows_kept: int, path: Path, run_id: str = ""):
         super().__init__(f"{rows_kept} row(s) kept in {path}")
         self.rows_kept = rows_kept
         self.path = path
+        self.run_id = run_id
 
 
 @dataclass
 class SweepOutcome:
-    """What a sweep left: the file's rows in plan order, and what happened to them."""
+    """What a sweep left: the run's rows in plan order, and what happened to them."""
 
     rows: list[ComplexityRow]
     path: Path
     measured: int = 0
-    skipped: int = 0  # already in the file (--resume)
-    replaced: int = 0  # measured again: the older row was replaced
-    kept: int = 0  # rows of earlier runs still in the file
+    skipped: int = 0  # already in the resumed run (--resume)
     children: list[int] = field(default_factory=list)  # pids of the child processes started
+    run_id: str = ""
     notes: list[str] = field(default_factory=list)
 
     def counts(self) -> Counter:
@@ -102,9 +114,10 @@ class SettingRunner:
     """Measures settings one by one: by default every step (count, time, CPU memory) of every
     setting in a fresh child process forked for it, so no number depends on what ran before
     and a crash costs one row. A count-only run counts in this process (on the meta device,
-    and fvcore's trace on small CPU tensors: nothing runs on a device that could crash it). Without isolation the counts and timings are taken in this
-    process (numbers then depend on what ran before; for debugging); CPU memory is always
-    measured in a child of its own (its allocator setting would slow a timing down)."""
+    and fvcore's trace on small CPU tensors: nothing runs on a device that could crash it).
+    Without isolation the counts and timings are taken in this process (numbers then depend
+    on what ran before; for debugging); CPU memory is always measured in a child of its own
+    (its allocator setting would slow a timing down)."""
 
     def __init__(self, isolate: bool, threads: int, measure_fn: MeasureFn | None = None,
                  functions: ChildFunctions = ChildFunctions()):
@@ -167,32 +180,54 @@ def part_stem(stem: Path, rank: int) -> Path:
 
 
 def _merge_parts(writer: ResultsWriter) -> None:
-    """Move the rows of every rank's part file into the results file, then drop the parts.
+    """Move the rows of every rank's part file into the run, then drop the parts.
 
-    Also picks up the parts an interrupted torchrun left behind (any world size).
+    Also picks up the parts an interrupted torchrun of this run left behind (any world size).
     """
     parts = sorted(writer.stem.parent.glob(f"{writer.stem.name}-rank*.json"))
     for path in parts:
         _, rows = read_rows(path)
-        for row in rows:
-            writer.add(row)
+        writer.extend(rows)
         path.unlink()
         path.with_suffix(".csv").unlink(missing_ok=True)
 
 
-def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, ComplexityRow]]:
-    """This rank's writer (the results file on rank 0, with leftover parts merged in; a part
-    file on the others) and the rows the results file already holds, by key."""
+def _open_run(plan: SweepPlan) -> ResultsWriter:
+    """Rank 0's writer: a new run, or the run --resume names (its leftover parts merged)."""
     provenance = collect_provenance("complexity", device=plan.device,
                                     load_average_at_start=load_average(), **plan.extra)
-    dist = plan.dist
-    if dist.is_main:
-        writer = ResultsWriter(plan.stem, provenance)
+    if plan.resume is None:
+        return new_run(plan.folder, plan.name, provenance)
+    writer = resume_run(find_run(plan.folder, plan.name, plan.resume), provenance)
+    try:
         _merge_parts(writer)
-    barrier(dist)
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
+def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, ComplexityRow]]:
+    """This rank's writer (the run on rank 0; a part file beside it, named after the run rank
+    0 claimed, on the others) and the rows the run already holds, by key."""
+    dist = plan.dist
+    writer, failure = None, None
+    if dist.is_main:
+        try:
+            writer = _open_run(plan)
+        except GfbenchError as exc:
+            failure = exc
+    stem, message = broadcast_object(
+        (writer.stem, None) if writer is not None else (None, str(failure)), dist)
+    if failure is not None:
+        raise failure
+    if stem is None:
+        raise GfbenchError(f"rank {dist.rank}: rank 0 could not open the run ({message})")
     if not dist.is_main:
-        writer = ResultsWriter(part_stem(plan.stem, dist.rank), provenance)
-    done = read_rows(plan.json_path)[1] if plan.json_path.exists() else []
+        provenance = collect_provenance("complexity", device=plan.device,
+                                        load_average_at_start=load_average(), **plan.extra)
+        writer = ResultsWriter(part_stem(stem, dist.rank), provenance)
+    done = read_rows(stem.with_suffix(".json"))[1]
     return writer, {row_key(r): r for r in done}
 
 
@@ -207,22 +242,33 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
               functions: ChildFunctions = ChildFunctions()) -> SweepOutcome:
     """Measure every setting of this rank, writing each row as it finishes.
 
+    The rows go to a new run, or with ``plan.resume`` to the run it names (RunNotFoundError,
+    one line, when there is none; RunLockedError when another process is writing it).
     ``on_row(row, skipped)`` is called for each setting, ``skipped`` being True for rows
-    already present under ``--resume``. ``measure_fn`` replaces the measurement in this
-    process, ``functions`` the steps a child runs (tests inject faults with them).
-    On rank 0 the outcome holds the results file's rows in the plan's order (rows of earlier
-    runs that the plan does not name come last); the other ranks' outcome holds no rows.
-    Ctrl-C raises SweepInterrupted, saying how many rows the file keeps.
+    already in a resumed run. ``measure_fn`` replaces the measurement in this process,
+    ``functions`` the steps a child runs (tests inject faults with them). On rank
+    0 the outcome holds the run's rows in the plan's order (rows of a resumed run that this
+    plan does not name come last); the other ranks' outcome holds no rows. Ctrl-C raises
+    SweepInterrupted, saying how many rows the run keeps and its number.
     """
     if plan.threads:
         set_threads(plan.threads)
     writer, existing = _open_writer(plan)
-    outcome = SweepOutcome(rows=[], path=plan.json_path)
-    mine = _my_settings(plan.settings, plan.dist)
-    runner = SettingRunner(plan.isolate, torch.get_num_threads(), measure_fn, functions)
+    with writer:
+        return _sweep(plan, writer, existing, on_start, on_row,
+                      SettingRunner(plan.isolate, torch.get_num_threads(), measure_fn,
+                                    functions))
+
+
+def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, ComplexityRow],
+           on_start: Callable[[Setting], None] | None,
+           on_row: Callable[[ComplexityRow, bool], None] | None,
+           runner: SettingRunner) -> SweepOutcome:
+    """run_sweep with its writer open: measure this rank's share, then merge on rank 0."""
+    outcome = SweepOutcome(rows=[], path=writer.json_path, run_id=writer.run_id)
     try:
-        for setting in mine:
-            if plan.resume and setting.key() in existing:
+        for setting in _my_settings(plan.settings, plan.dist):
+            if setting.key() in existing:
                 outcome.skipped += 1
                 if on_row:
                     on_row(existing[setting.key()], True)
@@ -235,23 +281,19 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
             if on_row:
                 on_row(row, False)
     except KeyboardInterrupt:
-        writer.flush()
-        raise SweepInterrupted(len(writer.rows), writer.json_path) from None
+        raise SweepInterrupted(writer.saved, writer.json_path, writer.run_id) from None
     outcome.children = runner.children
     barrier(plan.dist)
     if not plan.dist.is_main:
         return outcome
     _merge_parts(writer)
-    writer.flush()
-    outcome.replaced = len(writer.replaced)
     order = {setting.key(): i for i, setting in enumerate(plan.settings)}
     outcome.rows = sorted(writer.rows, key=lambda r: order.get(row_key(r), len(order)))
-    outcome.kept = sum(1 for r in writer.rows if row_key(r) not in order)
     return outcome
 
 
 def planned_rows(outcome: SweepOutcome, plan: SweepPlan) -> list[ComplexityRow]:
-    """The rows of the settings this run planned (not those of earlier runs kept in the file)."""
+    """The rows of the settings this invocation planned (a resumed run may hold others)."""
     keys = {s.key() for s in plan.settings}
     return [r for r in outcome.rows if row_key(r) in keys]
 

@@ -30,9 +30,10 @@ from gfbench.plot.complexity import (
     resolution_label,
     with_throughput_band,
 )
+from gfbench.plot.load import run_name
 from gfbench.plot.style import DPI, NEUTRAL_GREY, NamedFigure, new_figure
 
-BATCH_FIELDS = ("subject", "device_label", "precision", "mode")
+BATCH_FIELDS = ("subject", "device_label", "precision", "mode", "run", "run_id")
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,23 @@ class BatchSetting:
     device: str
     precision: str
     mode: str
+    run: str = ""  # the run's file ('' when runs are combined)
+    run_id: str = ""
 
     def title(self) -> str:
         """The setting as a figure title says it."""
         what = "Models" if self.subject == "model" else "Token mixers (one layer)"
+        where = run_name(self.run, self.run_id)
         return f"{what} · throughput against batch · {self.device} · {self.precision} · " \
-               f"{self.mode}"
+               f"{self.mode}" + (f" · {where}" if where else "")
 
     def slug(self) -> str:
-        """The setting as a file name part: lower case letters, digits and dashes."""
+        """The setting as a file name part (a numbered run's number first): lower case letters,
+        digits and dashes."""
         text = f"{self.subject}s-{self.device}-{self.precision}-{self.mode}".lower()
         cleaned = "".join(c if c.isalnum() else "-" for c in text)
-        return "-".join(part for part in cleaned.split("-") if part)
+        slug = "-".join(part for part in cleaned.split("-") if part)
+        return f"run{self.run_id}-{slug}" if self.run_id else slug
 
 
 def batch_settings(frame: pd.DataFrame) -> list[tuple[BatchSetting, pd.DataFrame]]:
@@ -113,7 +119,7 @@ def batch_figure(setting: BatchSetting, rows: pd.DataFrame) -> NamedFigure:
     """Throughput against batch size, one panel per input size, one line per model or mixer."""
     rows = with_throughput_band(rows)
     curves = curves_of(rows)
-    sizes = sorted({(float(h), float(w)) for h, w in zip(rows["res_h"], rows["res_w"],
+    sizes = sorted({(float(h), float(w)) for h, w in zip(rows["side_h"], rows["side_w"],
                                                           strict=True)},
                    key=lambda s: (s[0] * s[1], s[0]))
     columns = min(len(sizes), PANEL_COLUMNS)
@@ -130,7 +136,7 @@ def batch_figure(setting: BatchSetting, rows: pd.DataFrame) -> NamedFigure:
         ax = fig.add_subplot(grid[i // columns, i % columns])
         panel = size_title(setting.subject, res_h, res_w)
         for curve in curves:
-            at_size = curve.rows[(curve.rows["res_h"] == res_h) & (curve.rows["res_w"] == res_w)]
+            at_size = curve.rows[(curve.rows["side_h"] == res_h) & (curve.rows["side_w"] == res_w)]
             _plot_batches(ax, curve, at_size, panel)
         _batch_axis(ax, batches)
         ax.set_title(panel)

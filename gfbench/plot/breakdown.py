@@ -24,8 +24,9 @@ from gfbench.plot.style import (
     marker_for,
     new_figure,
 )
+from gfbench.results.schema import BREAKDOWN_GROUPS
 
-ROLES = ("token_mixer", "channel_mlp", "norm", "embedding", "head", "other")
+ROLES = BREAKDOWN_GROUPS
 ROLE_LABELS = {"token_mixer": "token mixer", "channel_mlp": "channel MLP", "norm": "norm",
                "embedding": "embedding", "head": "head", "other": "other"}
 # Role colours kept apart from the model lines beside them (GFNet blue, DeiT vermillion).
@@ -35,28 +36,6 @@ ROLE_COLOURS = {"token_mixer": OKABE_ITO["reddish_purple"], "channel_mlp": OKABE
 NUMBERS = ("res_h", "res_w", "tokens", "depth", "flops", "params", "model_flops",
            "model_params")
 SETTING_KEY = ("name", "res_h", "res_w", "engine")
-
-
-def bad_breakdown(frame: pd.DataFrame) -> str | None:
-    """Why a breakdown table cannot be plotted, or None when it can."""
-    for column in NUMBERS:
-        numeric = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame[column].notna() & numeric.isna()
-        if bad.any():
-            i = int(bad.idxmax())
-            return f"row {i}: {column} is {frame[column][i]!r}, expected a number"
-    ok = frame["status"] == "ok"
-    checks = (
-        (ok & ~frame["group"].isin(ROLES), "group", "one of " + ", ".join(ROLES)),
-        (ok & ~(pd.to_numeric(frame["flops"]) >= 0), "flops", "a count"),
-        (~(pd.to_numeric(frame["res_h"]) > 0) | ~(pd.to_numeric(frame["res_w"]) > 0),
-         "res_h", "a positive size"),
-    )
-    for bad, column, allowed in checks:
-        if bad.any():
-            i = int(bad.idxmax())
-            return f"row {i}: {column} is {frame[column][i]!r}, expected {allowed}"
-    return None
 
 
 def breakdown_frame(runs: Sequence, notes: list[str]) -> pd.DataFrame:

@@ -154,14 +154,14 @@ def x_values(rows: pd.DataFrame, x_kind: str) -> np.ndarray:
     """Where rows sit on the x axis: token count, or the side of a square of equal area."""
     if x_kind == "tokens":
         return rows["tokens"].to_numpy(dtype=float)
-    return np.sqrt(rows["res_h"].to_numpy(dtype=float) * rows["res_w"].to_numpy(dtype=float))
+    return np.sqrt(rows["side_h"].to_numpy(dtype=float) * rows["side_w"].to_numpy(dtype=float))
 
 
 def size_values(rows: pd.DataFrame, x_kind: str) -> np.ndarray:
     """N of the fits: tokens on a token axis, input pixels H·W on a resolution axis."""
     if x_kind == "tokens":
         return rows["tokens"].to_numpy(dtype=float)
-    return rows["res_h"].to_numpy(dtype=float) * rows["res_w"].to_numpy(dtype=float)
+    return rows["side_h"].to_numpy(dtype=float) * rows["side_w"].to_numpy(dtype=float)
 
 
 def token_axis_problem(subject: str, rows: pd.DataFrame) -> str:
@@ -171,7 +171,7 @@ def token_axis_problem(subject: str, rows: pd.DataFrame) -> str:
         return f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no token count"
     if subject != "model":
         return ""  # a bare mixer's tokens are its input grid
-    per_token = (rows["res_h"] * rows["res_w"] / rows["tokens"]).groupby(rows["name"]).median()
+    per_token = (rows["side_h"] * rows["side_w"] / rows["tokens"]).groupby(rows["name"]).median()
     if per_token.max() > 1.01 * per_token.min():
         return "the models count tokens at different strides"
     return ""
@@ -202,7 +202,7 @@ def curves_of(rows: pd.DataFrame) -> list[Curve]:
     marker, no line): joined to the square ones they would make the line zig-zag.
     """
     fields = [*LINE_FIELDS, "aspect"]
-    rows = rows.assign(aspect=[aspect_label(h, w) for h, w in zip(rows["res_h"], rows["res_w"],
+    rows = rows.assign(aspect=[aspect_label(h, w) for h, w in zip(rows["side_h"], rows["side_w"],
                                                                    strict=True)])
     groups = list(rows.groupby(fields, dropna=False, sort=False))
     keys = [dict(zip(fields, key, strict=True)) for key, _ in groups]
@@ -219,7 +219,7 @@ def curves_of(rows: pd.DataFrame) -> list[Curve]:
                             name=key["name"], colour=colour_for(key["name"]), marker=marker,
                             linestyle=linestyle, square=not key["aspect"],
                             rows=group.drop(columns="aspect").sort_values(
-                                ["tokens", "res_h", "res_w"])))
+                                ["tokens", "side_h", "side_w"])))
     return sorted(curves, key=lambda c: c.label)
 
 
@@ -372,10 +372,10 @@ def tick_labels(rows: pd.DataFrame, x_kind: str) -> dict[float, str]:
     tick of their own (their series says H:W in the legend). Only when no row is square are
     the points themselves labelled, as plain token counts (or H×W).
     """
-    square = rows[rows["res_h"] == rows["res_w"]]
+    square = rows[rows["side_h"] == rows["side_w"]]
     shown = square if not square.empty else rows
     labels: dict[float, str] = {}
-    for x, h, w, n in zip(x_values(shown, x_kind), shown["res_h"], shown["res_w"],
+    for x, h, w, n in zip(x_values(shown, x_kind), shown["side_h"], shown["side_w"],
                           shown["tokens"], strict=True):
         if x_kind == "tokens":
             labels.setdefault(float(x), token_label(n) if h == w else f"{int(n)}")

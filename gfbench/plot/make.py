@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,16 +22,7 @@ from gfbench.plot.complexity import (
     resolution_label,
     si_text,
 )
-from gfbench.plot.load import (
-    Loaded,
-    NothingToPlotError,
-    complexity_frame,
-    load_results,
-    provenance_values,
-    robustness_frame,
-    settings_of,
-    split_shared,
-)
+from gfbench.plot.load import NothingToPlotError, settings_of
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -43,6 +35,15 @@ from gfbench.plot.report import (
 )
 from gfbench.plot.style import FORMATS, NamedFigure, figure_bytes, save_figure, style_context
 from gfbench.results import check_output_folder
+from gfbench.results.files import atomic_write
+from gfbench.results.frame import (
+    Loaded,
+    complexity_frame,
+    load_results,
+    provenance_values,
+    robustness_frame,
+    split_shared,
+)
 
 PLOTTED_STATUSES = ("ok", "oom")
 
@@ -58,6 +59,7 @@ class PlotOptions:
     metric: str = "latency"  # latency | throughput
     ref_slopes: bool = True  # grey N log N and N² guides
     compare: tuple[Path, Path] | None = None  # a report section: run B against run A
+    combine: bool = False  # join runs of one setting into one curve (checked provenance)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class PlotReport:
     reports: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)  # figures of an earlier run not made now
 
     @property
     def written(self) -> list[Path]:
@@ -143,11 +146,11 @@ def complexity_table(rows: pd.DataFrame, mode: str = "") -> pd.DataFrame:
     Counts carry metric prefixes (k, M, G), memory is in MiB as in the figures and the
     terminal; in train mode the FLOPs column says it counts the forward pass only.
     """
-    rows = rows.sort_values(["name", "impl", "batch_size", "tokens", "res_h", "res_w"],
+    rows = rows.sort_values(["name", "impl", "batch_size", "tokens", "side_h", "side_w"],
                             kind="stable")
     table = pd.DataFrame({
         "name": rows["name"], "impl": rows["impl"], "dim": rows["dim"],
-        "resolution": [resolution_label(h, w) for h, w in zip(rows["res_h"], rows["res_w"],
+        "resolution": [resolution_label(h, w) for h, w in zip(rows["side_h"], rows["side_w"],
                                                               strict=True)],
         "tokens": rows["tokens"].where(rows["tokens"] > 0), "batch_size": rows["batch_size"],
         "status": rows["status"], "flops": _prefixed(rows["flops"]),
@@ -224,8 +227,10 @@ def _comparison_section(comparison) -> Section:
     records["cell"] = [("" if r != r else f"{r:#.3g}×") + (" *" if m else "")
                        for r, m in zip(records["ratio"], records["marked"], strict=True)]
     records["resolution"] = [resolution_label(h, w) for h, w in zip(
-        records["res_h"], records["res_w"], strict=True)]
-    setting = ["name", "impl", "resolution", "batch_size", "precision", "mode"]
+        records["side_h"], records["side_w"], strict=True)]
+    several_runs = len(records[["run_a", "run_b"]].drop_duplicates()) > 1
+    setting = [*(["run_a", "run_b"] if several_runs else []), "name", "impl", "resolution",
+               "batch_size", "precision", "mode"]
     wide = records.pivot_table(index=setting, columns="metric", values="cell",
                                aggfunc="first", sort=False)
     names = {"flops": "FLOPs B/A", "params": "params B/A", "latency_ms_p50": "latency B/A",
@@ -238,7 +243,8 @@ def _comparison_section(comparison) -> Section:
                   "beyond the runs' own spread (timed: p10–p90 intervals do not overlap; "
                   "counted: any difference). Memory has no recorded spread and is not marked."),
         Table("B/A per setting both runs measured",
-              formatted(wide.rename(columns={"batch_size": "batch"}).fillna(""))),
+              formatted(wide.rename(columns={"batch_size": "batch", "run_a": "A run",
+                                             "run_b": "B run"}).fillna(""))),
     ]
     if comparison.differences:
         blocks.append(Table("Made differently", formatted(pd.DataFrame(
@@ -365,11 +371,11 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
     if options.compare is not None:  # first, so a bad pair fails before any file is written
         from gfbench.compare import compare_runs
 
-        comparison = compare_runs(*options.compare)
+        comparison = compare_runs(*options.compare, combine=options.combine)
     paths = list(paths)
     loaded = load_results(paths)
     notes: list[str] = []
-    complexity = complexity_frame(loaded.runs_of("complexity"), notes)
+    complexity = complexity_frame(loaded.runs_of("complexity"), notes, options.combine)
     robustness = robustness_frame(loaded.runs_of("robustness"), notes)
     breakdown = breakdown_frame(loaded.runs_of("breakdown"), notes)
     if complexity.empty and robustness.empty and breakdown.empty:
@@ -388,5 +394,29 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         sections.append(_comparison_section(comparison))
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
     reports = write_report(out, f"gfbench report: {folder_name(loaded)}", sections)
+    removed = replace_manifest(out, [*pictures.written, *reports])
     return PlotReport(out=out, figures=pictures.written, reports=reports,
-                      problems=loaded.problems, notes=notes)
+                      problems=loaded.problems, notes=notes, removed=removed)
+
+
+MANIFEST = ".gfbench-plots.json"  # in the output folder: the files gfbench plot wrote there
+
+
+def _manifest_names(out: Path) -> list[str]:
+    """The file names the last plot run wrote into ``out`` ([] when none was recorded)."""
+    try:
+        names = json.loads((out / MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [n for n in names if isinstance(n, str) and n == Path(n).name]
+
+
+def replace_manifest(out: Path, written: Sequence[Path]) -> list[Path]:
+    """Remove the figures an earlier plot run made in ``out`` that this one did not make again
+    (only files its manifest lists), then record what this run wrote; returns the removed."""
+    now = sorted({p.name for p in written})
+    removed = [out / name for name in _manifest_names(out) if name not in now]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    atomic_write(out / MANIFEST, json.dumps({"files": now}, indent=1) + "\n")
+    return removed

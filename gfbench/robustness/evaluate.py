@@ -29,6 +29,7 @@ from gfbench.device import PRECISIONS, autocast
 from gfbench.device import resolve_device as base_resolve_device
 from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError
 from gfbench.results import (
+    DEFAULT_OUT,
     ResultsWriter,
     RobustnessRow,
     check_output_folder,
@@ -71,7 +72,6 @@ def generated_note() -> str:
 
 
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
-DEFAULT_OUT = Path("results")
 IMAGENET_CLASSES = 1000
 Resolution = tuple[int, int]
 
@@ -606,50 +606,54 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     notes = [generated_note()] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha), context)
-    done = writer.done() if writer and config.resume else set()
-    key = (bundle.name, Path(config.checkpoint).name)
-    todo_flags = [(*key, p.source, p.corruption, p.severity) not in done for p in parts]
-    todo_flags = dd.broadcast_from_main(todo_flags, context)
-    todo = [p for p, flag in zip(parts, todo_flags, strict=True) if flag]
-    resumed = [p.name for p, flag in zip(parts, todo_flags, strict=True) if not flag]
+    try:  # the lock on the results file is held until the run ends, however it ends
+        done = writer.done() if writer and config.resume else set()
+        key = (bundle.name, Path(config.checkpoint).name)
+        todo_flags = [(*key, p.source, p.corruption, p.severity) not in done for p in parts]
+        todo_flags = dd.broadcast_from_main(todo_flags, context)
+        todo = [p for p, flag in zip(parts, todo_flags, strict=True) if flag]
+        resumed = [p.name for p, flag in zip(parts, todo_flags, strict=True) if not flag]
 
-    started = time.perf_counter()
-    evaluated = 0
-    try:
-        for index, counts in evaluate_parts(
-                bundle.module, todo, bundle.mean, bundle.std, device=device,
-                precision=config.precision, batch_size=config.batch_size,
-                workers=config.workers, seed=config.seed, context=context, progress=progress):
-            evaluated += counts["images"] + counts["unreadable"]
-            row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
-                       checkpoint_sha)
-            if writer is not None:
-                writer.add(row)
-            if progress is not None:
-                progress.finish(index, row)
-    except KeyboardInterrupt:
-        raise RunInterrupted(len(writer.rows) if writer else 0,
-                             writer.json_path if writer else config.out or DEFAULT_OUT) from None
-    except (GfbenchError, dd.PeerFailed):
-        raise
-    except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line
-        kept = "" if writer is None else (f"; {len(writer.rows)} rows kept in "
-                                          f"{writer.json_path}" if writer.rows
-                                          else "; no rows were written")
-        rank = f"rank {context.rank} of {context.world_size}: " if context.distributed else ""
-        raise GfbenchError(f"{rank}evaluation stopped by {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}{kept}; the same "
-                           "command resumes") from exc
-    seconds = time.perf_counter() - started
-    if writer is None:
-        return RobustnessReport([], [], None, None, resumed, evaluated, seconds, notes,
-                                is_main=False, world_size=context.world_size,
-                                checkpoint_sha256=checkpoint_sha)
-    summaries = summarize(_rows_frame(writer.rows))
-    writer.flush()
-    return RobustnessReport(list(writer.rows), summaries, writer.json_path,
-                            writer.csv_path, resumed, evaluated, seconds, notes,
-                            world_size=context.world_size, checkpoint_sha256=checkpoint_sha)
+        started = time.perf_counter()
+        evaluated = 0
+        try:
+            for index, counts in evaluate_parts(
+                    bundle.module, todo, bundle.mean, bundle.std, device=device,
+                    precision=config.precision, batch_size=config.batch_size,
+                    workers=config.workers, seed=config.seed, context=context, progress=progress):
+                evaluated += counts["images"] + counts["unreadable"]
+                row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
+                           checkpoint_sha)
+                if writer is not None:
+                    writer.add(row)
+                if progress is not None:
+                    progress.finish(index, row)
+        except KeyboardInterrupt:
+            kept_in = writer.json_path if writer else config.out or DEFAULT_OUT
+            raise RunInterrupted(len(writer.rows) if writer else 0, kept_in) from None
+        except (GfbenchError, dd.PeerFailed):
+            raise
+        except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line
+            kept = "" if writer is None else (f"; {len(writer.rows)} rows kept in "
+                                              f"{writer.json_path}" if writer.rows
+                                              else "; no rows were written")
+            rank = f"rank {context.rank} of {context.world_size}: " if context.distributed else ""
+            raise GfbenchError(f"{rank}evaluation stopped by {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}{kept}; the same "
+                               "command resumes") from exc
+        seconds = time.perf_counter() - started
+        if writer is None:
+            return RobustnessReport([], [], None, None, resumed, evaluated, seconds, notes,
+                                    is_main=False, world_size=context.world_size,
+                                    checkpoint_sha256=checkpoint_sha)
+        summaries = summarize(_rows_frame(writer.rows))
+        writer.flush()
+        return RobustnessReport(list(writer.rows), summaries, writer.json_path,
+                                writer.csv_path, resumed, evaluated, seconds, notes,
+                                world_size=context.world_size, checkpoint_sha256=checkpoint_sha)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _rows_frame(rows: Sequence[RobustnessRow]) -> pd.DataFrame:

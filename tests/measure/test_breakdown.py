@@ -12,7 +12,7 @@ from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.measure import breakdown as bd
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.models import create_model
-from gfbench.results import BreakdownRow, ResultsWriter, collect_provenance, read_rows
+from gfbench.results import read_rows
 
 
 def by_group(rows, field="flops"):
@@ -173,7 +173,8 @@ def test_plan_checks_everything_before_counting(tmp_path):
                                                  engine="both", out=tmp_path))
     assert plan.settings == (("gfnet-xs", (224, 224)), ("gfnet-xs", (384, 512)),
                              ("deit-s", (224, 224)), ("deit-s", (384, 512)))
-    assert plan.engines == ("torch", "fvcore") and plan.stem == tmp_path / "breakdown-d2-both"
+    assert plan.engines == ("torch", "fvcore") and plan.folder == tmp_path
+    assert plan.name == "breakdown-d2-both"
     for request, error in [(bd.BreakdownRequest(depth=9), GfbenchError),
                            (bd.BreakdownRequest(depth=-1), GfbenchError),
                            (bd.BreakdownRequest(engine="jit"), GfbenchError),
@@ -194,8 +195,9 @@ def test_run_writes_a_breakdown_file_and_keeps_going_after_an_engine_fails(tmp_p
     monkeypatch.setattr(bd, "breakdown_setting", fvcore_fails)
     plan = bd.plan_breakdown(bd.BreakdownRequest(models=("deit-ti",), resolutions=("112",),
                                                  depth=0, engine="both", out=tmp_path))
-    rows = bd.run_breakdown(plan)
-    kind, stored = read_rows(tmp_path / "breakdown-d0-both.json")
+    rows, path = bd.run_breakdown(plan)
+    assert path == tmp_path / "0001-breakdown-d0-both.json"
+    kind, stored = read_rows(path)
     assert kind == "breakdown" and stored == rows
     failed = [r for r in rows if r.status == "error"]
     assert [(r.engine, r.error) for r in failed] == [("fvcore", "RuntimeError: tracing failed")]
@@ -205,18 +207,15 @@ def test_run_writes_a_breakdown_file_and_keeps_going_after_an_engine_fails(tmp_p
     assert 0 < summary[0].mixer_share < 1
 
 
-def test_counting_a_setting_again_replaces_all_its_rows_and_keeps_the_others(tmp_path):
+def test_counting_again_is_a_new_run_and_the_earlier_run_is_untouched(tmp_path):
     def run(models, depth=0):
         return bd.run_breakdown(bd.plan_breakdown(bd.BreakdownRequest(
             models=models, resolutions=("112",), depth=depth, out=tmp_path)))
 
-    first = run(("deit-ti", "gfnet-ti"))
-    stale = BreakdownRow(name="deit-ti", res_h=112, res_w=112, tokens=None, engine="torch",
-                         depth=0, module="gone", own=False, group="other", flops=1)
-    ResultsWriter(tmp_path / "breakdown-d0-torch", collect_provenance("breakdown")).extend(
-        [stale])  # a row of an older run whose module no longer exists
-    again = run(("deit-ti",))
-    _, stored = read_rows(tmp_path / "breakdown-d0-torch.json")
-    assert {r.module for r in again} == {bd.MODEL_LABEL} and "gone" not in \
-        {r.module for r in stored}
-    assert sorted(map(repr, stored)) == sorted(map(repr, first))  # gfnet-ti's rows kept
+    first, first_path = run(("deit-ti", "gfnet-ti"))
+    before = first_path.read_text()
+    again, again_path = run(("deit-ti",))
+    assert again_path.name == "0002-breakdown-d0-torch.json"
+    assert first_path.read_text() == before
+    assert {r.name for r in read_rows(again_path)[1]} == {"deit-ti"}
+    assert sorted(map(repr, read_rows(first_path)[1])) == sorted(map(repr, first))

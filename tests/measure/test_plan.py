@@ -59,7 +59,7 @@ def test_defaults_are_the_trio_at_four_resolutions(tmp_path):
     plan = plan_complexity(ComplexityRequest(device="cpu"), results_dir=tmp_path)
     assert [(s.name, s.res_h) for s in plan.settings] == [
         (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 320, 448, 640)]
-    assert plan.stem.name == "complexity-models-cpu-b1-fp32-infer"
+    assert plan.name == "complexity-models-cpu-b1-fp32-infer"
     assert (plan.options.warmup, plan.options.repeat) == plan_module.DEVICE_DEFAULTS["cpu"][1:]
     assert plan.isolate
 
@@ -93,7 +93,7 @@ def test_exclude_and_num_classes(tmp_path):
 def test_a_batch_list_is_a_batch_sweep_in_one_file(tmp_path):
     plan = _plan(tmp_path, batch_sizes=("1", "8"), mixers=("attention",), tokens=("4",))
     assert [s.batch_size for s in plan.settings] == [1, 8]
-    assert plan.stem.name == "complexity-mixers-cpu-b1_8-fp32-infer"
+    assert plan.name == "complexity-mixers-cpu-b1_8-fp32-infer"
 
 
 @pytest.mark.parametrize("bad", ["file", "proc"])

@@ -38,15 +38,16 @@ def _raise_for(name, side, exc, real=setting_module.build_step):
 def test_out_of_memory_is_a_row_and_the_sweep_goes_on(tmp_path, monkeypatch, exc):
     monkeypatch.setattr(setting_module, "build_step", _raise_for("attention", 4, exc))
     plan = _plan(tmp_path)
-    rows = run_sweep(plan).rows
-    by_key = {(r.name, r.res_h): r for r in rows}
+    outcome = run_sweep(plan)
+    rows = outcome.rows
+    by_key = {(r.name, r.grid_h): r for r in rows}
     oom = by_key["attention", 4]
     assert oom.status == "oom" and "allocate" in oom.error
     assert oom.flops == 16 * 16 * 4 * 16 + 2 * 16**2 * 16  # still counted (on meta)
     assert oom.latency_ms_p50 is None
     later = by_key["attention", 6]
     assert later.status == "ok" and later.latency_ms_p50 > 0
-    written = json.loads(plan.json_path.read_text())["rows"]
+    written = json.loads(outcome.path.read_text())["rows"]
     assert [r["status"] for r in written] == ["ok", "ok", "oom", "ok"]
 
 
@@ -105,7 +106,7 @@ def test_counting_alone_never_touches_the_device(tmp_path, monkeypatch):
         "global_filter", 4, AssertionError("nothing may be built on the device")))
     monkeypatch.setattr(setting_module, "time_step", None)
     plan = _plan(tmp_path, metrics=("flops", "params"), device="cuda:7")
-    assert plan.device == "meta" and "-meta-" in plan.stem.name
+    assert plan.device == "meta" and "-meta-" in plan.name
     rows = run_sweep(plan).rows
     assert all(r.status == "ok" and r.device == "meta" and r.flops for r in rows)
     assert all(r.flops == r.flops_torch for r in rows)  # both engines, one answer
@@ -123,7 +124,8 @@ def test_large_models_are_counted_on_meta_only(tmp_path):
 def test_a_real_cpu_measurement(tmp_path):
     plan = _plan(tmp_path, mixers=("global_filter",), tokens=("32",), dim=64,
                  metrics=("flops", "params", "latency", "memory"), batch_sizes=(2,))
-    (row,) = run_sweep(plan).rows
+    outcome = run_sweep(plan)
+    (row,) = outcome.rows
     assert row.status == "ok", row.error
     assert 0 < row.latency_ms_p10 <= row.latency_ms_p50 <= row.latency_ms_p90
     assert row.throughput_ips == pytest.approx(2000 / row.latency_ms_p50)
@@ -132,7 +134,7 @@ def test_a_real_cpu_measurement(tmp_path):
     assert row.mem_method in (CPU_METHOD, NOT_MEASURED)
     output_bytes = 2 * 32 * 32 * 64 * 4  # the step's float32 output alone
     assert row.peak_mem_bytes is None or row.peak_mem_bytes >= output_bytes
-    payload = json.loads(plan.json_path.read_text())
+    payload = json.loads(outcome.path.read_text())
     assert payload["rows"][0]["latency_ms_p50"] == row.latency_ms_p50
 
 

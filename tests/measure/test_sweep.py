@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gfbench.errors import RunNotFoundError
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.sweep import ChildFunctions, SweepInterrupted, run_sweep, summary_line
 from gfbench.results import read_results, read_rows
@@ -25,7 +26,7 @@ def _plan(tmp_path, **overrides):
 
 def _fake_measure(calls, interrupt_at=None):
     def measure(setting, options):
-        calls.append((setting.name, setting.res_h))
+        calls.append((setting.name, setting.res_h))  # a mixer's Setting keeps its grid here
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt
         return dataclasses.replace(setting.row(), tokens=setting.res_h**2, flops=len(calls))
@@ -38,41 +39,53 @@ def test_resume_skips_finished_rows_after_an_interruption(tmp_path):
     calls = []
     with pytest.raises(SweepInterrupted) as info:
         run_sweep(plan, measure_fn=_fake_measure(calls, interrupt_at=3))
-    assert info.value.rows_kept == 2 and info.value.path == plan.json_path
-    _, kept = read_rows(plan.json_path)
-    assert [(r.name, r.res_h) for r in kept] == calls[:2]
+    run = tmp_path / f"0001-{plan.name}.json"
+    assert info.value.rows_kept == 2 and info.value.path == run and info.value.run_id == "0001"
+    _, kept = read_rows(run)
+    assert [(r.name, r.grid_h) for r in kept] == calls[:2]
 
     calls.clear()
     skipped = []
-    resumed = dataclasses.replace(plan, resume=True)
+    resumed = dataclasses.replace(plan, resume="1")
     outcome = run_sweep(resumed, measure_fn=_fake_measure(calls),
                         on_row=lambda row, was_skipped: skipped.append(was_skipped))
     assert calls == [("attention", 4), ("attention", 6)]
     assert skipped == [True, True, False, False] and outcome.skipped == 2
     assert [r.flops for r in outcome.rows] == [1, 2, 1, 2]  # the first run's rows as they were
+    assert outcome.path == run and len(read_rows(run)[1]) == 4
+    provenance = json.loads(run.read_text())["provenance"]
+    assert provenance["extra"]["run_id"] == "0001" and len(provenance["extra"]["resumed"]) == 1
 
 
-def test_a_rerun_for_one_more_setting_keeps_every_other_row(tmp_path):
+def test_every_invocation_is_a_run_of_its_own_and_never_touches_another(tmp_path):
+    first = run_sweep(_plan(tmp_path), measure_fn=_fake_measure([]))
+    before = first.path.read_text()
+    second = run_sweep(_plan(tmp_path, mixers=("attention",), tokens=("6", "8")),
+                       measure_fn=_fake_measure([]))
+    assert (first.run_id, second.run_id) == ("0001", "0002")
+    assert first.path.read_text() == before  # the first run's rows are as they were
+    assert sorted((r.name, r.grid_h) for r in read_rows(second.path)[1]) == [
+        ("attention", 6), ("attention", 8)]
+    assert second.path.name == "0002-complexity-mixers-meta-b1-fp32-infer.json"
+
+
+def test_resuming_a_run_that_is_not_there_names_the_runs_that_are(tmp_path):
     run_sweep(_plan(tmp_path), measure_fn=_fake_measure([]))
-    one_more = _plan(tmp_path, mixers=("attention",), tokens=("6", "8"))
-    outcome = run_sweep(one_more, measure_fn=_fake_measure([]))
-    _, rows = read_rows(one_more.json_path)
-    assert sorted((r.name, r.res_h) for r in rows) == [
-        ("attention", 4), ("attention", 6), ("attention", 8), ("global_filter", 4),
-        ("global_filter", 6)]
-    assert outcome.replaced == 1 and outcome.kept == 3  # attention 6 measured again
-    assert [(r.name, r.res_h) for r in outcome.rows[:2]] == [("attention", 6), ("attention", 8)]
-    provenance = json.loads(one_more.json_path.read_text())["provenance"]
-    assert len(provenance["extra"]["earlier_runs"]) == 1
+    with pytest.raises(RunNotFoundError) as info:
+        _plan(tmp_path, resume="7")
+    message = str(info.value)
+    assert "\n" not in message and "no run 0007" in message
+    assert "0001-complexity-mixers-meta-b1-fp32-infer" in message
 
 
-def test_a_foreign_file_in_the_way_is_refused_before_any_work(tmp_path):
+def test_a_foreign_file_given_to_resume_is_refused_before_any_work(tmp_path):
     plan = _plan(tmp_path)
-    plan.json_path.write_text("{}")
+    foreign = tmp_path / f"0001-{plan.name}.json"
+    foreign.write_text("{}")
     calls = []
     with pytest.raises(Exception, match="not a gfbench results file"):
-        run_sweep(plan, measure_fn=_fake_measure(calls))
-    assert calls == [] and plan.json_path.read_text() == "{}"
+        run_sweep(dataclasses.replace(plan, resume="last"), measure_fn=_fake_measure(calls))
+    assert calls == [] and foreign.read_text() == "{}"
 
 
 def test_summary_line_counts_every_status():
@@ -88,8 +101,8 @@ def _plan_row():
 
 def test_provenance_is_in_both_files(tmp_path):
     plan = _plan(tmp_path)
-    run_sweep(plan)
-    provenance, frame = read_results(plan.json_path)
+    outcome = run_sweep(plan)
+    provenance, frame = read_results(outcome.path)
     for name in ("gfbench_version", "torch_version", "timm_version", "fvcore_version",
                  "device_name", "cpu_model", "command", "date", "flop_convention"):
         assert getattr(provenance, name), name
@@ -98,7 +111,8 @@ def test_provenance_is_in_both_files(tmp_path):
     assert provenance.cuda_version == (torch.version.cuda or "")
     assert "one fused multiply-add = one FLOP" in provenance.flop_convention
     assert provenance.extra["metrics"] == ["flops", "params"]
-    header = plan.stem.with_suffix(".csv").read_text()
+    assert provenance.extra["run_id"] == "0001"
+    header = outcome.path.with_suffix(".csv").read_text()
     for name in ("torch_version", "timm_version", "fvcore_version", "driver_version",
                  "cuda_version", "cpu_model", "command", "date", "flop_convention"):
         assert f"# {name}:" in header
@@ -126,7 +140,7 @@ def test_crashes_and_poisoned_processes_cost_one_row_and_keep_the_counts(tmp_pat
 
 def _rows_without_timing(path):
     _, rows = read_rows(path)
-    return sorted((r.name, r.res_h, r.tokens, r.flops, r.flops_torch, r.params, r.status,
+    return sorted((r.name, r.grid_h, r.tokens, r.flops, r.flops_torch, r.params, r.status,
                    r.uncounted_ops) for r in rows)
 
 
@@ -143,7 +157,7 @@ def test_two_gloo_processes_give_the_rows_of_one(tmp_path):
     one = subprocess.run([sys.executable, "-m", "gfbench", *args, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
-    name = "complexity-mixers-meta-b1-fp32-infer.json"
+    name = "0001-complexity-mixers-meta-b1-fp32-infer.json"
     assert _rows_without_timing(tmp_path / "two" / name) == \
         _rows_without_timing(tmp_path / "one" / name)
     assert len(_rows_without_timing(tmp_path / "two" / name)) == 9

@@ -10,7 +10,7 @@ import pytest
 from gfbench.measure.breakdown import BreakdownRequest, plan_breakdown, run_breakdown
 from gfbench.plot import PlotOptions, make_plots
 from gfbench.plot.breakdown import breakdown_figure, breakdown_frame
-from gfbench.plot.load import load_results
+from gfbench.results.frame import load_results
 
 MODELS = ("gfnet-ti", "deit-ti")
 SIDES = ("112", "224")
@@ -46,7 +46,7 @@ def test_plotted_values_are_the_rows_shares(counted):
     table = breakdown_frame(load_results([counted]).runs_of("breakdown"), notes)
     figure = breakdown_figure(table, "torch").figure
     line_ax, bar_ax = figure.axes[:2]
-    stored = counted / "breakdown-d1-torch.json"
+    stored = counted / "0001-breakdown-d1-torch.json"
     for name in MODELS:
         line = next(a for a in line_ax.get_lines() if a.get_gid() == f"data|{name}|mixer_share")
         expected = [mixer_share(stored, name, int(side)) for side in SIDES]
@@ -62,7 +62,7 @@ def test_plotted_values_are_the_rows_shares(counted):
 def test_a_bad_breakdown_file_is_skipped_in_one_line(counted, tmp_path):
     bad = tmp_path / "bad" / "breakdown-bad.json"
     bad.parent.mkdir()
-    payload = json.loads((counted / "breakdown-d1-torch.json").read_text())
+    payload = json.loads((counted / "0001-breakdown-d1-torch.json").read_text())
     payload["rows"][0]["group"] = "mixer"
     bad.write_text(json.dumps(payload))
     report = make_plots([counted, bad.parent], PlotOptions(out=tmp_path / "out"))
@@ -77,9 +77,9 @@ def test_a_later_run_of_the_same_settings_replaces_the_older_one(counted, tmp_pa
     notes: list[str] = []
     table = breakdown_frame(load_results([counted, tmp_path]).runs_of("breakdown"), notes)
     assert len(table) == 4  # 2 models x 2 sides, the repeated setting once
-    assert notes == [f"{counted / 'breakdown-d1-torch.json'}: 1 breakdown setting(s) counted "
-                     f"again in {tmp_path / 'breakdown-d0-torch.json'}; the newer counts are "
+    assert notes == [f"{counted / '0001-breakdown-d1-torch.json'}: 1 breakdown setting(s) counted "
+                     f"again in {tmp_path / '0001-breakdown-d0-torch.json'}; the newer counts are "
                      "plotted"]
     deit = table[(table["name"] == "deit-ti") & (table["res_h"] == 224)].iloc[0]
-    expected = mixer_share(tmp_path / "breakdown-d0-torch.json", "deit-ti", 224)
+    expected = mixer_share(tmp_path / "0001-breakdown-d0-torch.json", "deit-ti", 224)
     assert 100 * deit["flops_token_mixer"] / deit["model_flops"] == pytest.approx(expected)

@@ -17,8 +17,9 @@ from gfbench.plot.complexity import (
     si_text,
     token_label,
 )
-from gfbench.plot.load import complexity_frame, load_results, settings_of
+from gfbench.plot.load import settings_of
 from gfbench.plot.style import OKABE_ITO, colour_for, style_context, variant_styles
+from gfbench.results.frame import complexity_frame, load_results
 
 MEASURED = ("latency", "memory")
 COUNTED = ("flops", "params")

@@ -15,12 +15,12 @@ from plot_synthetic import (
     write_robustness,
 )
 
-from gfbench.plot.load import (
+from gfbench.plot.load import settings_of
+from gfbench.results.frame import (
     complexity_frame,
     device_label,
     load_results,
     robustness_frame,
-    settings_of,
 )
 
 
@@ -80,27 +80,32 @@ def test_settings_are_kept_apart_and_named_by_device(tmp_path):
     loaded = load_results([tmp_path])
     groups = settings_of(complexity_frame(loaded.runs, []))
     titles = {setting.title(): len(rows) for _, setting, rows in groups}
-    assert titles == {f"{GPU} · batch 8 · fp16 · inference": len(gpu_rows()),
-                      "cpu: Test CPU 9000 · batch 1 · fp32 · inference": len(cpu_rows())}
+    assert titles == {f"{GPU} · batch 8 · fp16 · inference · gpu.json": len(gpu_rows()),
+                      "cpu: Test CPU 9000 · batch 1 · fp32 · inference · cpu.json":
+                      len(cpu_rows())}  # an unnumbered file is a run named by its file
 
 
-def test_two_gpus_of_the_same_kind_name_are_one_setting_other_gpus_another(tmp_path):
-    write_complexity(tmp_path / "a", gpu_rows()[:5])
-    write_complexity(tmp_path / "b", gpu_rows()[5:])
+def test_combined_two_gpus_of_the_same_kind_name_are_one_setting_other_gpus_another(tmp_path):
+    a = write_complexity(tmp_path / "a", gpu_rows()[:5])
+    b = write_complexity(tmp_path / "b", gpu_rows()[5:])
     write_complexity(tmp_path / "c", gpu_rows(), device_name="NVIDIA A100-SXM4-80GB")
-    groups = settings_of(complexity_frame(load_results([tmp_path]).runs, []))
-    assert sorted((s.device, len(rows)) for _, s, rows in groups) == [
-        ("NVIDIA A100-SXM4-80GB", 10), (GPU, 10)]
+    runs = load_results([a, b]).runs
+    groups = settings_of(complexity_frame(runs, [], combine=True))
+    assert sorted((s.device, len(rows)) for _, s, rows in groups) == [(GPU, 10)]
+    apart = settings_of(complexity_frame(load_results([tmp_path]).runs, []))
+    assert sorted((s.device, len(rows)) for _, s, rows in apart) == [
+        ("NVIDIA A100-SXM4-80GB", 10), (GPU, 5), (GPU, 5)]  # each run on its own
 
 
-def test_a_row_measured_again_later_replaces_the_older_and_is_noted(tmp_path):
+def test_combined_a_row_measured_again_later_replaces_the_older_and_is_noted(tmp_path):
     old = write_complexity(tmp_path / "old", [model_row("gfnet-xs", 224, scale=1.0),
                                               model_row("gfnet-xs", 320)],
                            date="2026-01-01T00:00:00+00:00")
     new = write_complexity(tmp_path / "new", [model_row("gfnet-xs", 224, scale=5.0)],
                            date="2026-02-01T00:00:00+00:00")
     notes: list[str] = []
-    frame = complexity_frame(load_results([tmp_path]).runs, notes)
+    assert len(complexity_frame(load_results([tmp_path]).runs, notes)) == 3  # runs apart
+    frame = complexity_frame(load_results([tmp_path]).runs, notes, combine=True)
     assert len(frame) == 2
     kept = frame[frame["res_h"] == 224].iloc[0]
     assert kept["latency_ms_p50"] == pytest.approx(model_row("gfnet-xs", 224, scale=5.0)

@@ -208,3 +208,18 @@ def test_report_fits_a_1400_px_window_and_shows_figures_unshrunk(made, tmp_path)
     assert layout["page"] <= 1400 and layout["clipped"] == 0, layout
     complexity = [f for f in layout["figures"] if f[0].startswith("Models")]
     assert complexity and all(shown == natural for _, natural, shown in complexity), complexity
+
+
+def test_plot_removes_only_the_figures_it_made_before_and_no_longer_makes(tmp_path):
+    gpu = write_complexity(tmp_path / "in" / "gpu", gpu_rows())
+    cpu = write_complexity(tmp_path / "in" / "cpu", cpu_rows(), device_name="cpu: Test CPU 9000")
+    out = tmp_path / "plots"
+    first = make_plots([gpu, cpu], PlotOptions(out=out, formats=("png",)))
+    mine = (out / "notes.txt")
+    mine.write_text("not gfbench's")
+    cpu_figures = {p for p in first.figures if "test-cpu" in p.name}
+    assert cpu_figures and all(p.exists() for p in cpu_figures)
+    second = make_plots([gpu], PlotOptions(out=out, formats=("png",)))
+    assert set(second.removed) == cpu_figures
+    assert not any(p.exists() for p in cpu_figures) and all(p.exists() for p in second.figures)
+    assert mine.read_text() == "not gfbench's"  # not in the manifest: never touched

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from plot_synthetic import CORRUPTIONS, robustness_rows, write_robustness
 
-from gfbench.plot.load import load_results, robustness_frame
 from gfbench.plot.robustness import (
     checkpoint_name,
     corruption_figure,
@@ -18,6 +17,7 @@ from gfbench.plot.robustness import (
     summary_figure,
 )
 from gfbench.plot.style import colour_for, style_context
+from gfbench.results.frame import load_results, robustness_frame
 
 
 def _rows():

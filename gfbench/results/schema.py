@@ -1,0 +1,257 @@
+"""What a results row is: provenance, the typed rows of each kind and the one key of each.
+
+Every reader and writer (the sweep's resume, plot's "same setting", compare's pairing) derives
+its key from a row type's ``KEY_FIELDS``, so one list decides when two rows measured the same
+thing. Imports no torch (collect_provenance imports it when called).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "gfbench.results/1"
+KINDS = ("complexity", "robustness", "breakdown")
+SUBJECTS = ("model", "mixer")
+BREAKDOWN_GROUPS = ("token_mixer", "channel_mlp", "norm", "embedding", "head", "other")
+
+FLOP_CONVENTION = (
+    "FLOPs follow fvcore and the papers: one fused multiply-add = one FLOP (so GFLOPs = GMACs, "
+    "half of torch's 2*m*n*k); element-wise ops, softmax, activations and residual adds are "
+    "not counted; normalisation layers are counted as fvcore does. Added rules: each 2D FFT "
+    "(forward or inverse, real or complex) of an H x W x D feature = H*W*D*ceil(log2(H*W)) "
+    "(the inverse counted on its output grid); the complex filter product = one per complex "
+    "element; attention (SDPA, fused or explicit) = 2*N^2*D (QK^T and AV); average pooling = "
+    "k*k per output element."
+)
+
+
+@dataclass
+class Provenance:
+    """Where and how a results file was made: enough to reproduce or distrust it."""
+
+    kind: str
+    command: str
+    date: str
+    gfbench_version: str
+    python_version: str
+    torch_version: str
+    timm_version: str
+    fvcore_version: str
+    platform: str
+    cpu_model: str
+    cpu_threads: int
+    torch_threads: int
+    device_name: str
+    cuda_version: str
+    driver_version: str
+    tf32_matmul: bool
+    cudnn_benchmark: bool
+    flop_convention: str = FLOP_CONVENTION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ComplexityRow:
+    """One measured (model or mixer, resolution, batch, precision, mode) setting."""
+
+    subject: str  # "model" or "mixer"
+    name: str
+    res_h: int | None  # models: input image size in pixels; None for mixers
+    res_w: int | None
+    tokens: int | None  # tokens the first token mixer sees; None for a net without one
+    batch_size: int
+    precision: str
+    mode: str
+    device: str
+    impl: str = "reference"
+    dim: int | None = None
+    status: str = "ok"  # ok | oom | error | skipped
+    error: str = ""
+    flops: float | None = None  # per image, fvcore convention (multiply-adds)
+    flops_torch: float | None = None  # the second engine, same convention
+    flops_engine: str = ""  # which engine gave `flops`: "fvcore" (cross-checked) or "torch-meta"
+    params: int | None = None
+    uncounted_ops: str = ""  # "op:count;op:count" that neither rule nor fvcore counted
+    latency_ms_p10: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p90: float | None = None
+    throughput_ips: float | None = None  # images per second at the median latency
+    first_call_ms: float | None = None  # the untimed first call (compilation, lazy init)
+    peak_mem_bytes: float | None = None  # above the resident model, during the measured step
+    mem_method: str = ""
+    threads: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    warmup: int | None = None
+    repeat: int | None = None
+    num_classes: int | None = None  # models: the head asked for (None: the model's default)
+    # what actually ran, read after the measured step (gfbench.measure.{compile,faults})
+    impl_used: str = ""  # the global filter the layers ran: fast | reference | mixed ("" none)
+    compile_status: str = ""  # compiled | graph breaks: N | recompiled: N | fell back to eager
+    optimizer: str = ""  # train mode: the optimizer whose update and state the step includes
+    failure: str = ""  # why the row failed: oom | poisoned (CUDA context lost) | error
+    warmup_calls: int | None = None  # warm-up calls made (at least `warmup`, and a minimum time)
+    flushed_bytes: int | None = None  # bytes written to evict the cache before each timed call
+    grid_h: int | None = None  # mixers: the token grid the bare mixer is given; None for models
+    grid_w: int | None = None
+
+    KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "grid_h", "grid_w", "dim",
+                  "batch_size", "precision", "mode", "device", "num_classes", "optimizer")
+
+    def __post_init__(self) -> None:
+        """Old files (and callers) gave a mixer's token grid as res_h/res_w: move it to grid."""
+        if self.subject == "mixer" and self.grid_h is None and self.res_h is not None:
+            self.grid_h, self.grid_w = self.res_h, self.res_w
+            self.res_h = self.res_w = None
+
+    def sides(self) -> tuple[int | None, int | None]:
+        """What the row's size means to a reader: the image for a model, the grid for a mixer."""
+        return (self.grid_h, self.grid_w) if self.subject == "mixer" else (self.res_h, self.res_w)
+
+
+@dataclass
+class RobustnessRow:
+    """Top-1/top-5 counts of one (model, corruption or attack, severity) evaluation."""
+
+    model: str
+    checkpoint: str
+    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack"
+    corruption: str  # corruption name, "clean", or the attack name ("fgsm", "pgd")
+    severity: int  # 1..5; 0 for clean and attacks
+    images: int
+    correct_top1: int
+    correct_top5: int
+    unreadable: int = 0
+    error_top1: float | None = None
+    error_top5: float | None = None
+    eps: float | None = None  # attack budget in [0,1] pixel units
+    precision: str = "fp32"
+    device: str = "cpu"
+    checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
+
+    KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
+
+
+@dataclass
+class BreakdownRow:
+    """FLOPs and parameters of one module (at the breakdown's depth) in one role, for one
+    (model, resolution, engine); the rows of a setting add up to its model totals."""
+
+    name: str
+    res_h: int
+    res_w: int
+    tokens: int | None  # tokens the (first) token mixer sees; None where gfbench cannot tell
+    engine: str  # "torch" (FlopCounterMode on meta) or "fvcore"
+    depth: int  # attribute names below the model: 0 the whole model, 1 blocks/head...
+    module: str  # module path at the depth ("blocks.0.attn"), "(model)" for the model itself
+    own: bool  # True: only what this (shallower) module does or holds outside its children
+    group: str  # token_mixer | channel_mlp | norm | embedding | head | other
+    flops: int | None = None  # per image, multiply-adds (the FLOP convention)
+    params: int | None = None
+    flops_share: float | None = None  # flops / model_flops
+    params_share: float | None = None  # params / model_params
+    model_flops: int | None = None  # the engine's total for the model
+    model_params: int | None = None
+    uncounted_ops: str = ""  # "op:calls;..." this row's modules ran that no rule counted
+    status: str = "ok"  # ok | error (one row, module "(model)", when the engine failed)
+    error: str = ""
+
+    KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group")
+
+
+ROW_TYPES: dict[str, type] = {"complexity": ComplexityRow, "robustness": RobustnessRow,
+                              "breakdown": BreakdownRow}
+
+
+def _version(module_name: str) -> str:
+    """Version of an installed package, or 'not installed' (never fails)."""
+    try:
+        from importlib.metadata import version
+
+        return version(module_name)
+    except Exception:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo, falling back to platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _driver_version() -> str:
+    """The NVIDIA driver version when one is loaded, else ''."""
+    try:
+        return Path("/proc/driver/nvidia/version").read_text().split("Kernel Module")[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def collect_provenance(kind: str, device: str = "cpu", argv: Sequence[str] | None = None,
+                       **extra: Any) -> Provenance:
+    """Provenance of the current process for a results file of the given kind."""
+    import torch
+
+    argv = list(sys.argv if argv is None else argv)
+    if argv and argv[0].endswith(("gfbench", "__main__.py")):
+        argv[0] = "gfbench"
+    device_name = "cpu: " + _cpu_model()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device_name = torch.cuda.get_device_name(torch.device(device))
+    return Provenance(
+        kind=kind,
+        command=shlex.join(argv),
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        gfbench_version=_version("gfbench"),
+        python_version=platform.python_version(),
+        torch_version=torch.__version__,
+        timm_version=_version("timm"),
+        fvcore_version=_version("fvcore"),
+        platform=platform.platform(),
+        cpu_model=_cpu_model(),
+        cpu_threads=os.cpu_count() or 0,
+        torch_threads=torch.get_num_threads(),
+        device_name=device_name,
+        cuda_version=torch.version.cuda or "",
+        driver_version=_driver_version(),
+        tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+        extra=dict(extra),
+    )
+
+
+def row_key(row: Any) -> tuple:
+    """The identity of a row (resume, plot, compare): its KEY_FIELDS values."""
+    return tuple(getattr(row, f) for f in row.KEY_FIELDS)
+
+
+def key_fields(kind: str) -> tuple[str, ...]:
+    """The one key of a kind's rows, for readers that hold rows as table columns."""
+    return ROW_TYPES[kind].KEY_FIELDS
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe value: NaN becomes None."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def rows_record(row: Any) -> dict[str, Any]:
+    """A row as a JSON-safe dict."""
+    return {k: _clean(v) for k, v in dataclasses.asdict(row).items()}
