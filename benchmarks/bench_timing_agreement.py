@@ -4,8 +4,12 @@
 
 Each setting is timed three ways, interleaved over ``--rounds`` rounds: inside a sweep of
 several settings (``gfbench complexity``'s library path, default isolation), alone (a sweep
-of that one setting), and by a bare loop in a fresh interpreter that shares no gfbench
-timing code (the module built with gfbench's factory, then warm-up and a perf_counter loop).
+of that one setting), and by a bare loop in fresh interpreters that share no gfbench timing
+code (the module built with gfbench's factory, then warm-up and a perf_counter loop, with
+autocast and no_grad entered for each call as timm's benchmark does). gfbench spreads the
+timed calls of a setting over three fresh processes; the bare loop does the same, since
+heap and physical page placement move a CPU timing from one process to the next (a 14² global
+filter read 4.5 to 7.7 ms in six fresh processes here).
 The settings: a CNN (resnet50), a ViT (deit-s), GFNet (gfnet-xs) in fp32 and bf16, and the
 global filter at 14², 28², 42² and 56² tokens (batch 8, width 384). Pass: every setting's
 median within 3% of the bare loop's, for the sweep and alone. Writes a CSV and a figure to
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,11 +31,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.plan import DEVICE_DEFAULTS, ComplexityRequest, plan_complexity
+from gfbench.measure.setting import repeat_shares
 from gfbench.measure.sweep import run_sweep
 
 TOLERANCE = 0.03
 WARMUP_CALLS, WARMUP_S = 2, 1.0  # gfbench's CPU defaults, used by the bare loop too
+PROCESSES = DEVICE_DEFAULTS["cpu"][3]  # fresh processes per timed setting, both ways
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ GROUPS = (
 )
 
 BARE_LOOP = r"""
-import statistics, sys, time
+import sys, time
 import torch
 subject, name, side, dim, batch, precision, threads, repeat, warm_calls, warm_s = sys.argv[1:]
 side, batch, threads, repeat, warm_calls = map(int, (side, batch, threads, repeat, warm_calls))
@@ -66,19 +73,21 @@ else:
     x = torch.randn(batch, side, side, int(dim))
 module.eval()
 dtype = {"bf16": torch.bfloat16, "fp32": None}[precision]
-with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16,
-                                     enabled=dtype is not None):
-    module(x)
-    calls, start = 1, time.perf_counter()
-    while calls < warm_calls or time.perf_counter() - start < float(warm_s):
+
+def call():  # as timm's benchmark: autocast and no_grad entered for each call
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16,
+                                         enabled=dtype is not None):
         module(x)
-        calls += 1
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter_ns()
-        module(x)
-        times.append((time.perf_counter_ns() - t) / 1e6)
-print(statistics.median(times))
+
+call()
+calls, start = 1, time.perf_counter()
+while calls < warm_calls or time.perf_counter() - start < float(warm_s):
+    call()
+    calls += 1
+for _ in range(repeat):
+    t = time.perf_counter_ns()
+    call()
+    print((time.perf_counter_ns() - t) / 1e6)
 """
 
 
@@ -86,7 +95,8 @@ def _request(group: Group, threads: int, repeat: int, out: Path, **only) -> Comp
     """The group's sweep (or one setting of it) on the CPU, latency only."""
     fields = {**group.request, **only}
     return ComplexityRequest(**fields, device="cpu", metrics=("latency",), warmup=WARMUP_CALLS,
-                             repeat=repeat, threads=threads, out=out, fvcore=False)
+                             repeat=repeat, threads=threads, out=out, fvcore=False,
+                             processes=PROCESSES)
 
 
 def _key(row) -> tuple:
@@ -117,14 +127,18 @@ def alone_medians(group: Group, threads: int, repeat: int, out: Path) -> dict[tu
 
 
 def bare_median(key: tuple, group: Group, threads: int, repeat: int) -> float:
-    """Median latency of a bare loop in a fresh interpreter (no gfbench timing code)."""
+    """Median latency of a bare loop (no gfbench timing code), its calls spread over fresh
+    interpreters as gfbench spreads its own (heap and page placement differ per process)."""
     name, side, precision, batch = key
     subject = "mixer" if "mixers" in group.request else "model"
-    args = [subject, name, str(side), str(group.request.get("dim", 0)), str(batch), precision,
-            str(threads), str(repeat), str(WARMUP_CALLS), str(WARMUP_S)]
-    done = subprocess.run([sys.executable, "-c", BARE_LOOP, *args], capture_output=True,
-                          text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    times = []
+    for share in repeat_shares(repeat, PROCESSES):
+        args = [subject, name, str(side), str(group.request.get("dim", 0)), str(batch),
+                precision, str(threads), str(share), str(WARMUP_CALLS), str(WARMUP_S)]
+        done = subprocess.run([sys.executable, "-c", BARE_LOOP, *args], capture_output=True,
+                              text=True, check=True)
+        times += [float(line) for line in done.stdout.split()]
+    return statistics.median(times)
 
 
 def measure(threads: int, repeat: int, rounds: int) -> pd.DataFrame:

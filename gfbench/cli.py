@@ -115,6 +115,10 @@ def complexity_command(
         help="Untimed calls before timing (>= 1). Default: 10 on CUDA, 2 on the CPU.")] = None,
     repeat: Annotated[int | None, typer.Option(
         help="Timed calls. Default: 50 on CUDA, 10 on the CPU.")] = None,
+    processes: Annotated[int | None, typer.Option(
+        help="Fresh processes the timed calls are spread over and pooled (heap and page "
+        "placement move a CPU timing from one process to the next). Default: 3 on the CPU, "
+        "1 on CUDA; at most --repeat.")] = None,
     threads: Annotated[int | None, typer.Option(
         help="CPU threads torch may use (recorded in each row). Default: torch's own.")] = None,
     warmup_s: Annotated[float | None, typer.Option(
@@ -208,7 +212,7 @@ run).
         metrics=_comma_list(metrics), device=device, warmup=warmup, repeat=repeat,
         compile=compile, channels_last=channels_last, out=out, resume=resume, impl=impl,
         num_classes=num_classes, isolate=isolate, fvcore=fvcore, threads=threads,
-        optimizer=optimizer, warmup_s=warmup_s, flush_l2=flush_l2,
+        optimizer=optimizer, warmup_s=warmup_s, flush_l2=flush_l2, processes=processes,
     )
     dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
     try:

@@ -31,9 +31,11 @@ DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
 DEFAULT_RESOLUTIONS = ("224", "320", "448", "640")  # 4 sizes: enough to tell N log N from N^2
 DEFAULT_TOKENS = ("14", "28", "56")
 NATIVE = "native"  # --res native: each model's pretrained input size
-# (batch, warmup, repeat) when not given: enough repetitions for stable percentiles on a GPU;
-# on a CPU small enough that the default run (the trio at 224/384/512) takes about a minute.
-DEVICE_DEFAULTS = {"cuda": (32, 10, 50), "cpu": (1, 2, 10)}
+# (batch, warmup, repeat, processes) when not given: enough repetitions for stable
+# percentiles on a GPU; on a CPU small enough that the default run (the trio at four sizes)
+# takes under two minutes, its repeats spread over three fresh processes (heap and page
+# placement move a CPU timing by several percent from one process to the next).
+DEVICE_DEFAULTS = {"cuda": (32, 10, 50, 1), "cpu": (1, 2, 10, 3)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class ComplexityRequest:
     optimizer: str = ""  # train mode: "" (gradients only), "sgd" or "adamw" in the step
     warmup_s: float | None = None  # least warm-up time (None: 0.5 s on CUDA, 0 on the CPU)
     flush_l2: bool = False  # evict the cache before every timed call
+    processes: int | None = None  # fresh processes the repeats are spread over (None: default)
 
 
 @dataclass
@@ -222,10 +225,15 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
               if on_device else "meta")
     if request.precision == "fp16" and device == "cpu":
         raise GfbenchError("--precision fp16 is not supported on the CPU; use bf16 or fp32")
-    batch, warmup, repeat = DEVICE_DEFAULTS["cpu" if device in ("cpu", "meta") else "cuda"]
+    batch, warmup, repeat, processes = DEVICE_DEFAULTS[
+        "cpu" if device in ("cpu", "meta") else "cuda"]
     batches = parse_batch_sizes(request.batch_sizes) if request.batch_sizes else [batch]
     warmup = request.warmup if request.warmup is not None else warmup
     repeat = request.repeat if request.repeat is not None else repeat
+    processes = request.processes if request.processes is not None else processes
+    if processes < 1:
+        raise GfbenchError(f"--processes {processes} must be >= 1 (fresh processes the timed "
+                           "calls are spread over)")
     if warmup < 1 or repeat < 1:
         raise GfbenchError("--warmup and --repeat must be >= 1 (the first call is never timed, "
                            "so at least one warm-up call is needed)")
@@ -247,7 +255,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
                            compile=request.compile, channels_last=request.channels_last,
                            fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
                            optimizer=request.optimizer, warmup_s=request.warmup_s,
-                           flush_l2=request.flush_l2)
+                           flush_l2=request.flush_l2, processes=min(processes, repeat))
     folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
@@ -260,7 +268,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "channels_last": request.channels_last, "isolated": request.isolate,
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
-             "flush_l2": request.flush_l2}
+             "flush_l2": request.flush_l2, "processes": options.processes}
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,
                      request.isolate, threads, dist, extra)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +31,7 @@ from gfbench.measure.memory import (
     is_out_of_memory,
     measure_step_peak,
 )
-from gfbench.measure.timing import make_step, time_step
+from gfbench.measure.timing import make_step, summarize, time_step
 from gfbench.results import ComplexityRow, row_key
 
 METRICS = ("flops", "params", "latency", "memory")
@@ -94,6 +94,7 @@ class SweepOptions:
     optimizer: str = ""  # "", "sgd" or "adamw" (train mode only)
     warmup_s: float | None = None  # None: timing.DEFAULT_WARMUP_S of the device type
     flush_l2: bool = False
+    processes: int = 1  # fresh processes the timed calls are spread over (isolated sweeps)
 
     def to_json(self) -> dict:
         """The options as JSON (for a worker child)."""
@@ -255,46 +256,87 @@ def release(device: str) -> None:
 DEVICE_FIELDS = ("latency_ms_p10", "latency_ms_p50", "latency_ms_p90", "throughput_ips",
                  "first_call_ms", "warmup", "repeat", "warmup_calls", "flushed_bytes",
                  "threads", "compile", "channels_last", "optimizer", "impl_used",
-                 "compile_status", "peak_mem_bytes", "mem_method")
+                 "compile_status", "peak_mem_bytes", "mem_method", "processes")
 
 
-def _timed_fields(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
+@dataclass(frozen=True)
+class TimedRow:
+    """What one timing process gave: its device row and every timed call (for pooling)."""
+
+    row: ComplexityRow
+    times_ms: tuple[float, ...] = ()
+
+
+def _timed_fields(setting: Setting, options: SweepOptions, row: ComplexityRow
+                  ) -> tuple[float, ...]:
     """Build the step, time it, and on CUDA read its peak with the same step afterwards (the
-    first call is really the first; reading the allocator's counters changes no timing)."""
+    first call is really the first; reading the allocator's counters changes no timing).
+    Returns every timed call in ms."""
     metrics = options.metrics
     step = build_step(**_step_kwargs(setting, options))
+    times: tuple[float, ...] = ()
     try:
         if "latency" in metrics:
             stats = time_step(step, setting.device, options.warmup, options.repeat,
                               warmup_s=options.warmup_s, flush_l2=options.flush_l2)
-            row.latency_ms_p10, row.latency_ms_p50 = stats.p10_ms, stats.p50_ms
-            row.latency_ms_p90, row.first_call_ms = stats.p90_ms, stats.first_call_ms
-            row.throughput_ips = stats.throughput(setting.batch_size)
-            row.warmup, row.repeat = options.warmup, options.repeat
+            times = stats.times_ms
+            row.first_call_ms, row.warmup = stats.first_call_ms, options.warmup
             row.warmup_calls, row.flushed_bytes = stats.warmup_calls, stats.flushed_bytes
+            _set_latency(row, times, setting.batch_size, processes=1)
         if "memory" in metrics and setting.device.startswith("cuda"):
             row.peak_mem_bytes = float(cuda_peak_bytes(step, setting.device))
             row.mem_method = CUDA_METHOD
         _record_ran(row, step.what_ran())
     finally:
         del step
+    return times
 
 
-def time_setting(setting: Setting, options: SweepOptions) -> ComplexityRow:
+def _set_latency(row: ComplexityRow, times_ms: Sequence[float], batch_size: int,
+                 processes: int) -> None:
+    """Percentiles, throughput and sample counts of a row from its timed calls."""
+    row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = summarize(times_ms)
+    row.throughput_ips = batch_size * 1000.0 / row.latency_ms_p50
+    row.repeat, row.processes = len(times_ms), processes
+
+
+def time_setting(setting: Setting, options: SweepOptions) -> TimedRow:
     """Latency of one setting on its device (and on CUDA its peak memory): a row holding only
-    what the device gave, its status and failure class. Run it in a fresh process: the
-    number then depends on nothing that ran before."""
+    what the device gave, its status and failure class, and every timed call. Run it in a
+    fresh process: the number then depends on nothing that ran before."""
     row = setting.row()
     row.compile, row.channels_last = options.compile, options.channels_last
     row.optimizer = options.optimizer
     row.threads = torch.get_num_threads()
+    times: tuple[float, ...] = ()
     try:
-        _timed_fields(setting, options, row)
+        times = _timed_fields(setting, options, row)
     except Exception as exc:
         _fail(row, exc, setting.device)
     if row.failure != "poisoned":  # a poisoned context fails every CUDA call, cleanup too
         release(setting.device)
+    return TimedRow(row, times)
+
+
+def pool_timings(parts: Sequence[TimedRow], batch_size: int) -> ComplexityRow:
+    """One device row from the timing processes of a setting: percentiles over every call of
+    every process, so p10-p90 also spans the differences between processes (heap and page
+    placement move a CPU timing by several percent from one process to the next); the first
+    process's first call, warm-up and memory. The first failure, if any, is the row."""
+    failed = next((part.row for part in parts if part.row.status != "ok"), None)
+    if failed is not None:
+        return failed
+    row = dataclasses.replace(parts[0].row)
+    times = [t for part in parts for t in part.times_ms]
+    if times:
+        _set_latency(row, times, batch_size, processes=len(parts))
     return row
+
+
+def repeat_shares(repeat: int, processes: int) -> list[int]:
+    """Timed calls per process: ``repeat`` spread as evenly as it goes (10 over 3: 4, 3, 3)."""
+    count = max(1, min(processes, repeat))
+    return [repeat // count + (1 if i < repeat % count else 0) for i in range(count)]
 
 
 def cpu_memory_setting(setting: Setting, options: SweepOptions) -> MemoryResult:

@@ -20,11 +20,13 @@ moment it finishes, none ever lost.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,8 +39,11 @@ from gfbench.measure.setting import (
     DEVICE_METRICS,
     Setting,
     SweepOptions,
+    TimedRow,
     merge_device,
     merge_memory,
+    pool_timings,
+    repeat_shares,
 )
 from gfbench.measure.timing import set_threads
 from gfbench.measure.worker import CallResult, call_in_child
@@ -138,7 +143,7 @@ class SettingRunner:
             return row  # a model that cannot be built is not built again on the device
         on_cuda = setting.device.startswith("cuda")
         if "latency" in options.metrics or ("memory" in options.metrics and on_cuda):
-            device_row = self._step(self.functions.time, setting, options)
+            device_row = self._timed(setting, options)
             merge_device(row, device_row)
             if device_row.failure == "poisoned":  # this process's CUDA context is gone
                 self.isolate = True
@@ -146,14 +151,28 @@ class SettingRunner:
             merge_memory(row, self._memory(setting, options))
         return row
 
-    def _step(self, function: str, setting: Setting, options: SweepOptions) -> ComplexityRow:
-        """One step's row: from a fresh child, or from this process without isolation."""
+    def _step(self, function: str, setting: Setting, options: SweepOptions) -> Any:
+        """One step's result: from a fresh child, or from this process without isolation; a
+        child that died, hung or raised gives a row saying so."""
         if not self.isolate:
             return _resolve(function)(setting=setting, options=options)
         result = call_in_child(function, {"setting": setting, "options": options},
                                threads=self.threads)
         self.children.append(result.pid)
         return result.value if result.ok else _failed_step(setting, result)
+
+    def _timed(self, setting: Setting, options: SweepOptions) -> ComplexityRow:
+        """The timing row: the repeats spread over ``options.processes`` fresh processes and
+        pooled (one process, this one, without isolation); stops at the first failure."""
+        shares = repeat_shares(options.repeat, options.processes if self.isolate else 1)
+        parts = []
+        for share in shares:
+            part = self._step(self.functions.time, setting,
+                              dataclasses.replace(options, repeat=share))
+            parts.append(part if isinstance(part, TimedRow) else TimedRow(part))
+            if parts[-1].row.status != "ok":
+                break
+        return pool_timings(parts, setting.batch_size)
 
     def _memory(self, setting: Setting, options: SweepOptions) -> MemoryResult:
         """Peak CPU memory, always in a child whose allocator was set up for it."""

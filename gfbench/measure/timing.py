@@ -46,6 +46,7 @@ class TimingStats:
     threads: int
     warmup_calls: int = 0  # calls after the first and before the timed ones (count and time)
     flushed_bytes: int = 0  # bytes written before each timed call to evict the cache (0: none)
+    times_ms: tuple[float, ...] = ()  # every timed call, in order (pooled across processes)
 
     def throughput(self, batch_size: int) -> float:
         """Images (or token grids) per second at the median latency."""
@@ -273,4 +274,4 @@ def time_step(step: Step, device: torch.device | str, warmup: int = 10,
     p10, p50, p90 = summarize(times)
     return TimingStats(p10_ms=p10, p50_ms=p50, p90_ms=p90, first_call_ms=first,
                        samples=len(times), method=clock.method, threads=torch.get_num_threads(),
-                       warmup_calls=warmed, flushed_bytes=flushed)
+                       warmup_calls=warmed, flushed_bytes=flushed, times_ms=tuple(times))

@@ -102,6 +102,7 @@ class ComplexityRow:
     failure: str = ""  # why the row failed: oom | poisoned (CUDA context lost) | error
     warmup_calls: int | None = None  # warm-up calls made (at least `warmup`, and a minimum time)
     flushed_bytes: int | None = None  # bytes written to evict the cache before each timed call
+    processes: int | None = None  # fresh processes the timed calls were spread over (pooled)
     grid_h: int | None = None  # mixers: the token grid the bare mixer is given; None for models
     grid_w: int | None = None
 

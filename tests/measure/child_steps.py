@@ -47,11 +47,11 @@ def time_or_fail(setting, options):
         os.kill(os.getpid(), signal.SIGSEGV)
     if setting.name == "spatial_mlp":
         os.kill(os.getpid(), signal.SIGKILL)
-    row = time_setting(setting, options)
+    timed = time_setting(setting, options)
     if setting.name == "identity":
-        row.status, row.failure = "error", "poisoned"
-        row.error = "RuntimeError: CUDA error: an illegal memory access"
-    return row
+        timed.row.status, timed.row.failure = "error", "poisoned"
+        timed.row.error = "RuntimeError: CUDA error: an illegal memory access"
+    return timed
 
 
 def memory_oom(setting, options):

@@ -60,7 +60,8 @@ def test_defaults_are_the_trio_at_four_resolutions(tmp_path):
     assert [(s.name, s.res_h) for s in plan.settings] == [
         (m, r) for m in ("gfnet-xs", "deit-s", "resmlp-12") for r in (224, 320, 448, 640)]
     assert plan.name == "complexity-models-cpu-b1-fp32-infer"
-    assert (plan.options.warmup, plan.options.repeat) == plan_module.DEVICE_DEFAULTS["cpu"][1:]
+    assert (plan.options.warmup, plan.options.repeat, plan.options.processes) == \
+        plan_module.DEVICE_DEFAULTS["cpu"][1:]
     assert plan.isolate
 
 

@@ -168,3 +168,37 @@ def test_an_fvcore_count_that_leaves_ops_out_does_not_replace_the_full_count(tmp
     (row,) = run_sweep(plan).rows
     assert row.status == "ok" and row.flops_engine == "torch-meta"
     assert row.flops == row.flops_torch > 8e9 and "fvcore counts 4.959e+09 (-40.7%)" in row.error
+
+
+def test_repeats_are_spread_over_processes_as_evenly_as_they_go():
+    from gfbench.measure.setting import repeat_shares
+
+    assert repeat_shares(10, 3) == [4, 3, 3]
+    assert repeat_shares(2, 3) == [1, 1]  # never a process without a timed call
+    assert repeat_shares(5, 1) == [5]
+
+
+def test_pooled_timings_are_percentiles_of_every_call_of_every_process():
+    import numpy as np
+
+    from gfbench.measure.setting import Setting, TimedRow, pool_timings
+
+    setting = Setting("mixer", "attention", 4, 4, 2, "fp32", "infer", "cpu", 16)
+    parts = [TimedRow(setting.row(), (10.0, 11.0, 12.0)), TimedRow(setting.row(), (20.0, 21.0))]
+    row = pool_timings(parts, batch_size=2)
+    every = [10.0, 11.0, 12.0, 20.0, 21.0]
+    assert (row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90) == tuple(
+        np.percentile(every, [10, 50, 90]))
+    assert row.repeat == 5 and row.processes == 2 and row.throughput_ips == 2000 / 12.0
+    failed = setting.row()
+    failed.status, failed.error = "oom", "killed"
+    assert pool_timings([parts[0], TimedRow(failed)], batch_size=2) is failed
+
+
+def test_an_isolated_timing_is_spread_over_fresh_processes(tmp_path):
+    plan = _plan(tmp_path, mixers=("global_filter",), tokens=("4",), isolate=True, repeat=6,
+                 processes=3, metrics=("latency",))
+    outcome = run_sweep(plan)
+    (row,) = outcome.rows
+    assert row.status == "ok" and row.processes == 3 and row.repeat == 6
+    assert len(set(outcome.children)) == len(outcome.children) == 4  # count + 3 timings
