@@ -13,7 +13,7 @@ filter read 4.5 to 7.7 ms in six fresh processes here).
 The settings: a CNN (resnet50), a ViT (deit-s), GFNet (gfnet-xs) in fp32 and bf16, and the
 global filter at 14², 28², 42² and 56² tokens (batch 8, width 384). Pass: every setting's
 median within 3% of the bare loop's, for the sweep and alone. Writes a CSV and a figure to
-``--out`` (default benchmarks/timing_agreement/). About 10 minutes on an idle 2-core machine
+``--out`` (default benchmarks/timing_agreement/). About 13 minutes on an idle 2-core machine
 with the defaults; run it on an idle machine (the load average is printed and recorded).
 """
 
@@ -169,6 +169,10 @@ def agreement(frame: pd.DataFrame) -> pd.DataFrame:
              ["median_ms"].median().unstack("way"))
     for way in ("sweep", "alone"):
         table[f"{way} / bare"] = table[way] / table["bare loop"]
+    rounds = frame.groupby(["group", "name", "size", "precision", "batch", "way"], sort=False)
+    spread = rounds["median_ms"].agg(lambda v: (v.max() - v.min()) / v.median())
+    # how far one way's own rounds lie apart: the noise any comparison of ways stands on
+    table["round spread"] = spread.unstack("way").max(axis=1)
     table["within 3%"] = ((table[["sweep / bare", "alone / bare"]] - 1).abs()
                           <= TOLERANCE).all(axis=1)
     return table.reset_index()
@@ -205,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "timing_agreement")
     args = parser.parse_args()
     start, load = time.perf_counter(), os.getloadavg()

@@ -5,26 +5,32 @@ A timed number must not depend on the process it was taken in: heap state left b
 settings moves later ones by tens of percent on a CPU, and an allocator setting that the
 memory measurement needs (a fixed mmap threshold) slows some models by more than half. timm's
 bulk benchmark runner starts one process per model for the same reason. Starting a new
-interpreter costs seconds (importing torch and timm), so calls are forked from a server
-process that imported them once (``multiprocessing``'s forkserver, started with the command's
-own environment): every call gets a clean process in milliseconds, identical for every
-setting, and nothing the call does outlives it.
+interpreter costs seconds (importing torch and timm), so calls are forked from a server: a
+child interpreter (``python -m gfbench.measure.worker``, the command's own environment) that
+imports torch and timm once, runs no tensor code itself, and forks one process per call. Every
+call starts from the same clean state in milliseconds, and nothing it does outlives it. (Not
+``multiprocessing``'s forkserver: it re-imports the caller's ``__main__`` in every child, so
+a child's state would depend on the script that called gfbench.)
 
-The child answers with the function's return value, or with the error it raised. When it dies
-instead (a segfault in native code, the kernel's out-of-memory killer) or stops answering,
-the parent gets a :class:`CallResult` saying so. Only a memory measurement asks for the
-allocator setting, and only in its own child (``mmap_threshold``), never in a timing child.
+The child answers with the function's return value (pickled), or with the error it raised.
+When it dies instead (a segfault in native code, the kernel's out-of-memory killer) or stops
+answering, the parent gets a :class:`CallResult` saying so. Only a memory measurement asks
+for the allocator setting, and only in its own child (``mmap_threshold``), never a timing.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import ctypes.util
-import functools
 import importlib
-import multiprocessing
 import os
+import pickle
+import select
 import signal
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -78,14 +84,6 @@ def death_message(returncode: int, stderr_tail: str) -> str:
     return f"child process exited with code {returncode}: {stderr_tail or 'no output'}"
 
 
-@functools.cache
-def _context() -> multiprocessing.context.BaseContext:
-    """The forkserver context; its server starts on the first call, with this environment."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOAD))
-    return context
-
-
 def set_mmap_threshold(nbytes: int) -> bool:
     """Serve every allocation of ``nbytes`` or more with its own mmap (glibc's mallopt), so a
     freed tensor leaves the resident set at once; False where the C library has no mallopt."""
@@ -102,27 +100,164 @@ def _resolve(function: str) -> Any:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _child_main(conn: Any, function: str, kwargs: dict[str, Any], threads: int | None,
-                mmap_threshold: int | None, log_path: str) -> None:
-    """The child: output to the log, allocator and threads set, one call, one reply."""
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+def _child_main(request: dict[str, Any]) -> None:
+    """The forked child: output to its log, allocator and threads set, one call, the reply
+    pickled to the reply file, then exit without running the server's clean-up."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    log = os.open(request["log_path"], os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    if mmap_threshold is not None:
-        set_mmap_threshold(mmap_threshold)
-    if threads:
+    if request["mmap_threshold"] is not None:
+        set_mmap_threshold(request["mmap_threshold"])
+    if request["threads"]:
         import torch
 
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(int(request["threads"]))
     try:
-        reply = ("ok", _resolve(function)(**kwargs), "")
+        reply = ("ok", _resolve(request["function"])(**request["kwargs"]), "")
     except Exception as exc:  # the parent decides what an exception means
         reply = ("raised", None, first_line(exc))
     try:
-        conn.send(reply)
+        payload = pickle.dumps(reply)
     except Exception as exc:  # a value that cannot be pickled
-        conn.send(("raised", None, f"the result cannot be sent back: {first_line(exc)}"))
-    conn.close()
+        payload = pickle.dumps(("raised", None,
+                                f"the result cannot be sent back: {first_line(exc)}"))
+    with open(request["reply_path"], "wb") as handle:
+        handle.write(payload)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _serve(requests: Any, answers: Any) -> None:
+    """The server's loop: one pickled request in, fork, 'started PID' and 'ended PID STATUS'
+    out (the parent reads the reply file). Ctrl-C reaches the children, not the server."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for module in PRELOAD:
+        importlib.import_module(module)
+    while True:
+        try:
+            request = pickle.load(requests)
+        except EOFError:
+            return
+        pid = os.fork()
+        if pid == 0:
+            requests.close()
+            _child_main(request)
+        answers.write(f"started {pid}\n")
+        answers.flush()
+        _, status = os.waitpid(pid, 0)
+        answers.write(f"ended {pid} {os.waitstatus_to_exitcode(status)}\n")
+        answers.flush()
+
+
+class ForkServer:
+    """The server process of this process (started on first use, with this environment and
+    sys.path); replaced if it ever dies."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def ensure(self) -> subprocess.Popen:
+        """The running server, started when there is none."""
+        if self.process is None or self.process.poll() is not None:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            self.process = subprocess.Popen([sys.executable, "-m", "gfbench.measure.worker"],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            env=env, bufsize=0)  # select sees every line
+        return self.process
+
+    def close(self) -> None:
+        """End the server (its stdin closes; it exits after the call in flight)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+_SERVER = ForkServer()
+atexit.register(_SERVER.close)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte to a pipe (one os.write may take only part of a large request)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_line(server: subprocess.Popen, timeout_s: float | None) -> str | None:
+    """One answer line from the server; None after ``timeout_s`` without one ('' at EOF)."""
+    if timeout_s is not None:
+        ready, _, _ = select.select([server.stdout], [], [], timeout_s)
+        if not ready:
+            return None
+    return server.stdout.readline().decode()
+
+
+def call_in_child(function: str, kwargs: dict[str, Any], *, threads: int | None = None,
+                  timeout_s: float = DEFAULT_TIMEOUT_S,
+                  mmap_threshold: int | None = None) -> CallResult:
+    """Run ``function(**kwargs)`` ("module:function", picklable arguments) in a fresh child.
+
+    ``threads``: torch's CPU threads in the child. ``mmap_threshold``: the allocator setting a
+    memory measurement needs (never given for timing). The child is killed after
+    ``timeout_s`` without an answer, and on Ctrl-C.
+    """
+    with tempfile.TemporaryDirectory(prefix="gfbench-call-") as folder:
+        request = {"function": function, "kwargs": kwargs, "threads": threads,
+                   "mmap_threshold": mmap_threshold, "log_path": os.path.join(folder, "log"),
+                   "reply_path": os.path.join(folder, "reply")}
+        open(request["log_path"], "w").close()
+        server = _SERVER.ensure()
+        try:
+            _write_all(server.stdin.fileno(), pickle.dumps(request))
+            started = _read_line(server, None)
+        except (BrokenPipeError, OSError):
+            started = ""
+        if not started.startswith("started "):
+            _SERVER.close()
+            return CallResult(status="died", error="the fork server ended before the call "
+                                                   "started (see its output above)")
+        pid = int(started.split()[1])
+        return _wait(server, pid, timeout_s, request)
+
+
+def _wait(server: subprocess.Popen, pid: int, timeout_s: float,
+          request: dict[str, Any]) -> CallResult:
+    """The child's reply, or how it ended without one (killed after the timeout, or Ctrl-C)."""
+    timed_out = False
+    try:
+        ended = _read_line(server, timeout_s)
+        if ended is None:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+            ended = _read_line(server, None)
+    except BaseException:  # Ctrl-C: the child goes too, and the server with it
+        _kill_quietly(pid)
+        _SERVER.close()
+        raise
+    if timed_out:
+        return CallResult(status="timeout", pid=pid,
+                          error=f"no answer from the child process after {timeout_s:.0f} s "
+                                "(killed)")
+    code = int(ended.split()[2]) if ended.startswith("ended ") else -signal.SIGKILL
+    if code == 0 and os.path.exists(request["reply_path"]):
+        with open(request["reply_path"], "rb") as handle:
+            status, value, error = pickle.load(handle)
+        return CallResult(value=value, status=status, error=error, pid=pid)
+    return CallResult(status="died", error=death_message(code, _log_tail(request["log_path"])),
+                      signal=-code if code < 0 else None, pid=pid)
+
+
+def _kill_quietly(pid: int) -> None:
+    """SIGKILL a child that may already be gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _log_tail(path: str) -> str:
@@ -135,49 +270,8 @@ def _log_tail(path: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def call_in_child(function: str, kwargs: dict[str, Any], *, threads: int | None = None,
-                  timeout_s: float = DEFAULT_TIMEOUT_S,
-                  mmap_threshold: int | None = None) -> CallResult:
-    """Run ``function(**kwargs)`` ("module:function", picklable arguments) in a fresh child.
-
-    ``threads``: torch's CPU threads in the child. ``mmap_threshold``: the allocator setting a
-    memory measurement needs (never given for timing). The child is killed after
-    ``timeout_s`` without an answer, and on Ctrl-C.
-    """
-    context = _context()
-    receive, send = context.Pipe(duplex=False)
-    with tempfile.NamedTemporaryFile(prefix="gfbench-child-", suffix=".log") as log:
-        process = context.Process(target=_child_main, args=(
-            send, function, kwargs, threads, mmap_threshold, log.name))
-        try:
-            process.start()
-            send.close()
-            return _wait(process, receive, timeout_s, log.name)
-        finally:
-            if process.is_alive():
-                process.kill()
-            if process.pid is not None:
-                process.join()
-            receive.close()
-
-
-def _wait(process: multiprocessing.process.BaseProcess, receive: Any, timeout_s: float,
-          log_path: str) -> CallResult:
-    """The child's reply, or how it ended without one."""
-    if not receive.poll(timeout_s):
-        process.kill()
-        process.join()
-        return CallResult(status="timeout", pid=process.pid,
-                          error=f"no answer from the child process after {timeout_s:.0f} s "
-                                "(killed)")
-    try:
-        status, value, error = receive.recv()
-    except (EOFError, OSError):
-        process.join(60)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-        code = process.exitcode
-        return CallResult(status="died", error=death_message(code, _log_tail(log_path)),
-                          signal=-code if code < 0 else None, pid=process.pid)
-    return CallResult(value=value, status=status, error=error, pid=process.pid)
+if __name__ == "__main__":
+    _answers = os.fdopen(os.dup(1), "w")  # the protocol's own channel
+    os.dup2(2, 1)  # whatever the imports print goes to stderr, never into the answers
+    sys.stdout = sys.stderr
+    _serve(sys.stdin.buffer, _answers)

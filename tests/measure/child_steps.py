@@ -100,3 +100,10 @@ def sleep(seconds: float):
     import time
 
     time.sleep(seconds)
+
+
+def main_module() -> str:
+    """The file of the child's __main__ module (the fork server's, not the caller's script)."""
+    import sys
+
+    return sys.modules["__main__"].__file__

@@ -3,6 +3,9 @@ raised errors, deaths and hangs are told apart."""
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +64,19 @@ def test_a_timing_child_has_the_commands_environment_and_default_allocator(monke
 def test_the_child_uses_the_threads_it_is_given(threads):
     result = call_in_child("torch:get_num_threads", {}, threads=threads)
     assert result.value == threads
+
+
+def test_a_child_never_runs_the_callers_script(tmp_path):
+    # multiprocessing's forkserver would import the calling script again in every child: its
+    # state (and an unguarded script's side effects) would then depend on who called gfbench
+    script = tmp_path / "caller.py"
+    script.write_text("import sys\nprint('imported', file=sys.stderr)\n"
+                      "from gfbench.measure.worker import call_in_child\n"
+                      "print(call_in_child('child_steps:main_module', {}).value)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                                        *sys.path])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith(os.path.join("gfbench", "measure", "worker.py"))
+    assert done.stderr.count("imported") == 1
