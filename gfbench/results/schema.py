@@ -203,6 +203,17 @@ def _driver_version() -> str:
         return ""
 
 
+ALLOCATOR_VARIABLES = ("LD_PRELOAD", "MALLOC_", "GLIBC_TUNABLES", "PYTORCH_", "OMP_",
+                       "MKL_", "KMP_", "OPENBLAS_")
+
+
+def allocator_environment() -> dict[str, str]:
+    """The environment variables that change how a CPU step allocates and threads (glibc's
+    malloc thresholds, a preloaded jemalloc/tcmalloc, OpenMP and MKL settings): every
+    measurement child inherits them, so a run records them."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ALLOCATOR_VARIABLES)}
+
+
 def collect_provenance(kind: str, device: str = "cpu", argv: Sequence[str] | None = None,
                        **extra: Any) -> Provenance:
     """Provenance of the current process for a results file of the given kind."""
@@ -232,7 +243,7 @@ def collect_provenance(kind: str, device: str = "cpu", argv: Sequence[str] | Non
         driver_version=_driver_version(),
         tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
         cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
-        extra=dict(extra),
+        extra={"allocator_env": allocator_environment(), **extra},
     )
 
 

@@ -35,3 +35,15 @@ def test_an_old_file_s_mixer_row_reads_its_res_as_the_token_grid(tmp_path):
     (mixer, net) = read_rows(path)[1]
     assert (mixer.res_h, mixer.res_w, mixer.grid_h, mixer.grid_w) == (None, None, 14, 28)
     assert (net.res_h, net.res_w, net.grid_h, net.grid_w) == (224, 224, None, None)
+
+
+def test_provenance_records_the_environment_that_changes_cpu_timings(monkeypatch):
+    from gfbench.results import collect_provenance
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1073741824")
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")
+    monkeypatch.setenv("GFBENCH_UNRELATED", "x")
+    recorded = collect_provenance("complexity").extra["allocator_env"]
+    assert recorded["MALLOC_TRIM_THRESHOLD_"] == "1073741824"
+    assert recorded["LD_PRELOAD"] == "/usr/lib/libjemalloc.so.2"
+    assert "GFBENCH_UNRELATED" not in recorded
