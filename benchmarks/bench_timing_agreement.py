@@ -6,10 +6,9 @@ Each setting is timed three ways, interleaved over ``--rounds`` rounds: inside a
 several settings (``gfbench complexity``'s library path, default isolation), alone (a sweep
 of that one setting), and by a bare loop in fresh interpreters that share no gfbench timing
 code (the module built with gfbench's factory, then warm-up and a perf_counter loop, with
-autocast and no_grad entered for each call as timm's benchmark does). gfbench spreads the
-timed calls of a setting over three fresh processes; the bare loop does the same, since
-heap and physical page placement move a CPU timing from one process to the next (a 14² global
-filter read 4.5 to 7.7 ms in six fresh processes here).
+autocast and no_grad entered for each call as timm's benchmark does). Both spread the timed
+calls of a setting over three fresh processes (gfbench's ``--processes 3``), since heap and
+physical page placement move a CPU timing from one process to the next.
 The settings: a CNN (resnet50), a ViT (deit-s), GFNet (gfnet-xs) in fp32 and bf16, and the
 global filter at 14², 28², 42² and 56² tokens (batch 8, width 384). Pass: every setting's
 median within 3% of the bare loop's, for the sweep and alone. Writes a CSV and a figure to
@@ -31,13 +30,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from gfbench.measure.plan import DEVICE_DEFAULTS, ComplexityRequest, plan_complexity
+from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.setting import repeat_shares
 from gfbench.measure.sweep import run_sweep
 
 TOLERANCE = 0.03
 WARMUP_CALLS, WARMUP_S = 2, 1.0  # gfbench's CPU defaults, used by the bare loop too
-PROCESSES = DEVICE_DEFAULTS["cpu"][3]  # fresh processes per timed setting, both ways
+PROCESSES = 3  # fresh processes per timed setting, both ways (gfbench's --processes 3)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -66,6 +67,7 @@ def main() -> None:
     if args.only != "counted":
         clear(("complexity-models-cpu", "complexity-mixers-cpu"))
     took = [(line, run(line)) for group in chosen for line in group]
+    shutil.rmtree(RESULTS / "plots", ignore_errors=True)  # figures of removed runs go too
     plot = subprocess.run([sys.executable, "-m", "gfbench", "plot", "results"], cwd=ROOT,
                           check=False)
     for line, seconds in took:

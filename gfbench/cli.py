@@ -117,8 +117,8 @@ def complexity_command(
         help="Timed calls. Default: 50 on CUDA, 10 on the CPU.")] = None,
     processes: Annotated[int | None, typer.Option(
         help="Fresh processes the timed calls are spread over and pooled (heap and page "
-        "placement move a CPU timing from one process to the next). Default: 3 on the CPU, "
-        "1 on CUDA; at most --repeat.")] = None,
+        "placement move a CPU timing from one process to the next; the p10-p90 band then "
+        "spans them). Default: 1; at most --repeat.")] = None,
     threads: Annotated[int | None, typer.Option(
         help="CPU threads torch may use (recorded in each row). Default: torch's own.")] = None,
     warmup_s: Annotated[float | None, typer.Option(

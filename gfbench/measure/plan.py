@@ -33,9 +33,10 @@ DEFAULT_TOKENS = ("14", "28", "56")
 NATIVE = "native"  # --res native: each model's pretrained input size
 # (batch, warmup, repeat, processes) when not given: enough repetitions for stable
 # percentiles on a GPU; on a CPU small enough that the default run (the trio at four sizes)
-# takes under two minutes, its repeats spread over three fresh processes (heap and page
-# placement move a CPU timing by several percent from one process to the next).
-DEVICE_DEFAULTS = {"cuda": (32, 10, 50, 1), "cpu": (1, 2, 10, 3)}
+# takes about a minute and a half. One timing process per setting: spreading a few repeats
+# over several processes widens the bands with calls the allocator has not settled in yet
+# (--processes K samples the differences between processes when they matter).
+DEVICE_DEFAULTS = {"cuda": (32, 10, 50, 1), "cpu": (1, 2, 10, 1)}
 
 
 @dataclass(frozen=True)
