@@ -107,7 +107,7 @@ class RobustnessConfig:
     device: str = "auto"
     precision: str = "fp32"
     limit: int | None = None
-    out: Path | None = None  # a folder; default results/
+    out: Path | None = None  # a folder; default runs/ (gfbench.results.DEFAULT_OUT)
     seed: int = 0
     class_map: str = "imagenet"
     resume: bool = True
