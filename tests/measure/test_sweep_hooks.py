@@ -61,6 +61,8 @@ def test_failures_are_classified_in_the_row(tmp_path, monkeypatch, exc, status, 
         raise exc
 
     monkeypatch.setattr(setting_module, "build_step", build_step)
-    (row,) = _rows(tmp_path, mixers=("attention",), tokens=("4",), metrics=("latency",))
+    (row,) = _rows(tmp_path, mixers=("attention",), tokens=("4",), metrics=("flops",
+                                                                           "latency"))
     assert (row.status, row.failure) == (status, failure)
-    assert row.flops is None or row.flops > 0  # counts are kept
+    # counts are kept: qkv and proj (4 N D^2) plus QK^T and AV (2 N^2 D), N = 16, D = 16
+    assert row.flops == 4 * 16 * 16**2 + 2 * 16**2 * 16

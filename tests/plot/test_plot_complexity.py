@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -220,7 +223,13 @@ def test_colours_are_okabe_ito_fixed_per_family(gpu_figure):
     assert line["deit-s"].get_color() == colour_for("deit_small_patch16_224")
     assert colour_for("global_filter") == colour_for("gfnet-h-b")
     assert colour_for("attention") == colour_for("attention_explicit")  # one family
-    assert colour_for("some-new-model") == colour_for("some-new-model")
+    # an unknown name's colour is the same in every process (not Python's salted hash)
+    other_process = subprocess.run(
+        [sys.executable, "-c", "from gfbench.plot.style import colour_for; "
+                               "print(colour_for('some-new-model'))"],
+        env={**os.environ, "PYTHONHASHSEED": "12345"}, capture_output=True, text=True,
+        check=True).stdout.strip()
+    assert colour_for("some-new-model") == other_process
 
 
 def test_variants_of_a_family_differ_by_marker_and_by_line_style():
