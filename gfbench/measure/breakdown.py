@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.utils.module_tracker import ModuleTracker
 
-from gfbench.errors import GfbenchError
+from gfbench.errors import GfbenchError, first_line
 from gfbench.measure.flops import (
     UncountedOps,
     format_uncounted,
@@ -443,8 +443,7 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
 def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
                 exc: Exception) -> BreakdownRow:
     """The one row of a setting an engine could not count (the run goes on)."""
-    lines = str(exc).strip().splitlines()
-    message = f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    message = first_line(exc)
     return BreakdownRow(name=name, res_h=size[0], res_w=size[1], tokens=None, engine=engine,
                         depth=depth, module=MODEL_LABEL, own=False, group="", status="error",
                         error=message)

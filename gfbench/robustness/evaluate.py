@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from gfbench.device import PRECISIONS, autocast
 from gfbench.device import resolve_device as base_resolve_device
-from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError
+from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError, first_line
 from gfbench.results import (
     DEFAULT_OUT,
     ResultsWriter,
@@ -638,8 +638,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
                                               f"{writer.json_path}" if writer.rows
                                               else "; no rows were written")
             rank = f"rank {context.rank} of {context.world_size}: " if context.distributed else ""
-            raise GfbenchError(f"{rank}evaluation stopped by {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}{kept}; the same "
+            raise GfbenchError(f"{rank}evaluation stopped by {first_line(exc)}{kept}; the same "
                                "command resumes") from exc
         seconds = time.perf_counter() - started
         if writer is None:
