@@ -176,3 +176,16 @@ def test_resize_pos_embed_is_bicubic_on_the_square_grid():
     expected = nn.functional.interpolate(grid, size=(8, 8), mode="bicubic", align_corners=False)
     assert torch.allclose(out, expected.permute(0, 2, 3, 1).reshape(1, 64, 3))
     assert math.isclose(out.shape[1], 64)
+
+
+def test_the_readmes_registration_snippet_runs_in_a_fresh_interpreter():
+    import subprocess
+    import sys
+
+    snippet = ("import sys, gfbench; assert 'timm' not in sys.modules; "
+               "import gfbench.models, timm; "
+               "print(timm.create_model('gfnet_xs', img_size=384).grid)")
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.strip() == "(24, 24)"
