@@ -246,6 +246,8 @@ def _wait(server: subprocess.Popen, pid: int, timeout_s: float,
                           error=f"no answer from the child process after {timeout_s:.0f} s "
                                 "(killed)")
     code = int(ended.split()[2]) if ended.startswith("ended ") else -signal.SIGKILL
+    if code == -signal.SIGINT:  # Ctrl-C reached the child first: the user stopped the run
+        raise KeyboardInterrupt
     if code == 0 and os.path.exists(request["reply_path"]):
         with open(request["reply_path"], "rb") as handle:
             status, value, error = pickle.load(handle)

@@ -80,3 +80,9 @@ def test_a_child_never_runs_the_callers_script(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith(os.path.join("gfbench", "measure", "worker.py"))
     assert done.stderr.count("imported") == 1
+
+
+def test_a_child_ended_by_ctrl_c_stops_the_caller_instead_of_becoming_a_row():
+    with pytest.raises(KeyboardInterrupt):
+        call_in_child("child_steps:die_by", {"signum": signal.SIGINT})
+    assert call_in_child("json:dumps", {"obj": 1}).value == "1"  # the next call still runs
