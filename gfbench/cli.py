@@ -140,8 +140,10 @@ def complexity_command(
         "fused Triton kernel, CUDA only) or auto (fast where it can run). Rows record which "
         "one ran.")] = "reference",
     isolate: Annotated[bool, typer.Option(
-        "--isolate/--no-isolate", help="Measure in a worker process, so a crash (segfault, "
-        "OOM killer, poisoned CUDA context) is one error row and the sweep goes on.")] = True,
+        "--isolate/--no-isolate", help="Count, time and measure memory each in a fresh "
+        "child process with this environment: no number depends on what ran before it, and a "
+        "crash (segfault, OOM killer, poisoned CUDA context) is one row. --no-isolate times in "
+        "this process (debugging; numbers then depend on earlier settings).")] = True,
     fvcore: Annotated[bool, typer.Option(
         "--fvcore/--no-fvcore", help="Cross-check counts with fvcore (real tensors, models "
         "up to 20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")
@@ -168,7 +170,8 @@ average pooling = k*k per output element. Counted on the meta device (any size, 
 and cross-checked with fvcore where the model fits; ops no rule counts are listed per row.
 
     Latency: median and 10th/90th percentiles after warm-up (CUDA events on a GPU, a \
-monotonic clock on the CPU); the first call is never timed. Memory: peak above the resident \
+monotonic clock on the CPU), each setting timed in a fresh process (--processes K pools K); \
+the first call is never timed. Memory: peak above the resident \
 model during one step (CUDA allocator; on the CPU the peak RSS of a child process). Out of \
 memory is an 'oom' row and the sweep goes on; a model that fails is an 'error' row with its \
 reason. The last line counts rows by status; the exit code is 1 when any row is an error.
