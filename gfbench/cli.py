@@ -411,8 +411,8 @@ def robustness_command(
         help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: sorted "
         "folder names (a data set with its own classes).")] = ClassMap.imagenet,
     resume: Annotated[bool, typer.Option(
-        help="Skip the parts already in this checkpoint's results file (--no-resume refuses "
-        "to replace a file that holds rows).")] = True,
+        help="Skip the parts already in this checkpoint's results file (--no-resume "
+        "evaluates them again and replaces their rows; other parts' rows are kept).")] = True,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the summary (the one stored in the results file) as JSON.")
     ] = False,
