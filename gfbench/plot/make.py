@@ -173,7 +173,8 @@ def fits_table(figure: ComplexityFigure) -> pd.DataFrame:
         "k (cost ∝ N^k)": f.noisy or exponent_text(f.k),
         "k range (p10–p90)": "" if f.noisy or pd.isna(f.k_low)
         else f"{exponent_text(f.k_low)}–{exponent_text(f.k_high)}",
-        "r² (log-log)": f.r2, "points fitted": f.fit_points,
+        # two points always fit a line exactly: r² says something from three on
+        "r² (log-log)": f.r2 if f.fit_points >= 3 else "", "points fitted": f.fit_points,
         "OOM rows estimated": f.estimated_oom_points,
     } for f in figure.fits]))
 

@@ -456,11 +456,13 @@ def read_results(path: Path) -> tuple[Provenance, pd.DataFrame]:
 
 
 def find_results(paths: Iterable[Path]) -> list[Path]:
-    """Every JSON file under the given files or folders (recursively), sorted."""
+    """Every JSON file under the given files or folders (recursively), sorted; hidden ones
+    (gfbench's own bookkeeping, such as plot's manifest) are not results."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*.json") if q.is_file()))
+            found.extend(sorted(q for q in p.rglob("*.json") if q.is_file()
+                                and not q.name.startswith(".")))
         else:
             found.append(p)
     return found

@@ -429,3 +429,13 @@ def test_noisy_timings_get_no_exponent_no_estimate_and_say_why(tmp_path):
     record = next(f for f in figure.fits if (f.curve, f.metric) == ("deit-s", "latency"))
     assert record.noisy.startswith("noisy: p10–p90 allow k ")
     assert "noisy: the timings cannot fix k" in figure.figure.get_supxlabel()
+
+
+def test_the_fits_table_shows_r2_only_where_three_or_more_points_were_fitted(gpu_figure):
+    from gfbench.plot.make import fits_table
+
+    table = fits_table(gpu_figure)
+    points = table["points fitted"].astype(int)
+    assert (points == 2).any() and (points >= 3).any()  # the synthetic run has both
+    assert (table.loc[points == 2, "r² (log-log)"] == "").all()
+    assert (table.loc[points >= 3, "r² (log-log)"] != "").all()

@@ -223,3 +223,12 @@ def test_plot_removes_only_the_figures_it_made_before_and_no_longer_makes(tmp_pa
     assert set(second.removed) == cpu_figures
     assert not any(p.exists() for p in cpu_figures) and all(p.exists() for p in second.figures)
     assert mine.read_text() == "not gfbench's"  # not in the manifest: never touched
+
+
+def test_plotting_a_folder_twice_skips_nothing_plot_wrote_itself(tmp_path):
+    # plot's own manifest lies in the plots/ folder under the inputs: not a results file
+    write_complexity(tmp_path / "run", gpu_rows()[:5])
+    first = make_plots([tmp_path], PlotOptions(formats=("png",)))
+    again = make_plots([tmp_path], PlotOptions(formats=("png",)))
+    assert first.problems == again.problems == [] and again.removed == []
+    assert [p.name for p in again.figures] == [p.name for p in first.figures]
