@@ -23,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import torch
 
 from gfbench.errors import first_line
 from gfbench.measure.faults import is_out_of_memory
-from gfbench.measure.worker import call_in_child
+from gfbench.measure.worker import call_in_child, resolve
 
 CUDA_METHOD = ("cuda: max_memory_allocated during the second step - memory_allocated before "
                "it (gradients and optimizer state released first)")
@@ -173,10 +172,9 @@ def measure_step_peak(factory: str, kwargs: dict[str, Any]) -> MemoryResult:
 
     ``factory`` is "module:function". Failures (out of memory included) become a result.
     """
-    module_name, function_name = factory.split(":")
     step = None
     try:
-        step = getattr(importlib.import_module(module_name), function_name)(**kwargs)
+        step = resolve(factory)(**kwargs)
         peak = rss_peak_bytes(step)
         ran = step.what_ran() if hasattr(step, "what_ran") else {}
     except Exception as exc:  # reported to the parent, which records the row

@@ -21,7 +21,6 @@ moment it finishes, none ever lost.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from gfbench.measure.setting import (
     repeat_shares,
 )
 from gfbench.measure.timing import set_threads
-from gfbench.measure.worker import CallResult, call_in_child
+from gfbench.measure.worker import CallResult, call_in_child, resolve
 from gfbench.results import (
     ComplexityRow,
     ResultsWriter,
@@ -137,7 +136,7 @@ class SettingRunner:
         if self.measure_fn is not None:
             return self.measure_fn(setting, options)
         if not options.metrics & DEVICE_METRICS:  # meta-device counts: nothing can crash
-            return _resolve(self.functions.count)(setting=setting, options=options)
+            return resolve(self.functions.count)(setting=setting, options=options)
         row = self._step(self.functions.count, setting, options)
         if row.params is None:
             return row  # a model that cannot be built is not built again on the device
@@ -155,7 +154,7 @@ class SettingRunner:
         """One step's result: from a fresh child, or from this process without isolation; a
         child that died, hung or raised gives a row saying so."""
         if not self.isolate:
-            return _resolve(function)(setting=setting, options=options)
+            return resolve(function)(setting=setting, options=options)
         result = call_in_child(function, {"setting": setting, "options": options},
                                threads=self.threads)
         self.children.append(result.pid)
@@ -182,12 +181,6 @@ class SettingRunner:
         if result.ok:
             return result.value
         return MemoryResult(None, CPU_METHOD, result.failure_status, result.error)
-
-
-def _resolve(function: str) -> Callable:
-    """'module:function' -> the function."""
-    module_name, function_name = function.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
 
 
 # --- files: the results file, and the part files of the other ranks ---------------------------

@@ -94,7 +94,7 @@ def set_mmap_threshold(nbytes: int) -> bool:
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
 
 
-def _resolve(function: str) -> Any:
+def resolve(function: str) -> Any:
     """'module:function' -> the function."""
     module_name, function_name = function.split(":")
     return getattr(importlib.import_module(module_name), function_name)
@@ -114,7 +114,7 @@ def _child_main(request: dict[str, Any]) -> None:
 
         torch.set_num_threads(int(request["threads"]))
     try:
-        reply = ("ok", _resolve(request["function"])(**request["kwargs"]), "")
+        reply = ("ok", resolve(request["function"])(**request["kwargs"]), "")
     except Exception as exc:  # the parent decides what an exception means
         reply = ("raised", None, first_line(exc))
     try:
