@@ -15,10 +15,12 @@ Pure: reads files, returns dataclasses, prints nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -116,6 +118,10 @@ class Comparison:
     def marked(self) -> int:
         """How many (setting, metric) cells differ by more than the runs' spread."""
         return sum(m.marked for s in self.settings for m in s.metrics)
+
+    def as_json(self) -> dict[str, Any]:
+        """What --json prints: every field, and how many cells are marked."""
+        return {**dataclasses.asdict(self), "marked": self.marked}
 
 
 def _number(value: object) -> float | None:

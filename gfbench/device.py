@@ -39,6 +39,15 @@ def resolve_device(device: str, local_rank: int | None = None) -> str:
     return f"cuda:{index}"
 
 
+def use_device(device: str, local_rank: int | None = None) -> torch.device:
+    """resolve_device's choice as a torch.device, made the current CUDA device (so kernels and
+    allocations of code that does not name a device land on it too)."""
+    resolved = torch.device(resolve_device(device, local_rank))
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    return resolved
+
+
 def device_kind(device: str) -> str:
     """The device part of a results file name: 'cpu', 'meta', or the GPU's name as a slug."""
     if device.startswith("cuda"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -29,8 +30,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def print_error(message: str) -> None:
-    """The one line a user sees for a GfbenchError: red, on stderr, no traceback."""
+def print_error(message: str, details: Sequence[str] = ()) -> None:
+    """The one line a user sees for a GfbenchError: red, on stderr, no traceback (after a
+    yellow line per detail, e.g. each input skipped)."""
+    for detail in details:
+        label, _, text = detail.partition(": ")
+        err_console.print(f"[yellow]{label}:[/] {text}", highlight=False, soft_wrap=True)
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
@@ -86,6 +91,12 @@ def mixers_table(rows: list[dict]) -> Table:
     return table
 
 
+def print_catalogue(models: list[dict], mixers: list[dict]) -> None:
+    """`gfbench list`: the models table, then the mixers table."""
+    console.print(models_table(models))
+    console.print(mixers_table(mixers))
+
+
 # --- complexity ---
 
 
@@ -133,7 +144,7 @@ class ComplexityProgress:
     """Rich progress for `gfbench complexity`: one bar over the settings, with ETA; each
     finished setting becomes one log line above it."""
 
-    def __init__(self, total: int, enabled: bool = True, target: Console | None = None):
+    def __init__(self, total: int = 0, enabled: bool = True, target: Console | None = None):
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
@@ -151,6 +162,10 @@ class ComplexityProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def begin(self, total: int) -> None:
+        """The number of settings this process will measure (the bar's length)."""
+        self.progress.update(self.task, total=total)
 
     def start(self, setting) -> None:
         """Show which setting is being measured."""
@@ -295,18 +310,29 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
-def print_sweep_outcome(outcome, summary: str, failed: bool) -> None:
-    """Which run the rows went to, what a resume skipped, and the count of rows by status."""
-    if outcome.skipped:
-        console.print(f"[dim]{outcome.skipped} setting(s) already in run {outcome.run_id}, "
+def print_complexity_run(report) -> None:
+    """A finished `gfbench complexity`: the report, then what a resume skipped and the count
+    of rows by status."""
+    from gfbench.defaults import FLOP_CONVENTION
+
+    print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
+                            report.title, report.warnings)
+    print_sweep_outcome(report)
+
+
+def print_sweep_outcome(report) -> None:
+    """What a resume skipped, and the count of rows by status (red when any is an error)."""
+    if report.skipped:
+        console.print(f"[dim]{report.skipped} setting(s) already in run {report.run_id}, "
                       "skipped (--resume)[/]", highlight=False)
-    console.print(f"[{'red' if failed else 'green'}]{summary}[/]", highlight=False)
+    console.print(f"[{'red' if report.failed else 'green'}]{report.summary}[/]", highlight=False)
 
 
-def print_interrupted(rows_kept: int, path, resume_command: str) -> None:
-    """Ctrl-C: one line saying what is kept, where, and how to go on."""
-    err_console.print(f"[yellow]interrupted:[/] {rows_kept} row(s) kept in {path}; resume "
-                      f"with: {resume_command}", highlight=False, soft_wrap=True)
+def print_interrupted(rows_kept: int, path, resume_command: str | None) -> None:
+    """Ctrl-C: one line saying what is kept, where, and how to go on (if anything resumes)."""
+    resume = f"; resume with: {resume_command}" if resume_command else ""
+    err_console.print(f"[yellow]interrupted:[/] {rows_kept} row(s) kept in {path}{resume}",
+                      highlight=False, soft_wrap=True)
 
 
 def print_json(payload: object) -> None:
@@ -325,7 +351,7 @@ GROUP_LABELS = {"token_mixer": "token mixer", "channel_mlp": "channel MLP", "nor
 class BreakdownProgress:
     """A transient bar over the (model, resolution, engine) settings of `gfbench breakdown`."""
 
-    def __init__(self, total: int, enabled: bool = True, target: Console | None = None):
+    def __init__(self, total: int = 0, enabled: bool = True, target: Console | None = None):
         self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=target or console, transient=True, disable=not enabled)
@@ -337,6 +363,10 @@ class BreakdownProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def begin(self, total: int) -> None:
+        """The number of (model, resolution, engine) settings to count."""
+        self.progress.update(self.task, total=total)
 
     def done(self, name: str, size: tuple[int, int], engine: str) -> None:
         """Advance the bar past one counted setting."""
@@ -388,6 +418,13 @@ def breakdown_summary_table(summaries: list) -> Table:
                       *([s.engine] if engines else []), f"{s.model_flops / 1e9:.4g}", *shares,
                       _share(mixer_params))
     return table
+
+
+def print_breakdown_run(report) -> None:
+    """A finished `gfbench breakdown`: its tables, the convention and the files."""
+    from gfbench.defaults import FLOP_CONVENTION
+
+    print_breakdown_report(report.rows, report.summaries, report.files, FLOP_CONVENTION)
 
 
 def print_breakdown_report(rows: list, summaries: list, paths: list, convention: str) -> None:
@@ -597,6 +634,13 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
         table.add_row(f"{t.title} top-1 error", _pct(t.error_top1_pct),
                       f"{scope}; {t.images} images, {whole}")
     return table
+
+
+def print_robustness_run(report) -> None:
+    """A finished `gfbench robustness`: its tables against the published mCEs, and files."""
+    from gfbench.robustness.protocol import REFERENCE_MCE
+
+    print_robustness_report(report, REFERENCE_MCE)
 
 
 def print_robustness_report(report, reference: dict[str, float]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gfbench.cli import app, main
+from gfbench.errors import RunInterrupted
 
 runner = CliRunner()
 MIXER_ARGS = ["complexity", "--mixers", "global_filter,attention,spatial_mlp",
@@ -109,12 +110,12 @@ def test_a_resume_of_a_run_that_is_not_there_is_one_line_listing_the_runs(tmp_pa
 
 
 def test_ctrl_c_says_what_is_kept_and_how_to_resume_this_run(tmp_path, monkeypatch, capsys):
-    from gfbench.measure import sweep
+    from gfbench.measure import complexity
 
     def interrupted(plan, **kwargs):
-        raise sweep.SweepInterrupted(3, plan.folder / f"0007-{plan.name}.json", "0007")
+        raise RunInterrupted(3, plan.folder / f"0007-{plan.name}.json", "0007")
 
-    monkeypatch.setattr(sweep, "run_sweep", interrupted)
+    monkeypatch.setattr(complexity, "run_sweep", interrupted)
     monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--out", str(tmp_path),
                                       "--resume=last"])
     (tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.json").write_text("{}")
@@ -139,7 +140,7 @@ def test_an_out_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch, caps
 
 
 def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tmp_path):
-    from gfbench.measure import quality, sweep
+    from gfbench.measure import complexity, sweep
     from gfbench.results import ComplexityRow
 
     def timed_rows(plan, on_start=None, on_row=None):
@@ -150,8 +151,8 @@ def test_busy_machine_and_wide_spreads_are_one_warning_line_each(monkeypatch, tm
                 for s in (7, 14, 28)]
         return sweep.SweepOutcome(path=plan.folder / f"0001-{plan.name}.json", rows=rows)
 
-    monkeypatch.setattr(sweep, "run_sweep", timed_rows)
-    monkeypatch.setattr(quality, "load_average", lambda: [64.0, 64.0, 64.0])
+    monkeypatch.setattr(complexity, "run_sweep", timed_rows)
+    monkeypatch.setattr(complexity, "load_average", lambda: [64.0, 64.0, 64.0])
     result = runner.invoke(app, ["complexity", "--mixers", "attention", "--tokens", "7,14,28",
                                  "--dim", "64", "--device", "cpu", "--out", str(tmp_path)],
                            env={"COLUMNS": "200"})

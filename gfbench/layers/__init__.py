@@ -7,7 +7,14 @@ from gfbench.layers.global_filter import (
     filter_impl_used,
     global_filter_reference,
 )
-from gfbench.layers.mixers import MIXERS, MixerSpec, build_mixer, default_heads, get_mixer
+from gfbench.layers.mixers import (
+    MIXERS,
+    MixerSpec,
+    build_mixer,
+    default_heads,
+    get_mixer,
+    mixer_catalogue,
+)
 from gfbench.layers.simple_mixers import (
     DepthwiseConv,
     FourierMixing,
@@ -19,5 +26,5 @@ from gfbench.layers.simple_mixers import (
 __all__ = [
     "MIXERS", "Attention", "DepthwiseConv", "FourierMixing", "GlobalFilter", "IdentityMixer",
     "MixerSpec", "Pooling", "SpatialMLP", "build_mixer", "default_heads", "fft_flops",
-    "filter_impl_used", "get_mixer", "global_filter_reference",
+    "filter_impl_used", "get_mixer", "global_filter_reference", "mixer_catalogue",
 ]

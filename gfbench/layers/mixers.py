@@ -161,3 +161,10 @@ def build_mixer(name: str, dim: int, height: int, width: int | None = None,
                 **options: object) -> nn.Module:
     """Build a mixer by name for an H x W grid of dim-wide tokens."""
     return get_mixer(name).build(dim, height, height if width is None else width, **options)
+
+
+def mixer_catalogue() -> list[dict]:
+    """Each mixer's name, FLOP and parameter formulas and the GFNet paper's figures: the
+    mixers half of `gfbench list`."""
+    return [{"name": s.name, "flops_formula": s.flops_formula,
+             "params_formula": s.params_formula, "paper": s.paper} for s in MIXERS.values()]

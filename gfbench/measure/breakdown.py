@@ -30,18 +30,21 @@ no uncounted op) are left out.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.utils.module_tracker import ModuleTracker
 
-from gfbench.errors import GfbenchError, first_line
+from gfbench.defaults import DEFAULT_OUT, FLOP_CONVENTION
+from gfbench.errors import GfbenchError, RunInterrupted, first_line
 from gfbench.measure.flops import (
     UncountedOps,
     format_uncounted,
@@ -51,7 +54,6 @@ from gfbench.measure.flops import (
 from gfbench.measure.handles import torch_mapping
 from gfbench.measure.quality import load_average
 from gfbench.results import (
-    DEFAULT_OUT,
     BreakdownRow,
     check_output_folder,
     collect_provenance,
@@ -63,8 +65,6 @@ GROUPS = BREAKDOWN_GROUPS
 ENGINES = ("torch", "fvcore")
 ENGINE_CHOICES = (*ENGINES, "both")
 MODEL_LABEL = "(model)"  # how a row names the model itself (its path is the empty string)
-DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
-DEFAULT_RESOLUTIONS = ("224", "384", "512")
 DEFAULT_DEPTH = 1
 
 # --- roles -----------------------------------------------------------------------------------
@@ -399,6 +399,7 @@ class BreakdownRequest:
     """What the user asked for, as typed (before validation)."""
 
     models: Sequence[str] = ()
+    exclude: Sequence[str] = ()
     resolutions: Sequence[str] = ()
     depth: int = DEFAULT_DEPTH
     engine: str = "torch"
@@ -419,7 +420,7 @@ class BreakdownPlan:
 def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
                    ) -> BreakdownPlan:
     """Validate a request (GfbenchError, one line, on the first problem) before counting."""
-    from gfbench.models import canonical_name, create_model, parse_resolution
+    from gfbench.models import check_size_texts, chosen_models, create_model, model_sizes
 
     if request.engine not in ENGINE_CHOICES:
         raise GfbenchError(f"--engine {request.engine!r} is not one of "
@@ -427,17 +428,16 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
     if request.depth < 0:
         raise GfbenchError(f"--depth {request.depth} must be 0 (the whole model) or more")
     folder = check_output_folder(Path(request.out) if request.out else Path(results_dir))
-    names = list(dict.fromkeys(canonical_name(n) for n in (request.models or DEFAULT_MODELS)))
-    sizes = list(dict.fromkeys(parse_resolution(r)
-                               for r in (request.resolutions or DEFAULT_RESOLUTIONS)))
-    for name in names:  # every setting must build, at the depth asked: fail now, not later
-        for size in sizes:
-            with torch.device("meta"):
-                model = create_model(name, img_size=size)
-            check_depth(name, model, request.depth)
+    check_size_texts(request.resolutions)
+    settings = tuple((name, size) for name in chosen_models(request.models, request.exclude)
+                     for size in model_sizes(name, request.resolutions))
+    for name, size in settings:  # every setting must build, at the depth asked: fail now
+        with torch.device("meta"):
+            model = create_model(name, img_size=size)
+        check_depth(name, model, request.depth)
     engines = ENGINES if request.engine == "both" else (request.engine,)
-    return BreakdownPlan(tuple((n, s) for n in names for s in sizes), request.depth, engines,
-                         folder, f"breakdown-d{request.depth}-{request.engine}")
+    return BreakdownPlan(settings, request.depth, engines, folder,
+                         f"breakdown-d{request.depth}-{request.engine}")
 
 
 def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
@@ -461,17 +461,20 @@ def run_breakdown(plan: BreakdownPlan,
                                     else "meta", depth=plan.depth, engines=list(plan.engines),
                                     load_average_at_start=load_average())
     with new_run(plan.folder, plan.name, provenance) as writer:
-        for name, size in plan.settings:
-            for engine in plan.engines:
-                try:
-                    rows = breakdown_setting(name, size, plan.depth, engine)
-                except GfbenchError:
-                    raise
-                except Exception as exc:  # one engine's failure must not lose the other rows
-                    rows = [_failed_row(name, size, engine, plan.depth, exc)]
-                writer.extend(rows)
-                if on_done:
-                    on_done(name, size, engine)
+        try:
+            for name, size in plan.settings:
+                for engine in plan.engines:
+                    try:
+                        rows = breakdown_setting(name, size, plan.depth, engine)
+                    except GfbenchError:
+                        raise
+                    except Exception as exc:  # one engine's failure must not lose the others
+                        rows = [_failed_row(name, size, engine, plan.depth, exc)]
+                    writer.extend(rows)
+                    if on_done:
+                        on_done(name, size, engine)
+        except KeyboardInterrupt:
+            raise RunInterrupted(len(writer.rows), writer.json_path, resumable=False) from None
         return list(writer.rows), writer.json_path
 
 
@@ -515,3 +518,48 @@ def summarise(rows: Iterable[BreakdownRow]) -> list[GroupSummary]:
         summaries.append(GroupSummary(name, res_h, res_w, first.tokens, engine, flops, params,
                                       first.model_flops or 0, first.model_params or 0))
     return summaries
+
+
+# --- the command as one call ---------------------------------------------------------------
+
+
+class BreakdownProgressCallback(Protocol):
+    """What count_breakdown tells a progress display."""
+
+    def begin(self, total: int) -> None:
+        """``total`` (model, resolution, engine) settings will be counted."""
+
+    def done(self, name: str, size: tuple[int, int], engine: str) -> None:
+        """One setting is counted."""
+
+
+@dataclass
+class BreakdownReport:
+    """A finished breakdown: its rows, the per-role totals and the files written."""
+
+    rows: list[BreakdownRow]
+    summaries: list[GroupSummary]
+    files: list[Path]
+
+    @property
+    def failed(self) -> bool:
+        """Any setting an engine could not count (the command's exit code is then 1)."""
+        return any(r.status == "error" for r in self.rows)
+
+    def as_json(self) -> dict[str, Any]:
+        """What --json prints: files, convention, rows and the per-role totals."""
+        return {"files": [str(p) for p in self.files], "flop_convention": FLOP_CONVENTION,
+                "rows": [dataclasses.asdict(r) for r in self.rows],
+                "groups": [{**dataclasses.asdict(s), "mixer_share": s.mixer_share}
+                           for s in self.summaries]}
+
+
+def count_breakdown(request: BreakdownRequest,
+                    progress: BreakdownProgressCallback | None = None) -> BreakdownReport:
+    """`gfbench breakdown` as one call: validate, count every setting into a new run, sum by
+    role. GfbenchError (one line) for a bad request; RunInterrupted on Ctrl-C."""
+    plan = plan_breakdown(request)
+    if progress is not None:
+        progress.begin(len(plan.settings) * len(plan.engines))
+    rows, json_path = run_breakdown(plan, on_done=progress.done if progress else None)
+    return BreakdownReport(rows, summarise(rows), [json_path, json_path.with_suffix(".csv")])

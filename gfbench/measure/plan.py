@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from gfbench.defaults import DEFAULT_OUT, DEFAULT_TOKENS
 from gfbench.device import PRECISIONS, device_kind, resolve_device
 from gfbench.distributed import DistContext
 from gfbench.errors import GfbenchError, ResolutionError
@@ -25,12 +26,8 @@ from gfbench.measure.setting import (
     SweepOptions,
 )
 from gfbench.measure.timing import MODES, OPTIMIZERS
-from gfbench.results import DEFAULT_OUT, check_output_folder, find_run
+from gfbench.results import check_output_folder, find_run
 
-DEFAULT_MODELS = ("gfnet", "deit", "resmlp")
-DEFAULT_RESOLUTIONS = ("224", "320", "448", "640")  # 4 sizes: enough to tell N log N from N^2
-DEFAULT_TOKENS = ("14", "28", "56")
-NATIVE = "native"  # --res native: each model's pretrained input size
 # (batch, warmup, repeat, processes) when not given: enough repetitions for stable
 # percentiles on a GPU; on a CPU small enough that the default run (the trio at four sizes)
 # takes about a minute and a half. One timing process per setting: spreading a few repeats
@@ -120,38 +117,16 @@ def _check_choice(option: str, value: str, allowed: Sequence[str]) -> None:
         raise GfbenchError(f"{option} {value!r} is not one of {', '.join(allowed)}")
 
 
-def _model_names(request: ComplexityRequest) -> list[str]:
-    """The models to measure (names, patterns, @files, minus --exclude), each once."""
-    from gfbench.models import select_models
-
-    names = select_models(request.models or DEFAULT_MODELS, request.exclude)
-    if not names:
-        raise GfbenchError("--exclude removed every model; nothing to measure")
-    return names
-
-
-def _model_resolutions(name: str, request: ComplexityRequest) -> list[tuple[int, int]]:
-    """The sizes a model is measured at: --res (with 'native'), or by default the trio's
-    sizes for gfbench's own models and each timm model's native size."""
-    from gfbench.models import ENTRIES, native_resolution, parse_resolution
-
-    texts = request.resolutions or (DEFAULT_RESOLUTIONS if name in ENTRIES else (NATIVE,))
-    sizes = [native_resolution(name) if t.strip().lower() == NATIVE else parse_resolution(t)
-             for t in texts]
-    return list(dict.fromkeys(sizes))
-
-
 def _model_settings(request: ComplexityRequest, common: dict) -> list[Setting]:
     """Models x resolutions (a resolution a model cannot take becomes that row's error)."""
-    from gfbench.models import parse_resolution
+    from gfbench.models import check_size_texts, chosen_models, model_sizes
 
-    for text in request.resolutions:  # the syntax of every size is checked now, for all models
-        if text.strip().lower() != NATIVE:
-            parse_resolution(text)
+    check_size_texts(request.resolutions)  # every size's syntax now, before any model is built
     if request.num_classes is not None and request.num_classes < 0:
         raise GfbenchError(f"--num-classes {request.num_classes} must be >= 0 (0: no head)")
     return [Setting("model", name, h, w, num_classes=request.num_classes, **common)
-            for name in _model_names(request) for h, w in _model_resolutions(name, request)]
+            for name in chosen_models(request.models, request.exclude)
+            for h, w in model_sizes(name, request.resolutions)]
 
 
 def _mixer_settings(request: ComplexityRequest, common: dict) -> list[Setting]:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from gfbench.distributed import DistContext, barrier, broadcast_object
-from gfbench.errors import GfbenchError
+from gfbench.errors import GfbenchError, RunInterrupted
 from gfbench.measure.memory import CPU_METHOD, MMAP_THRESHOLD, MemoryResult
 from gfbench.measure.plan import SweepPlan
 from gfbench.measure.quality import load_average
@@ -59,16 +59,6 @@ from gfbench.results import (
 
 STATUSES = ("ok", "oom", "error")
 MeasureFn = Callable[[Setting, SweepOptions], ComplexityRow]
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep: how many rows the run keeps, where, and its number (to resume)."""
-
-    def __init__(self, rows_kept: int, path: Path, run_id: str = ""):
-        super().__init__(f"{rows_kept} row(s) kept in {path}")
-        self.rows_kept = rows_kept
-        self.path = path
-        self.run_id = run_id
 
 
 @dataclass
@@ -261,7 +251,7 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
     ``functions`` the steps a child runs (tests inject faults with them). On rank
     0 the outcome holds the run's rows in the plan's order (rows of a resumed run that this
     plan does not name come last); the other ranks' outcome holds no rows. Ctrl-C raises
-    SweepInterrupted, saying how many rows the run keeps and its number.
+    RunInterrupted, saying how many rows the run keeps and its number.
     """
     if plan.threads:
         set_threads(plan.threads)
@@ -293,7 +283,8 @@ def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, Complex
             if on_row:
                 on_row(row, False)
     except KeyboardInterrupt:
-        raise SweepInterrupted(writer.saved, writer.json_path, writer.run_id) from None
+        raise RunInterrupted(writer.saved, writer.json_path, writer.run_id,
+                             plan.dist.is_main) from None
     outcome.children = runner.children
     barrier(plan.dist)
     if not plan.dist.is_main:

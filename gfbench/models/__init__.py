@@ -25,12 +25,20 @@ from gfbench.models.factory import (
     token_grid,
 )
 from gfbench.models.gfnet import GFNet, GFNetPyramid, resize_state_dict
-from gfbench.models.selection import read_spec_file, select_models, selection_catalogue
+from gfbench.models.selection import (
+    check_size_texts,
+    chosen_models,
+    model_sizes,
+    read_spec_file,
+    select_models,
+    selection_catalogue,
+)
 
 __all__ = [
     "ENTRIES", "SHORT_NAMES", "TRIO", "Architecture", "GFNet", "GFNetPyramid", "TokenGrid",
-    "canonical_name", "check_forward", "check_resolution", "count_params_on_meta",
-    "create_model", "infer_architecture", "load_checkpoint", "model_catalogue",
+    "canonical_name", "check_forward", "check_resolution", "check_size_texts", "chosen_models",
+    "count_params_on_meta",
+    "create_model", "infer_architecture", "load_checkpoint", "model_catalogue", "model_sizes",
     "native_resolution", "parse_resolution", "read_spec_file", "read_state_dict",
     "record_token_grid", "resize_state_dict", "select_models", "selection_catalogue",
     "timm_name", "token_grid", "unwrap_state_dict",

@@ -7,13 +7,16 @@ import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 
+from gfbench.defaults import DEFAULT_MODELS, DEFAULT_RESOLUTIONS, NATIVE
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.models.factory import (
     ENTRIES,
+    Resolution,
     _timm_names,
     canonical_name,
     count_params_on_meta,
     native_resolution,
+    parse_resolution,
 )
 
 _WILDCARDS = frozenset("*?[")
@@ -97,3 +100,28 @@ def selection_catalogue(specs: Sequence[str], params: bool = False) -> list[dict
         rows.append({"name": name, "native_res": size,
                      "params": count_params_on_meta(name, size) if params else None})
     return rows
+
+
+def chosen_models(specs: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+    """What --models/--exclude select in every command: the default trio when no spec is
+    given; GfbenchError when --exclude leaves nothing."""
+    names = select_models(specs or DEFAULT_MODELS, exclude)
+    if not names:
+        raise GfbenchError("--exclude removed every model; nothing to measure")
+    return names
+
+
+def check_size_texts(texts: Sequence[str]) -> None:
+    """The syntax of every --res value (N, HxW or 'native'), checked before any model is built."""
+    for text in texts:
+        if text.strip().lower() != NATIVE:
+            parse_resolution(text)
+
+
+def model_sizes(name: str, texts: Sequence[str]) -> list[Resolution]:
+    """The sizes a model is measured at: --res (with 'native'), or by default the default
+    sizes for gfbench's own models and each timm model's native size."""
+    texts = texts or (DEFAULT_RESOLUTIONS if name in ENTRIES else (NATIVE,))
+    sizes = [native_resolution(name) if t.strip().lower() == NATIVE else parse_resolution(t)
+             for t in texts]
+    return list(dict.fromkeys(sizes))

@@ -23,6 +23,7 @@ class NothingToPlotError(GfbenchError):
     def __init__(self, message: str, problems: Sequence[str] = ()):
         super().__init__(message)
         self.problems = list(problems)
+        self.details = tuple(f"skipped: {problem}" for problem in self.problems)
 
 
 def run_name(run: str, run_id: str) -> str:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -77,6 +78,13 @@ class PlotReport:
     def written(self) -> list[Path]:
         """Every file written: figures, then the report."""
         return [*self.figures, *self.reports]
+
+    def as_json(self) -> dict[str, Any]:
+        """What --json prints: the folder, the files written and removed, skips and notes."""
+        return {"out": str(self.out), "figures": [str(p) for p in self.figures],
+                "reports": [str(p) for p in self.reports],
+                "removed": [str(p) for p in self.removed], "problems": self.problems,
+                "notes": self.notes}
 
 
 def parse_formats(text: str) -> tuple[str, ...]:

@@ -6,7 +6,6 @@ into pandas tables for plot and compare. Nothing here imports torch at import ti
 """
 
 from gfbench.results.files import (
-    DEFAULT_OUT,
     ResultsWriter,
     RunLock,
     check_output_folder,
@@ -23,7 +22,6 @@ from gfbench.results.files import (
     run_id_text,
 )
 from gfbench.results.schema import (
-    FLOP_CONVENTION,
     KINDS,
     ROW_TYPES,
     SCHEMA,
@@ -38,7 +36,7 @@ from gfbench.results.schema import (
 )
 
 __all__ = [
-    "DEFAULT_OUT", "FLOP_CONVENTION", "KINDS", "ROW_TYPES", "SCHEMA", "BreakdownRow",
+    "KINDS", "ROW_TYPES", "SCHEMA", "BreakdownRow",
     "ComplexityRow", "Provenance", "ResultsWriter", "RobustnessRow", "RunLock",
     "check_output_folder", "claim_run_number", "collect_provenance", "find_results", "find_run",
     "key_fields", "new_run", "read_provenance", "read_results", "read_rows", "read_summary",

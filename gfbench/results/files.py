@@ -46,7 +46,6 @@ from gfbench.results.schema import (
     rows_record,
 )
 
-DEFAULT_OUT = Path("runs")  # every command's default output folder (git ignores it)
 RUN_DIGITS = 4  # run numbers as file names start: 0007-...
 RUN_NAME = re.compile(rf"^(\d{{{RUN_DIGITS},}})-(.+)$")
 CLAIM_PREFIX = ".gfbench-run-"  # the empty marker whose O_EXCL creation claims a number

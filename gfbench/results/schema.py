@@ -19,20 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gfbench.defaults import FLOP_CONVENTION
+
 SCHEMA = "gfbench.results/1"
 KINDS = ("complexity", "robustness", "breakdown")
 SUBJECTS = ("model", "mixer")
 BREAKDOWN_GROUPS = ("token_mixer", "channel_mlp", "norm", "embedding", "head", "other")
-
-FLOP_CONVENTION = (
-    "FLOPs follow fvcore and the papers: one fused multiply-add = one FLOP (so GFLOPs = GMACs, "
-    "half of torch's 2*m*n*k); element-wise ops, softmax, activations and residual adds are "
-    "not counted; normalisation layers are counted as fvcore does. Added rules: each 2D FFT "
-    "(forward or inverse, real or complex) of an H x W x D feature = H*W*D*ceil(log2(H*W)) "
-    "(the inverse counted on its output grid); the complex filter product = one per complex "
-    "element; attention (SDPA, fused or explicit) = 2*N^2*D (QK^T and AV); average pooling = "
-    "k*k per output element."
-)
 
 
 @dataclass

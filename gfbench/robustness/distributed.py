@@ -20,11 +20,7 @@ from gfbench.distributed import (  # noqa: F401 (the ranks' context, re-exported
     launched_by_torchrun,
     shutdown_distributed,
 )
-from gfbench.errors import GfbenchError
-
-
-class PeerFailed(GfbenchError):
-    """Another rank failed (it reports why); this rank stops too instead of waiting forever."""
+from gfbench.errors import PeerFailed
 
 
 def shard(part_sizes: Sequence[int], rank: int, world_size: int) -> list[list[int]]:

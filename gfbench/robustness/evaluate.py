@@ -18,18 +18,23 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from gfbench.device import PRECISIONS, autocast
-from gfbench.device import resolve_device as base_resolve_device
-from gfbench.errors import CheckpointError, GfbenchError, ResultsFileError, first_line
+from gfbench.defaults import DEFAULT_OUT
+from gfbench.device import PRECISIONS, autocast, use_device
+from gfbench.errors import (
+    CheckpointError,
+    GfbenchError,
+    ResultsFileError,
+    RunInterrupted,
+    first_line,
+)
 from gfbench.results import (
-    DEFAULT_OUT,
     ResultsWriter,
     RobustnessRow,
     check_output_folder,
@@ -59,7 +64,12 @@ from gfbench.robustness.data import (
     severity_folders,
 )
 from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
-from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS, SEVERITIES
+from gfbench.robustness.protocol import (
+    BENCHMARK_CORRUPTIONS,
+    SEVERITIES,
+    parse_corruptions,
+    parse_severities,
+)
 
 
 def generated_note() -> str:
@@ -90,6 +100,9 @@ class ModelBundle:
     num_classes: int = 1000
 
 
+DEFAULT_BATCH_SIZE = 64  # images per forward pass and process
+
+
 @dataclass
 class RobustnessConfig:
     """Everything `gfbench robustness` was asked to do."""
@@ -102,7 +115,7 @@ class RobustnessConfig:
     corruptions: tuple[str, ...] = BENCHMARK_CORRUPTIONS
     severities: tuple[int, ...] = SEVERITIES
     attacks: tuple[str, ...] = ()
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 4
     device: str = "auto"
     precision: str = "fp32"
@@ -134,6 +147,13 @@ class RobustnessReport:
     def summary(self) -> list[dict]:
         """The summaries as stored in the results JSON (and printed by --json)."""
         return summary_records(self.summaries)
+
+    def as_json(self) -> dict[str, Any]:
+        """What --json prints: the files, the checkpoint's hash and the stored summaries."""
+        return {"files": [str(self.json_path), str(self.csv_path)],
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "resumed_parts": len(self.resumed), "evaluated_images": self.evaluated_images,
+                "summaries": self.summary}
 
     @property
     def images_per_second(self) -> float | None:
@@ -170,15 +190,6 @@ class NoProgress:
 
 
 # --- the core: an nn.Module and parts in, counts out ---
-
-
-def resolve_device(device: str, context: dd.DistContext) -> torch.device:
-    """gfbench.device's rule (under torchrun each rank takes its local GPU), made current."""
-    resolved = torch.device(base_resolve_device(
-        device, context.local_rank if context.distributed else None))
-    if resolved.type == "cuda":
-        torch.cuda.set_device(resolved)
-    return resolved
 
 
 def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
@@ -347,6 +358,21 @@ def check_out_folder(out: Path) -> Path:
         raise GfbenchError(f"--out {out}: expected a folder, not a file name (the files inside "
                            "are named robustness-<model>-<checkpoint>-<key>.json and .csv)")
     return check_output_folder(out)
+
+
+def robustness_config(checkpoint: Path, *, corruptions: str = "default",
+                      severities: str = "1-5", attacks: Sequence[str] = (),
+                      batch_size: Sequence[int] | None = None, **fields: Any
+                      ) -> RobustnessConfig:
+    """The config a command line asks for: the corruption and severity texts parsed, and one
+    batch size (a list of them is complexity's batch sweep, refused here in one line)."""
+    if batch_size is not None and len(batch_size) != 1:
+        raise GfbenchError(f"--batch-size {','.join(map(str, batch_size))}: robustness takes "
+                           "one batch size (a comma list is complexity's batch sweep)")
+    return RobustnessConfig(
+        checkpoint, corruptions=parse_corruptions(corruptions),
+        severities=parse_severities(severities), attacks=tuple(attacks),
+        batch_size=batch_size[0] if batch_size else DEFAULT_BATCH_SIZE, **fields)
 
 
 def check_config(config: RobustnessConfig) -> None:
@@ -563,15 +589,6 @@ def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
     return {"summaries": summary_records(summarize(_rows_frame(rows)))}
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run: what was kept and where, for the one line the CLI prints."""
-
-    def __init__(self, rows_kept: int, json_path: Path):
-        super().__init__(f"{rows_kept} rows kept in {json_path}")
-        self.rows_kept = rows_kept
-        self.json_path = json_path
-
-
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
                    bundle: ModelBundle | None = None) -> RobustnessReport:
     """Evaluate a checkpoint as the options say, writing each part's row as it finishes.
@@ -588,7 +605,8 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
     except BaseException as exc:
         failed = True
         if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
-            raise RunInterrupted(0, config.out or DEFAULT_OUT) from None  # before any row
+            raise RunInterrupted(0, config.out or DEFAULT_OUT, is_main=context.is_main) \
+                from None  # before any row
         raise
     finally:
         if not (failed and context.distributed):  # a peer may never reach the exit barrier
@@ -598,7 +616,7 @@ def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None =
 def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCallback | None,
          bundle: ModelBundle | None) -> RobustnessReport:
     """run_robustness inside the process group (if any)."""
-    device = resolve_device(config.device, context)
+    device = use_device(config.device, context.local_rank if context.distributed else None)
     bundle = bundle or load_bundle(config.checkpoint, config.model)
     parts = plan_parts(config, bundle)
     checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
@@ -630,7 +648,8 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
                     progress.finish(index, row)
         except KeyboardInterrupt:
             kept_in = writer.json_path if writer else config.out or DEFAULT_OUT
-            raise RunInterrupted(len(writer.rows) if writer else 0, kept_in) from None
+            raise RunInterrupted(len(writer.rows) if writer else 0, kept_in,
+                                 is_main=context.is_main) from None
         except (GfbenchError, dd.PeerFailed):
             raise
         except Exception as exc:  # a crash mid-run (out of memory, a bad file system): one line

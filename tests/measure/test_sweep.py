@@ -12,7 +12,8 @@ import torch
 
 from gfbench.errors import RunNotFoundError
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
-from gfbench.measure.sweep import ChildFunctions, SweepInterrupted, run_sweep, summary_line
+from gfbench.errors import RunInterrupted
+from gfbench.measure.sweep import ChildFunctions, run_sweep, summary_line
 from gfbench.results import read_results, read_rows
 
 SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
@@ -37,7 +38,7 @@ def _fake_measure(calls, interrupt_at=None):
 def test_resume_skips_finished_rows_after_an_interruption(tmp_path):
     plan = _plan(tmp_path)
     calls = []
-    with pytest.raises(SweepInterrupted) as info:
+    with pytest.raises(RunInterrupted) as info:
         run_sweep(plan, measure_fn=_fake_measure(calls, interrupt_at=3))
     run = tmp_path / f"0001-{plan.name}.json"
     assert info.value.rows_kept == 2 and info.value.path == run and info.value.run_id == "0001"

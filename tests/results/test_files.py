@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from gfbench.errors import GfbenchError, ResultsFileError, ResultsWriteError, RunNotFoundError
+from gfbench.defaults import FLOP_CONVENTION
 from gfbench.results import (
-    FLOP_CONVENTION,
     ComplexityRow,
     Provenance,
     ResultsWriter,

@@ -11,12 +11,11 @@ import pytest
 import torch
 from robustness_helpers import oracle_bundle, write_oracle_clean, write_oracle_tree
 
-from gfbench.errors import GfbenchError, ResultsFileError
+from gfbench.errors import GfbenchError, ResultsFileError, RunInterrupted
 from gfbench.results import read_results, read_summary
 from gfbench.robustness.evaluate import (
     NoProgress,
     RobustnessConfig,
-    RunInterrupted,
     check_out_folder,
     file_sha256,
     run_robustness,
@@ -61,10 +60,10 @@ def test_interrupted_run_resumes_to_the_uninterrupted_numbers(config, tmp_path):
     with pytest.raises(RunInterrupted) as stop:
         run_robustness(config, progress=InterruptAfter(7), bundle=oracle_bundle())
     assert isinstance(stop.value, KeyboardInterrupt) and stop.value.rows_kept == 7
-    _, written = read_results(stop.value.json_path)  # valid JSON after the interrupt
-    assert len(written) == 7 and stop.value.json_path.parent == tmp_path / "run"
+    _, written = read_results(stop.value.path)  # valid JSON after the interrupt
+    assert len(written) == 7 and stop.value.path.parent == tmp_path / "run"
     resumed = run_robustness(config, bundle=oracle_bundle())
-    assert resumed.json_path == stop.value.json_path
+    assert resumed.json_path == stop.value.path
     assert len(resumed.resumed) == 7 and resumed.evaluated_images == 4 * (16 - 7)
     assert counts(resumed.rows) == counts(reference.rows)
     assert resumed.summaries[0].mean_ce_pct == reference.summaries[0].mean_ce_pct

@@ -1,0 +1,92 @@
+"""`gfbench complexity` as one library call: plan the request, run the sweep (alone or as one
+torchrun rank), fit the exponents and collect the warnings, then hand back everything a
+renderer needs. The CLI only parses, calls run_complexity and renders."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from gfbench.defaults import FLOP_CONVENTION
+from gfbench.distributed import init_distributed, shutdown_distributed
+from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.quality import available_cores, load_average, timing_warnings
+from gfbench.measure.scaling import Exponent, scaling_exponents
+from gfbench.measure.setting import Setting
+from gfbench.measure.sweep import complexity_title, planned_rows, run_sweep, summary_line
+from gfbench.results import ComplexityRow
+
+
+class SweepProgress(Protocol):
+    """What run_complexity tells a progress display (the CLI's rich bar)."""
+
+    def begin(self, total: int) -> None:
+        """This process will measure ``total`` settings."""
+
+    def start(self, setting: Setting) -> None:
+        """A setting starts."""
+
+    def finish(self, row: ComplexityRow, skipped: bool) -> None:
+        """A setting's row is written (``skipped``: it was already in the resumed run)."""
+
+
+@dataclass
+class ComplexityReport:
+    """A finished sweep: the rows this invocation planned, their fits, warnings and files."""
+
+    rows: list[ComplexityRow]
+    exponents: list[Exponent]
+    warnings: list[str]
+    files: list[Path]
+    run_id: str
+    title: str
+    skipped: int = 0  # settings already in the resumed run
+    is_main: bool = True  # under torchrun only rank 0 reports
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """Any row is an error (the command's exit code is then 1)."""
+        return any(r.status == "error" for r in self.rows)
+
+    @property
+    def summary(self) -> str:
+        """'7 ok, 1 oom, 2 error'."""
+        return summary_line(self.rows)
+
+    def as_json(self) -> dict[str, Any]:
+        """What --json prints: files, run, convention, rows, exponents and warnings."""
+        return {"files": [str(p) for p in self.files], "run_id": self.run_id,
+                "flop_convention": FLOP_CONVENTION, "summary": self.status_counts,
+                "rows": [dataclasses.asdict(r) for r in self.rows],
+                "exponents": [dataclasses.asdict(e) for e in self.exponents],
+                "warnings": self.warnings}
+
+
+def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = None
+                   ) -> ComplexityReport:
+    """Validate the request (GfbenchError, one line), measure every setting into a new run (or
+    the one --resume names) and fit the exponents. Ctrl-C raises RunInterrupted; under torchrun
+    the ranks share the settings and rank 0's report holds the run."""
+    dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
+    progress = progress if dist.is_main else None  # rank 0 speaks for the job
+    try:
+        plan = plan_complexity(request, dist=dist)
+        load_at_start = load_average()
+        if progress is not None:
+            progress.begin(len(plan.settings[dist.rank::dist.world_size]))
+        outcome = run_sweep(plan, on_start=progress.start if progress else None,
+                            on_row=progress.finish if progress else None)
+    finally:
+        shutdown_distributed()
+    rows = planned_rows(outcome, plan)
+    files = [outcome.path, outcome.path.with_suffix(".csv")]
+    if not dist.is_main:
+        return ComplexityReport(rows, [], [], files, outcome.run_id, "", is_main=False)
+    warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores(),
+                               dist.local_world_size)
+    return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
+                            complexity_title(plan), outcome.skipped, True,
+                            dict(outcome.counts()))

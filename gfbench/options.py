@@ -1,0 +1,98 @@
+"""What the options several commands share accept, checked in one place: each parser turns
+the typed text into a value or fails in one line (GfbenchError) naming the option and what it
+allows, so a bad value reads the same in every command. Imports nothing heavy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from gfbench.defaults import NATIVE, PRECISION_NAMES
+from gfbench.errors import GfbenchError
+
+
+class Names(tuple):
+    """A comma list as typed (--models, --exclude, --mixers, --metrics...), blanks dropped."""
+
+
+class Sizes(tuple):
+    """--res values: 'N', 'HxW' or 'native', syntax checked."""
+
+
+class BatchSizes(tuple):
+    """--batch-size values: whole numbers >= 1, each once, in the order given."""
+
+
+def comma_list(option: str, what: str) -> Callable[[str], Names]:
+    """The parser of a comma-list option; an empty list is refused (it would silently mean
+    the default)."""
+
+    def parse(text: str) -> Names:
+        parts = Names(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+        if not parts:
+            raise GfbenchError(f"{option} is empty; give {what} (a comma list), or leave the "
+                               "option out for the default")
+        return parts
+
+    return parse
+
+
+_SIZE = re.compile(r"\s*\d+\s*(?:[xX×]\s*\d+\s*)?")
+
+
+def parse_sizes(text: str) -> Sizes:
+    """--res: '224,384x512,native' -> ('224', '384x512', 'native')."""
+    values = comma_list("--res", "sizes such as 224, 384x512 or native")(text)
+    for value in values:
+        if value.lower() != NATIVE and (not _SIZE.fullmatch(value) or
+                                        any(int(n) < 1 for n in re.findall(r"\d+", value))):
+            raise GfbenchError(f"--res {value!r} is not a size: give N, HxW or native "
+                               "(examples: 224, 384x512, native)")
+    return Sizes(values)
+
+
+def parse_batch_sizes(text: str) -> BatchSizes:
+    """--batch-size: '1,8,32' -> (1, 8, 32); each a whole number >= 1."""
+    values = comma_list("--batch-size", "whole numbers >= 1")(text)
+    sizes = []
+    for value in values:
+        size = int(value) if value.isdigit() else 0
+        if size < 1:
+            raise GfbenchError(f"--batch-size {value!r} is not a whole number >= 1 "
+                               "(a comma list is a batch sweep where the command takes one, "
+                               "e.g. 1,8,32)")
+        sizes.append(size)
+    return BatchSizes(dict.fromkeys(sizes))
+
+
+def parse_precision(text: str) -> str:
+    """--precision: fp32, bf16 or fp16 (case and blanks ignored)."""
+    value = text.strip().lower()
+    if value not in PRECISION_NAMES:
+        raise GfbenchError(f"--precision {text!r} is not one of {', '.join(PRECISION_NAMES)}")
+    return value
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(?::\d+)?")
+
+
+def parse_device(text: str) -> str:
+    """--device: auto, cpu, cuda or cuda:N (whether it exists here is checked when it is
+    used, by gfbench.device.resolve_device)."""
+    value = text.strip().lower()
+    if not _DEVICE.fullmatch(value):
+        raise GfbenchError(f"--device {text!r} is not one of auto, cpu, cuda, cuda:<index>")
+    return value
+
+
+def parse_out(text: str) -> Path:
+    """--out: a folder in every command (gfbench names the files it writes there); a name
+    ending in .json is refused rather than becoming a folder called x.json."""
+    if not text.strip():
+        raise GfbenchError("--out is empty; give a folder (e.g. runs)")
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".csv"):
+        raise GfbenchError(f"--out {text!r} names a file; --out is a folder, and gfbench names "
+                           "the files it writes in it (e.g. --out runs)")
+    return path
