@@ -331,55 +331,57 @@ _TEST_SETS = {"imagenet_a": "imagenet-a", "imagenet_r": "imagenet-r",
 Folder = Path | None
 
 
+Ckpt = Annotated[Path, typer.Option(
+    "--ckpt", help="Checkpoint: released GFNet file, timm/DeiT/ResMLP or gfbench's own.")]
+Arch = Annotated[str | None, typer.Option(
+    "--model", help="Architecture (gfbench or timm name); inferred from the checkpoint when "
+    "omitted.")]
+Data = Annotated[Folder, typer.Option(
+    help="ImageNet-C root: a folder per corruption, in it one per severity (1-5), in each "
+    "one per class (wnid) holding its images.")]
+Clean = Annotated[Folder, typer.Option(
+    help="ImageNet val folder (<wnid>/<image>): clean error, relative mCE, attacks.")]
+GenerateFrom = Annotated[Folder, typer.Option(
+    "--generate-from", help="Clean folder to corrupt in memory with gfbench's generator (not "
+    "comparable to published ImageNet-C numbers).")]
+Corruptions = Annotated[str, typer.Option(
+    help="'default' (the 15), 'all' (+4 extra) or a comma list of names.")]
+Severities = Annotated[str, typer.Option(help="Severities: a range or list, e.g. 1-5, 1,3,5.")]
+Attack = Annotated[list[str] | None, typer.Option(
+    "--attack", help="fgsm or pgd on --clean (repeat for both), budgets of the GFNet paper.")]
+Workers = Annotated[int, typer.Option(
+    help="Data-loading processes (0 decodes in the main process).")]
+DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
+Limit = Annotated[int | None, typer.Option(help="At most N images per class (quick looks).")]
+ImagenetA = Annotated[Folder, typer.Option(
+    "--imagenet-a", help="ImageNet-A folder (<wnid>/<image>, 200 classes: the 1000-way logits "
+    "restricted to them).")]
+ImagenetR = Annotated[Folder, typer.Option(
+    "--imagenet-r", help="ImageNet-R folder (<wnid>/<image>, 200 classes, as ImageNet-A).")]
+ImagenetSketch = Annotated[Folder, typer.Option(
+    "--imagenet-sketch", help="ImageNet-Sketch folder (<wnid>/<image>, 1000 classes).")]
+ImagenetV2 = Annotated[Folder, typer.Option(
+    "--imagenet-v2", help="An ImageNetV2 variant's folder (<0..999>/<image>: folders named by "
+    "class index).")]
+Seed = Annotated[int, typer.Option(help="Seed of generated corruptions and PGD starts.")]
+ClassMapOption = Annotated[ClassMap, typer.Option(
+    "--class-map", help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: "
+    "sorted folder names (a data set with its own classes).")]
+ResumeParts = Annotated[bool, typer.Option(
+    "--resume/--no-resume", help="Skip the parts already in this checkpoint's results file "
+    "(--no-resume evaluates them again and replaces their rows; other parts' rows are kept).")]
+
+
 @app.command("robustness")
 def robustness_command(
-    ckpt: Annotated[Path, typer.Option(
-        "--ckpt", help="Checkpoint: released GFNet file, timm/DeiT/ResMLP or gfbench's own.")],
-    model: Annotated[str | None, typer.Option(
-        help="Architecture (gfbench or timm name); inferred from the checkpoint when omitted.")
-    ] = None,
-    data: Annotated[Folder, typer.Option(
-        help="ImageNet-C root, laid out as <root>/<corruption>/<severity>/<wnid>/<image>.")
-    ] = None,
-    clean: Annotated[Folder, typer.Option(
-        help="ImageNet val folder (<wnid>/<image>): clean error, relative mCE, attacks.")] = None,
-    generate_from: Annotated[Folder, typer.Option(
-        "--generate-from", help="Clean folder to corrupt in memory with gfbench's generator "
-        "(not comparable to published ImageNet-C numbers).")] = None,
-    corruptions: Annotated[str, typer.Option(
-        help="'default' (the 15), 'all' (+4 extra) or a comma list of names.")] = "default",
-    severities: Annotated[str, typer.Option(
-        help="Severities: a range or list, e.g. 1-5, 1,3,5.")] = "1-5",
-    attack: Annotated[list[str] | None, typer.Option(
-        "--attack", help="fgsm or pgd on --clean (repeat for both), budgets of the GFNet paper."
-    )] = None,
-    batch_size: BatchSize = None,
-    workers: Annotated[int, typer.Option(
-        help="Data-loading processes (0 decodes in the main process).")] = min(
-            8, os.cpu_count() or 1),
-    device: Device = "auto", precision: Precision = "fp32",
-    limit: Annotated[int | None, typer.Option(
-        help="At most N images per class (quick looks).")] = None,
-    imagenet_a: Annotated[Folder, typer.Option(
-        "--imagenet-a", help="ImageNet-A folder (<wnid>/<image>, 200 classes: the 1000-way "
-        "logits restricted to them).")] = None,
-    imagenet_r: Annotated[Folder, typer.Option(
-        "--imagenet-r", help="ImageNet-R folder (<wnid>/<image>, 200 classes, as ImageNet-A)."
-    )] = None,
-    imagenet_sketch: Annotated[Folder, typer.Option(
-        "--imagenet-sketch", help="ImageNet-Sketch folder (<wnid>/<image>, 1000 classes).")
-    ] = None,
-    imagenet_v2: Annotated[Folder, typer.Option(
-        "--imagenet-v2", help="An ImageNetV2 variant's folder (<0..999>/<image>: folders named "
-        "by class index).")] = None,
-    out: Out = None,
-    seed: Annotated[int, typer.Option(help="Seed of generated corruptions and PGD starts.")] = 0,
-    class_map: Annotated[ClassMap, typer.Option(
-        help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: sorted "
-        "folder names (a data set with its own classes).")] = ClassMap.imagenet,
-    resume: Annotated[bool, typer.Option(
-        help="Skip the parts already in this checkpoint's results file (--no-resume "
-        "evaluates them again and replaces their rows; other parts' rows are kept).")] = True,
+    ckpt: Ckpt, model: Arch = None, data: Data = None, clean: Clean = None,
+    generate_from: GenerateFrom = None, corruptions: Corruptions = "default",
+    severities: Severities = "1-5", attack: Attack = None, batch_size: BatchSize = None,
+    workers: Workers = DEFAULT_WORKERS, device: Device = "auto",
+    precision: Precision = "fp32", limit: Limit = None, imagenet_a: ImagenetA = None,
+    imagenet_r: ImagenetR = None, imagenet_sketch: ImagenetSketch = None,
+    imagenet_v2: ImagenetV2 = None, out: Out = None, seed: Seed = 0,
+    class_map: ClassMapOption = ClassMap.imagenet, resume: ResumeParts = True,
     quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """Evaluate a checkpoint on ImageNet-C (CE, mCE, relative mCE), clean val, ImageNet-A/R/\
@@ -429,33 +431,35 @@ class SpeedMetric(str, Enum):
     throughput = "throughput"
 
 
+Inputs = Annotated[list[Path], typer.Argument(
+    help="Results files (.json, or the .csv beside one) or folders, searched recursively.",
+    show_default=False)]
+Formats = Annotated[str, typer.Option(
+    "--format", help="Figure formats, a comma list of png, svg, pdf.")]
+Scale = Annotated[AxisScale, typer.Option(
+    help="Complexity axes: log (log-log: power laws are straight lines, slope = exponent), "
+    "linear (as the GFNet paper), or both.")]
+XOption = Annotated[XAxis, typer.Option(
+    "--x", help="x axis of the complexity figures: token count or input resolution.")]
+Metric = Annotated[SpeedMetric, typer.Option(
+    help="Speed panel: latency per batch or throughput in images/s.")]
+RefSlopes = Annotated[bool, typer.Option(
+    "--ref-slopes/--no-ref-slopes", help="Grey N log N and N² guides from the smallest N.")]
+ComparePair = Annotated[tuple[Path, Path] | None, typer.Option(
+    help="Two results files or folders A B: add `gfbench compare A B` to the report.",
+    show_default=False)]
+Combine = Annotated[bool, typer.Option(
+    "--combine", help="Join the runs of one setting first (newest row per setting). Refused "
+    "when their machine or gfbench/torch/timm versions differ; a warning when their threads "
+    "or load differ. Default: each run on its own.")]
+
+
 @app.command("plot")
 def plot_command(
-    paths: Annotated[list[Path], typer.Argument(
-        help="Results files (.json, or the .csv beside one) or folders, searched recursively.",
-        show_default=False)],
-    out: Out = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="Figure formats, a comma list of png, svg, pdf.")] = "png,svg",
-    scale: Annotated[AxisScale, typer.Option(
-        help="Complexity axes: log (log-log: power laws are straight lines, slope = exponent), "
-        "linear (as the GFNet paper), or both.")] = AxisScale.log,
-    x: Annotated[XAxis, typer.Option(
-        "--x", help="x axis of the complexity figures: token count or input resolution.")
-    ] = XAxis.tokens,
-    metric: Annotated[SpeedMetric, typer.Option(
-        help="Speed panel: latency per batch or throughput in images/s.")] = SpeedMetric.latency,
-    ref_slopes: Annotated[bool, typer.Option(
-        "--ref-slopes/--no-ref-slopes", help="Grey N log N and N² guides from the smallest N.")
-    ] = True,
-    compare: Annotated[tuple[Path, Path] | None, typer.Option(
-        help="Two results files or folders A B: add `gfbench compare A B` to the report.",
-        show_default=False)] = None,
-    combine: Annotated[bool, typer.Option(
-        "--combine", help="Join the runs of one setting into one curve (newest row per "
-        "setting). Refused when their machine or gfbench/torch/timm versions differ; a "
-        "warning when their threads or load differ. Default: each run on its own.")] = False,
-    quiet: Quiet = False, as_json: Json = False,
+    paths: Inputs, out: Out = None, fmt: Formats = "png,svg", scale: Scale = AxisScale.log,
+    x: XOption = XAxis.tokens, metric: Metric = SpeedMetric.latency, ref_slopes: RefSlopes = True,
+    compare: ComparePair = None, combine: Combine = False, quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """Figures (PNG/SVG/PDF), report.md and a self-contained report.html from results files.
 
@@ -483,10 +487,7 @@ def compare_command(
                                       show_default=False)],
     b: Annotated[Path, typer.Argument(help="Run B, compared with A (ratios are B/A).",
                                       show_default=False)],
-    combine: Annotated[bool, typer.Option(
-        "--combine", help="Join each side's runs first (refused when their machine or "
-        "versions differ). Default: each run of A against each run of B.")] = False,
-    quiet: Quiet = False, as_json: Json = False,
+    combine: Combine = False, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """Compare complexity runs: B/A per metric for every setting both measured.
 
