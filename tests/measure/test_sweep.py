@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gfbench.errors import RunNotFoundError
+from gfbench.errors import RunInterrupted, RunNotFoundError
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
-from gfbench.errors import RunInterrupted
 from gfbench.measure.sweep import ChildFunctions, run_sweep, summary_line
 from gfbench.results import read_results, read_rows
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gfbench.errors import GfbenchError, ResultsFileError, ResultsWriteError, RunNotFoundError
 from gfbench.defaults import FLOP_CONVENTION
+from gfbench.errors import GfbenchError, ResultsFileError, ResultsWriteError, RunNotFoundError
 from gfbench.results import (
     ComplexityRow,
     Provenance,
