@@ -53,10 +53,14 @@ class CombineError(GfbenchError):
     """Runs that --combine would join although a machine or a version differs."""
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """'TypeName: first line of the message': what a results row or a reply holds of an error."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:limit] if text else ''}"
+def first_line(exc: BaseException, limit: int = 200, with_type: bool = True) -> str:
+    """'TypeName: first line of the message' (what a results row or a reply holds of an
+    error); without the type, the first line alone, or the type where there is no message."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:limit] if lines else ""
+    if with_type:
+        return f"{type(exc).__name__}: {text}"
+    return text or type(exc).__name__
 
 
 class RunInterrupted(KeyboardInterrupt):

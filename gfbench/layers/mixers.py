@@ -1,7 +1,7 @@
 """MIXERS: every token mixer by name, with its builder and its analytic FLOPs and parameters.
 
 Every mixer maps (B, H, W, D) tokens to (B, H, W, D). The formulas are per image, in
-gfbench's convention (one multiply-add = one FLOP; see gfbench.results.FLOP_CONVENTION)
+gfbench's convention (one multiply-add = one FLOP; see gfbench.defaults.FLOP_CONVENTION)
 and count exactly what gfbench's counter counts, so a measured number can be checked
 against theory. The paper column restates the GFNet paper's complexity table.
 """

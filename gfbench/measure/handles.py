@@ -1,7 +1,7 @@
 """The counting rules gfbench adds to both FLOP engines, in one table.
 
-Convention (fvcore's, which the papers use): one fused multiply-add is one FLOP, so a
-matrix product of (m, k) by (k, n) is m*n*k. Neither fvcore nor torch's ``FlopCounterMode``
+The convention these rules implement is stated once, in gfbench.defaults.FLOP_CONVENTION
+(fvcore's: a multiply-add is one FLOP). Neither fvcore nor torch's ``FlopCounterMode``
 counts FFTs, and fvcore counts nothing for ``scaled_dot_product_attention``; the rules below
 fill those gaps. Each rule is a pure function of shapes, wrapped twice: as an fvcore
 ``Handle`` (jit values in, count out) keyed by the traced op name, and as a

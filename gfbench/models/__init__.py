@@ -10,7 +10,6 @@ from gfbench.models.checkpoint import (
 from gfbench.models.factory import (
     ENTRIES,
     SHORT_NAMES,
-    TRIO,
     TokenGrid,
     canonical_name,
     check_forward,
@@ -35,7 +34,7 @@ from gfbench.models.selection import (
 )
 
 __all__ = [
-    "ENTRIES", "SHORT_NAMES", "TRIO", "Architecture", "GFNet", "GFNetPyramid", "TokenGrid",
+    "ENTRIES", "SHORT_NAMES", "Architecture", "GFNet", "GFNetPyramid", "TokenGrid",
     "canonical_name", "check_forward", "check_resolution", "check_size_texts", "chosen_models",
     "count_params_on_meta",
     "create_model", "infer_architecture", "load_checkpoint", "model_catalogue", "model_sizes",

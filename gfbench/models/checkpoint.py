@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gfbench.errors import CheckpointError
+from gfbench.errors import CheckpointError, first_line
 from gfbench.models.factory import canonical_name, create_model, timm_name
 from gfbench.models.gfnet import GFNet, GFNetPyramid, resize_state_dict
 
@@ -35,18 +35,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path}: refused, the file holds pickled Python objects beyond tensors and "
                 "weights_only loading will not execute them (re-save it as a plain state dict)"
             ) from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first[:120]})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint "
+                              f"({first_line(exc, 120, with_type=False)})") from None
     except Exception as exc:  # any other failure of the reader: truncated, foreign format
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another format: "
-            f"{first[:120]})"
+            f"{first_line(exc, 120, with_type=False)})"
         ) from None
     return unwrap_state_dict(obj, path)
 

@@ -15,7 +15,7 @@ import timm
 import torch
 from torch import nn
 
-from gfbench.errors import ResolutionError, UnknownNameError
+from gfbench.errors import ResolutionError, UnknownNameError, first_line
 from gfbench.models import gfnet as _gfnet  # noqa: F401  (importing it registers gfnet_* in timm)
 
 Resolution = tuple[int, int]
@@ -44,7 +44,6 @@ def _entries() -> dict[str, ModelEntry]:
 
 ENTRIES = _entries()
 SHORT_NAMES = {"gfnet": "gfnet-xs", "deit": "deit-s", "resmlp": "resmlp-12"}
-TRIO = ("gfnet", "deit", "resmlp")
 _BY_TIMM_NAME = {e.timm_name: e for e in ENTRIES.values()}
 
 
@@ -177,7 +176,8 @@ def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
         if size is None:
             raise
         raise ResolutionError(
-            f"timm cannot build {canonical} at {size[0]}x{size[1]}: {_one_line(exc)}") from None
+            f"timm cannot build {canonical} at {size[0]}x{size[1]}: "
+            f"{first_line(exc, with_type=False)}") from None
     if entry is None and size is not None:
         _check_timm_resolution(canonical, model, size)
     model.gfbench_name = canonical
@@ -197,13 +197,7 @@ def check_forward(model: nn.Module, img_size: int | str | Sequence[int]) -> None
     except Exception as exc:  # any failure of a forward at this size is the size's fault
         name = getattr(model, "gfbench_name", type(model).__name__)
         raise ResolutionError(
-            f"{name} cannot run at {height}x{width}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type when it has none."""
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
+            f"{name} cannot run at {height}x{width}: {first_line(exc, with_type=False)}") from None
 
 
 def native_resolution(name: str) -> Resolution:
