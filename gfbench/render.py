@@ -685,6 +685,9 @@ def print_plot_report(report) -> None:
         console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {len(report.figures)} figure file(s) and {len(report.reports)} "
                   f"report file(s) to {report.out}", highlight=False)
+    if not report.figures:
+        print_error("no figure drawn: no row of the inputs finished (each is an error or was "
+                    "skipped); the report lists them")
     for path in report.written:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
     if report.removed:

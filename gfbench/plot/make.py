@@ -79,6 +79,11 @@ class PlotReport:
         """Every file written: figures, then the report."""
         return [*self.figures, *self.reports]
 
+    @property
+    def failed(self) -> bool:
+        """No figure could be drawn (every row an error): the command exits 1."""
+        return not self.figures
+
     def as_json(self) -> dict[str, Any]:
         """What --json prints: the folder, the files written and removed, skips and notes."""
         return {"out": str(self.out), "figures": [str(p) for p in self.figures],

@@ -106,3 +106,16 @@ def test_an_out_that_is_a_file_is_one_line_and_nothing_is_written(monkeypatch, c
     assert exit_info.value.code == 1 and taken.read_text() == "mine"
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "is a file, not a folder" in err
+
+
+def test_results_whose_every_row_failed_draw_no_figure_and_exit_1(tmp_path):
+    counted = runner.invoke(app, ["complexity", "--models", "gfnet-ti", "--res", "200",
+                                  "--metrics", "flops,params", "--no-fvcore", "--quiet",
+                                  "--out", str(tmp_path / "runs")])
+    assert counted.exit_code == 1  # 200 is no multiple of GFNet's patch: an error row
+    result = runner.invoke(app, ["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "p")],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "no figure drawn" in result.output
+    assert (tmp_path / "p" / "report.html").exists()  # the report still lists the error
+    assert not list((tmp_path / "p").glob("*.png"))
