@@ -47,7 +47,7 @@ def test_defaults_and_a_bad_choice(monkeypatch):
 
     def fake_make_plots(paths, options):
         seen["options"] = options
-        return PlotReport(out=Path("."))
+        return PlotReport(out=Path("."), figures=[Path("a.png")])
 
     monkeypatch.setattr(gfbench.plot, "make_plots", fake_make_plots)
     assert runner.invoke(app, ["plot", "r"]).exit_code == 0
