@@ -258,7 +258,8 @@ def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) 
 
 def count_flops(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
                 engine: str = "torch") -> FlopCount:
-    """FLOPs of one forward pass at ``input_shape`` (batch included: use 1 for per-image).
+    """FLOPs of one forward pass at ``input_shape`` (batch included: use 1 for per-image),
+    traced once: complexity reads its total, breakdown its per-module tables.
 
     ``model_or_builder`` is a module or a zero-argument function that builds one; give a
     builder to the torch engine so the model is created on the meta device directly.
