@@ -1,10 +1,9 @@
 """Where a model's FLOPs and parameters go: per module at a chosen depth, grouped by role.
 
-Both counting engines report per-module counts: torch's ``FlopCounterMode`` (on the meta
-device) by the module hierarchy it tracks, fvcore's ``FlopCountAnalysis`` by ``by_module``.
-Both are *inclusive* (a module's count holds its children's), so each module's *own* part is
-its count minus that of its nearest counted descendants; the own parts add up to the engine's
-model total exactly. Ops that no rule counts are kept per module the same way.
+The counts are the very ``FlopCount`` that ``count_flops`` gives `gfbench complexity`: one
+trace per engine, split into each module's *own* FLOPs and uncounted calls (its inclusive
+count minus its nearest counted descendants'), which add up to the engine's model total
+exactly. This module only assigns roles to modules and cuts the own parts at a depth.
 
 Every module gets one role, decided once for the subtree it heads (descendants inherit it):
 
@@ -34,24 +33,17 @@ import dataclasses
 import functools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.module_tracker import ModuleTracker
 
 from gfbench.defaults import DEFAULT_OUT, FLOP_CONVENTION
 from gfbench.errors import GfbenchError, RunInterrupted, first_line
-from gfbench.measure.flops import (
-    UncountedOps,
-    format_uncounted,
-    fvcore_analysis,
-    torch_counter_pass,
-)
-from gfbench.measure.handles import torch_mapping
+from gfbench.measure.flops import ENGINES, FlopCount, count_flops, format_uncounted, parent_path
 from gfbench.measure.quality import load_average
 from gfbench.results import (
     BreakdownRow,
@@ -62,7 +54,6 @@ from gfbench.results import (
 from gfbench.results.schema import BREAKDOWN_GROUPS
 
 GROUPS = BREAKDOWN_GROUPS
-ENGINES = ("torch", "fvcore")
 ENGINE_CHOICES = (*ENGINES, "both")
 MODEL_LABEL = "(model)"  # how a row names the model itself (its path is the empty string)
 DEFAULT_DEPTH = 1
@@ -151,13 +142,6 @@ def _registered(module: nn.Module) -> str | None:
     return next((registry[k] for k in type(module).__mro__ if k in registry), None)
 
 
-def parent_path(path: str) -> str | None:
-    """'blocks.0.attn' -> 'blocks.0'; 'head' -> '' (the model); '' -> None."""
-    if not path:
-        return None
-    return path.rsplit(".", 1)[0] if "." in path else ""
-
-
 def assign_groups(model: nn.Module) -> dict[str, str | None]:
     """Every module path's role: the nearest ancestor's that has one, else its own; a token
     mixer type nested in another role stays a token mixer (gMLP's gating unit in its MLP)."""
@@ -188,101 +172,6 @@ def check_depth(name: str, model: nn.Module, depth: int) -> None:
         raise GfbenchError(
             f"--depth {depth} does not exist in {name}: its modules go from 0 (the whole model) "
             f"to {deepest} (e.g. {path or MODEL_LABEL}); allowed: 0 to {deepest}")
-
-
-# --- per-module counts from the engines ------------------------------------------------------
-
-
-@dataclass
-class ModuleCounts:
-    """One engine's counts split into each module's own part (path -> op -> count)."""
-
-    engine: str
-    total: int
-    flops: dict[str, Counter] = field(default_factory=dict)
-    uncounted: dict[str, Counter] = field(default_factory=dict)
-
-
-def nearest_known(path: str, known: Iterable[str] | Mapping[str, object]) -> str:
-    """The path itself if known, else its nearest known ancestor (the model at worst)."""
-    current: str | None = path
-    while current is not None and current not in known:
-        current = parent_path(current)
-    return current or ""
-
-
-def own_parts(inclusive: Mapping[str, Counter]) -> dict[str, Counter]:
-    """Each module's own counts: its inclusive counts minus its nearest counted descendants'."""
-    own = {path: Counter(counts) for path, counts in inclusive.items()}
-    own.setdefault("", Counter())
-    for path, counts in inclusive.items():
-        if path:
-            own[nearest_known(parent_path(path) or "", inclusive)].subtract(counts)
-    return {path: Counter({k: v for k, v in counts.items() if v}) for path, counts in own.items()}
-
-
-class _UncountedByModule(UncountedOps):
-    """Uncounted calls, each also noted under the innermost module running it."""
-
-    def __init__(self, mapping: dict):
-        super().__init__(mapping)
-        self.tracker = ModuleTracker()
-        self.by_module: dict[str, Counter] = {}
-
-    def __enter__(self):  # noqa: ANN204
-        self.tracker.__enter__()
-        return super().__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            super().__exit__(*exc)
-        finally:
-            self.tracker.__exit__()
-
-    def record(self, name: str) -> None:
-        super().record(name)
-        innermost = max(self.tracker.parents, key=lambda q: (q != "Global", q.count(".")))
-        self.by_module.setdefault(innermost, Counter())[name] += 1
-
-
-def _tracked_path(qualified: str) -> str:
-    """ModuleTracker's 'VisionTransformer.blocks.0.attn' (or 'Global') -> 'blocks.0.attn'."""
-    return qualified.split(".", 1)[1] if "." in qualified else ""
-
-
-def torch_module_counts(meta_model: nn.Module, input_shape: Sequence[int]) -> ModuleCounts:
-    """FlopCounterMode's per-module counts on the meta device, as own parts per module path."""
-    paths = dict(meta_model.named_modules())
-    counter, recorder = torch_counter_pass(meta_model, input_shape,
-                                           _UncountedByModule(torch_mapping()))
-    inclusive: dict[str, Counter] = {}
-    for qualified, by_op in counter.get_flop_counts().items():
-        if qualified != "Global":
-            path = nearest_known(_tracked_path(qualified), paths)
-            inclusive[path] = Counter({p.__name__: int(n) for p, n in by_op.items() if n})
-    flops = own_parts(inclusive)
-    total = int(counter.get_total_flops())
-    outside = total - sum(inclusive.get("", Counter()).values())  # ops outside the model
-    if outside:
-        flops[""]["(outside any module)"] += outside
-    uncounted: dict[str, Counter] = {}
-    for qualified, calls in recorder.by_module.items():
-        path = nearest_known(_tracked_path(qualified), paths)
-        uncounted.setdefault(path, Counter()).update(calls)
-    return ModuleCounts("torch", total, flops, uncounted)
-
-
-def fvcore_module_counts(builder: Callable[[], nn.Module],
-                         input_shape: Sequence[int]) -> ModuleCounts:
-    """fvcore's by_module counts (traced on real CPU tensors), as own parts per module path."""
-    analysis = fvcore_analysis(builder, input_shape)
-    inclusive = {path: Counter({op: int(n) for op, n in by_op.items() if n})
-                 for path, by_op in analysis.by_module_and_operator().items()}
-    unsupported = {path: Counter({op.removeprefix("aten::"): int(n) for op, n in
-                                  analysis.unsupported_ops(path).items()})
-                   for path in inclusive}
-    return ModuleCounts("fvcore", int(analysis.total()), own_parts(inclusive),
-                        own_parts(unsupported))
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -317,7 +206,7 @@ def _own_parameters(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
     return held
 
 
-def breakdown_parts(model: nn.Module, counts: ModuleCounts, depth: int
+def breakdown_parts(model: nn.Module, counts: FlopCount, depth: int
                     ) -> dict[tuple[str, bool, str], _Part]:
     """(row module path, own only, role) -> its FLOPs, parameters and uncounted calls."""
     groups = assign_groups(model)
@@ -327,8 +216,8 @@ def breakdown_parts(model: nn.Module, counts: ModuleCounts, depth: int
     for path in groups:
         row_path, own = cut(path, depth, path in parents)
         group = groups[path] or "other"
-        flops = counts.flops.get(path, Counter())
-        uncounted = counts.uncounted.get(path, Counter())
+        flops = counts.module_flops.get(path, {})
+        uncounted = counts.module_uncounted.get(path, {})
         if flops or uncounted:
             part = parts.setdefault((row_path, own, group), _Part())
             part.flops += sum(flops.values())
@@ -339,10 +228,11 @@ def breakdown_parts(model: nn.Module, counts: ModuleCounts, depth: int
     return parts
 
 
-def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: ModuleCounts,
+def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: FlopCount,
                    depth: int, tokens: int | None) -> list[BreakdownRow]:
     """The rows of one (model, resolution, engine): module order, roles in GROUPS order."""
     parts = breakdown_parts(model, counts, depth)
+    total = counts.total
     total_params = sum(part.params for part in parts.values())
     order = {path: i for i, (path, _) in enumerate(model.named_modules())}
     rows = []
@@ -353,9 +243,9 @@ def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: M
         rows.append(BreakdownRow(
             name=name, res_h=size[0], res_w=size[1], tokens=tokens, engine=counts.engine,
             depth=depth, module=path or MODEL_LABEL, own=own, group=group, flops=part.flops,
-            params=part.params, flops_share=part.flops / counts.total if counts.total else None,
+            params=part.params, flops_share=part.flops / total if total else None,
             params_share=part.params / total_params if total_params else None,
-            model_flops=counts.total, model_params=total_params,
+            model_flops=total, model_params=total_params,
             uncounted_ops=format_uncounted(part.uncounted)))
     return rows
 
@@ -384,9 +274,8 @@ def breakdown_setting(name: str, size: tuple[int, int], depth: int,
     with torch.device("meta"):
         model = builder()
     check_depth(name, model, depth)
-    shape = (1, 3, *size)
-    counts = (torch_module_counts(model, shape) if engine == "torch"
-              else fvcore_module_counts(builder, shape))
+    # the torch engine counts this meta model itself; fvcore traces a CPU build of its own
+    counts = count_flops(model if engine == "torch" else builder, (1, 3, *size), engine)
     return breakdown_rows(getattr(model, "gfbench_name", name), size, model, counts, depth,
                           _tokens(model))
 

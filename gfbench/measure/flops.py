@@ -13,6 +13,12 @@ report what stayed uncounted, and never print. They agree exactly on gfbench's m
 mixers; one known difference: a global average pool written as ``AdaptiveAvgPool2d(1)``
 is one FLOP per input element to fvcore but a (free) mean to the dispatcher torch sees.
 
+Each engine traces once into one ``FlopCount``: every module's *own* FLOPs by operator (the
+engines' per-module counts are inclusive, so a module's own part is its count minus that of
+its nearest counted descendants) and its own uncounted calls. The total, the per-operator
+and the per-module views are sums of that one table, so they add up to each other exactly;
+`gfbench complexity` reads the total, `gfbench breakdown` the modules.
+
 >>> from gfbench.layers import build_mixer
 >>> count_flops(lambda: build_mixer("spatial_mlp", 384, 14), (1, 14, 14, 384)).total
 14751744
@@ -23,7 +29,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +38,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
 
 from gfbench.measure.handles import fvcore_handles, torch_mapping
 
@@ -53,16 +60,44 @@ _FVCORE_FREE = ("aten::view_as_complex", "aten::view_as_real", "aten::real", "at
 
 @dataclass(frozen=True)
 class FlopCount:
-    """FLOPs (multiply-adds) of one forward pass, by operator, and what no rule counted."""
+    """One forward pass counted once: each module's own FLOPs (multiply-adds) and uncounted
+    calls by operator, so the total, per-operator and per-module views always agree."""
 
     engine: str
-    total: int
-    by_operator: dict[str, int]
-    uncounted: dict[str, int]  # op name -> calls that contributed nothing
+    module_flops: dict[str, dict[str, int]]  # module path ("" = the model) -> op -> own FLOPs
+    module_uncounted: dict[str, dict[str, int]]  # module path -> op -> own calls worth zero
+
+    @property
+    def total(self) -> int:
+        """FLOPs of the whole forward pass."""
+        return sum(sum(ops.values()) for ops in self.module_flops.values())
+
+    @property
+    def by_operator(self) -> dict[str, int]:
+        """op -> FLOPs over the whole model (ops that counted nothing left out)."""
+        return _summed(self.module_flops.values())
+
+    @property
+    def by_module(self) -> dict[str, int]:
+        """module path -> the FLOPs it does itself, not its children's (adds up to the total)."""
+        return {path: n for path, ops in self.module_flops.items() if (n := sum(ops.values()))}
+
+    @property
+    def uncounted(self) -> dict[str, int]:
+        """op -> calls over the whole model that no rule counted (element-wise, softmax...)."""
+        return _summed(self.module_uncounted.values())
 
     def uncounted_summary(self) -> str:
         """'op:calls;op:calls' (most frequent first), the form results rows store."""
         return format_uncounted(self.uncounted)
+
+
+def _summed(tables: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """The tables added up key by key, zeros left out."""
+    total: Counter[str] = Counter()
+    for table in tables:
+        total.update(table)
+    return {key: n for key, n in total.items() if n}
 
 
 def format_uncounted(calls: Mapping[str, int]) -> str:
@@ -71,13 +106,53 @@ def format_uncounted(calls: Mapping[str, int]) -> str:
                     if n)
 
 
-class UncountedOps(TorchDispatchMode):
-    """Records every arithmetic op that the mapping leaves at zero (element-wise, softmax...)."""
+# --- module paths and own parts --------------------------------------------------------------
 
-    def __init__(self, mapping: dict[Any, Callable[..., int]]):
+
+def parent_path(path: str) -> str | None:
+    """'blocks.0.attn' -> 'blocks.0'; 'head' -> '' (the model); '' -> None."""
+    if not path:
+        return None
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def nearest_known(path: str, known: Iterable[str] | Mapping[str, object]) -> str:
+    """The path itself if known, else its nearest known ancestor (the model at worst)."""
+    current: str | None = path
+    while current is not None and current not in known:
+        current = parent_path(current)
+    return current or ""
+
+
+def own_parts(inclusive: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Each module's own counts: its inclusive counts minus its nearest counted descendants'
+    (zeros and modules left with nothing of their own left out)."""
+    own = {path: Counter(counts) for path, counts in inclusive.items()}
+    own.setdefault("", Counter())
+    for path, counts in inclusive.items():
+        if path:
+            own[nearest_known(parent_path(path) or "", inclusive)].subtract(counts)
+    return {path: table for path, counts in own.items()
+            if (table := {k: v for k, v in counts.items() if v})}
+
+
+def _tracked_path(qualified: str) -> str:
+    """ModuleTracker's 'VisionTransformer.blocks.0.attn' (or 'Global') -> 'blocks.0.attn'."""
+    return qualified.split(".", 1)[1] if "." in qualified else ""
+
+
+# --- engine "torch": FlopCounterMode on the meta device ----------------------------------------
+
+
+class UncountedOps(TorchDispatchMode):
+    """Records every arithmetic op that the mapping leaves at zero (element-wise, softmax...),
+    under the innermost module the tracker sees running it."""
+
+    def __init__(self, mapping: dict[Any, Callable[..., int]], tracker: ModuleTracker):
         super().__init__()
         self.mapping = mapping
-        self.calls: Counter[str] = Counter()
+        self.tracker = tracker
+        self.by_module: dict[str, Counter[str]] = {}  # tracker's module name -> op -> calls
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -92,8 +167,9 @@ class UncountedOps(TorchDispatchMode):
         return out
 
     def record(self, name: str) -> None:
-        """Note one uncounted call (a subclass may also note where it ran)."""
-        self.calls[name] += 1
+        """Note one uncounted call under the innermost module running it."""
+        innermost = max(self.tracker.parents, key=lambda q: (q != "Global", q.count(".")))
+        self.by_module.setdefault(innermost, Counter())[name] += 1
 
 
 def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
@@ -106,28 +182,32 @@ def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
         return model_or_builder()
 
 
-def torch_counter_pass(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
-                       recorder: UncountedOps | None = None,
-                       ) -> tuple[FlopCounterMode, UncountedOps]:
+def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
     """One meta-device forward under FlopCounterMode (gfbench's mapping) and an uncounted-op
-    recorder; both are returned for reading (totals, per-module counts, uncounted calls)."""
+    recorder, both attributing to modules by the counter's own module tracker."""
     model = _on_meta(model_or_builder).eval()
+    paths = dict(model.named_modules())
     example = torch.empty(*input_shape, device="meta")
-    recorder = recorder if recorder is not None else UncountedOps(torch_mapping())
-    counter = FlopCounterMode(display=False, custom_mapping=recorder.mapping)
+    mapping = torch_mapping()
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    recorder = UncountedOps(mapping, counter.mod_tracker)  # the modules FLOPs are counted under
     # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
     # (timm's attention pooling), and on meta tensors the graph costs nothing
     with counter, recorder:
         model(example)
-    return counter, recorder
+    counts = {qualified: {packet.__name__: int(n) for packet, n in by_op.items() if n}
+              for qualified, by_op in counter.get_flop_counts().items()}
+    inclusive = {nearest_known(_tracked_path(q), paths): by_op for q, by_op in counts.items()
+                 if q != "Global"}
+    inclusive[""] = counts.get("Global", {})  # the model's own part: also ops outside modules
+    uncounted: dict[str, dict[str, int]] = {}
+    for qualified, calls in recorder.by_module.items():
+        path = nearest_known(_tracked_path(qualified), paths)
+        uncounted[path] = _summed([uncounted.get(path, {}), calls])
+    return FlopCount("torch", own_parts(inclusive), uncounted)
 
 
-def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """FlopCounterMode with gfbench's mapping, on meta tensors."""
-    counter, recorder = torch_counter_pass(model_or_builder, input_shape)
-    by_op = {packet.__name__: int(n) for packet, n in counter.get_flop_counts()
-             .get("Global", {}).items() if n}
-    return FlopCount("torch", sum(by_op.values()), by_op, dict(recorder.calls))
+# --- engine "fvcore": FlopCountAnalysis on real tensors ----------------------------------------
 
 
 class _ZeroInit(TorchFunctionMode):
@@ -151,9 +231,9 @@ def _build_for_tracing(model_or_builder: ModelOrBuilder) -> nn.Module:
         return model_or_builder()
 
 
-def fvcore_analysis(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> Any:
-    """fvcore's FlopCountAnalysis with gfbench's handles, already run on real tensors (CPU
-    when built here), so its total, by_operator, by_module and unsupported_ops views are ready."""
+def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
+    """fvcore's FlopCountAnalysis with gfbench's handles, traced once on real tensors (CPU when
+    built here); its inclusive by-module counts and unsupported ops taken apart into own parts."""
     with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
@@ -168,21 +248,18 @@ def fvcore_analysis(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]
                 .tracer_warnings("none"))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        analysis.total()  # traces once; fvcore keeps the statistics
-    return analysis
-
-
-def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """fvcore's jit-traced count with gfbench's handles, on real tensors (CPU when built here)."""
-    analysis = fvcore_analysis(model_or_builder, input_shape)
-    by_op = {op: int(n) for op, n in analysis.by_operator().items() if n}
-    uncounted = {op.removeprefix("aten::"): int(n) for op, n in analysis.unsupported_ops().items()}
-    return FlopCount("fvcore", sum(by_op.values()), by_op, uncounted)
+        inclusive = {path: {op: int(n) for op, n in by_op.items() if n}
+                     for path, by_op in analysis.by_module_and_operator().items()}
+    unsupported = {path: {op.removeprefix("aten::"): int(n)
+                          for op, n in analysis.unsupported_ops(path).items()}
+                   for path in inclusive}
+    return FlopCount("fvcore", own_parts(inclusive), own_parts(unsupported))
 
 
 def count_flops(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
                 engine: str = "torch") -> FlopCount:
-    """FLOPs of one forward pass at ``input_shape`` (batch included: use 1 for per-image).
+    """FLOPs of one forward pass at ``input_shape`` (batch included: use 1 for per-image),
+    traced once: complexity reads its total, breakdown its per-module tables.
 
     ``model_or_builder`` is a module or a zero-argument function that builds one; give a
     builder to the torch engine so the model is created on the meta device directly.

@@ -10,7 +10,9 @@ import torch
 
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.measure import breakdown as bd
+from gfbench.measure import flops
 from gfbench.measure.flops import count_flops, count_params
+from gfbench.measure.setting import Setting, SweepOptions, count_setting
 from gfbench.models import create_model
 from gfbench.results import read_rows
 
@@ -74,7 +76,7 @@ def test_resmlp_token_mixer_is_linear_tokens_and_affine_is_a_norm_listed_uncount
 def test_rows_add_up_to_the_torch_engine_total_at_every_depth(name):
     model = meta(name)
     total = count_flops(lambda: create_model(name, img_size=224), (1, 3, 224, 224)).total
-    counts = bd.torch_module_counts(model, (1, 3, 224, 224))  # counted once, cut 5 ways
+    counts = count_flops(model, (1, 3, 224, 224))  # counted once, cut 5 ways
     deepest, _ = bd.module_depth(model)
     per_depth = []
     for depth in range(deepest + 1):
@@ -100,14 +102,24 @@ def test_fvcore_rows_add_up_to_its_total_and_match_the_torch_rows(name):
         {key(r): r.flops for r in torch_rows if r.flops}
 
 
-def test_own_parts_subtract_the_nearest_counted_descendant():
-    from collections import Counter
+def test_complexity_and_breakdown_read_the_same_count(monkeypatch):
+    traced = []  # every FlopCount the torch engine made
 
-    inclusive = {"": Counter(mm=10), "blocks.0": Counter(mm=6), "blocks.0.attn": Counter(mm=4),
-                 "head": Counter(mm=1)}  # "blocks" itself never ran (a ModuleList)
-    own = bd.own_parts(inclusive)
-    assert own == {"": Counter(mm=3), "blocks.0": Counter(mm=2),
-                   "blocks.0.attn": Counter(mm=4), "head": Counter(mm=1)}
+    def spy(*args):
+        traced.append(real(*args))
+        return traced[-1]
+
+    real = flops._count_torch
+    monkeypatch.setattr(flops, "_count_torch", spy)
+    setting = Setting("model", "gfnet-ti", 64, 64, 1, "fp32", "infer", "meta")
+    row = count_setting(setting, SweepOptions(metrics=frozenset({"flops"}), fvcore_max_flops=0))
+    rows = bd.breakdown_setting("gfnet-ti", (64, 64), depth=2)
+    complexity_count, breakdown_count = traced  # one trace each, nothing counted on the side
+    assert complexity_count == breakdown_count  # same engine, same per-module tables
+    assert row.flops == row.flops_torch == complexity_count.total
+    assert {r.model_flops for r in rows} == {breakdown_count.total}
+    assert sum(r.flops for r in rows) == breakdown_count.total
+    assert row.uncounted_ops == breakdown_count.uncounted_summary()
 
 
 # --- roles of timm models ----------------------------------------------------------------------

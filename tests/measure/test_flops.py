@@ -10,8 +10,11 @@ with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
     warnings.simplefilter("ignore")
     from fvcore.nn import FlopCountAnalysis
 
+from torch import nn
+
 from gfbench.layers import MIXERS, build_mixer
-from gfbench.measure.flops import count_flops, count_params
+from gfbench.layers.global_filter import GlobalFilter
+from gfbench.measure.flops import count_flops, count_params, own_parts
 from gfbench.measure.memory import rss_peak_bytes
 from gfbench.models import create_model
 
@@ -110,6 +113,50 @@ def test_a_real_module_is_counted_on_a_meta_copy_and_left_untouched():
     counted = count_flops(mixer, (1, 8, 8, 64))
     assert counted.total == MIXERS["attention"].flops(64, 8, 8)
     assert all(p.device.type == "cpu" for p in mixer.parameters())
+
+
+class _Tiny(nn.Module):
+    """A convolution stem, GFNet's global filter with a residual add, a Linear: all by hand."""
+
+    def __init__(self, dim: int = 8, side: int = 8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 3, padding=1)
+        self.filter = GlobalFilter(dim, side, side)
+        self.proj = nn.Linear(dim, 2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x).permute(0, 2, 3, 1)
+        return self.proj(self.filter(x) + x)
+
+
+@pytest.mark.parametrize("engine", ["torch", "fvcore"])
+def test_one_count_gives_total_operator_and_module_views_that_agree(engine):
+    dim, side = 8, 8
+    conv = 3 * 3 * 3 * dim * side * side
+    fft = side * side * dim * math.ceil(math.log2(side * side))  # rfft2, and irfft2 alike
+    product = side * (side // 2 + 1) * dim  # one complex multiply per spectrum element
+    linear = side * side * dim * 2 * dim
+    counted = count_flops(_Tiny, (1, 3, side, side), engine=engine)
+    assert counted.total == conv + 2 * fft + product + linear == 28_480
+    assert counted.by_module == {"stem": conv, "filter": 2 * fft + product, "proj": linear}
+    assert sorted(counted.by_operator.values()) == sorted([conv, fft, fft, product, linear])
+    assert sum(counted.by_module.values()) == sum(counted.by_operator.values()) == counted.total
+    assert counted.module_uncounted[""] == {"add": 1}  # the residual, the model's own op
+    assert counted.uncounted == {"add": sum(t.get("add", 0)
+                                            for t in counted.module_uncounted.values())}
+
+
+def test_own_parts_subtract_the_nearest_counted_descendant():
+    from collections import Counter
+
+    inclusive = {"": Counter(mm=10), "blocks.0": Counter(mm=6), "blocks.0.attn": Counter(mm=4),
+                 "head": Counter(mm=1)}  # "blocks" itself never ran (a ModuleList)
+    own = own_parts(inclusive)
+    assert own == {"": Counter(mm=3), "blocks.0": Counter(mm=2),
+                   "blocks.0.attn": Counter(mm=4), "head": Counter(mm=1)}
+    # a module whose children do all of its work has no own part to list
+    assert own_parts({"": {"mm": 5}, "blocks": {"mm": 5}, "blocks.0": {"mm": 5}}) == {
+        "blocks.0": {"mm": 5}}
 
 
 def test_parameters_are_counted_on_meta():
