@@ -593,20 +593,24 @@ def _source_label(source: str) -> str:
     """How a row source is named to the user."""
     return {"imagenet-c": "ImageNet-C (released JPEGs)",
             "generated": "corruptions generated in memory by gfbench (not the released JPEGs)",
-            "clean": "clean validation images"}.get(source, source)
+            "clean": "clean validation images",
+            "test-sets": "ImageNet-A/R/Sketch/V2 test sets"}.get(source, source)
 
 
 def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     """The headline numbers: clean error, mCE, relative mCE, unnormalised mean error, groups,
     attacks; published reference mCEs in the caption."""
+    corrupted = summary.source in ("imagenet-c", "generated")
     table = Table(title=f"{summary.model} ({summary.checkpoint}): summary (%)",
                   caption="published mCE: " + ", ".join(f"{k} {v}" for k, v in reference.items())
-                  + " (ImageNet-C, released JPEGs)")
+                  + " (ImageNet-C, released JPEGs)" if corrupted else None)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("what it is")
-    table.add_row("clean top-1 error", _pct(summary.clean_error_top1_pct), "clean val images")
-    if summary.source in ("imagenet-c", "generated"):
+    if summary.clean_error_top1_pct is not None or summary.source != "test-sets":
+        table.add_row("clean top-1 error", _pct(summary.clean_error_top1_pct),
+                      "clean val images")
+    if corrupted:
         if summary.complete:
             table.add_row(_mce_label(summary), _pct(summary.mce_pct),
                           "mean over 15 of CE = error / AlexNet error")

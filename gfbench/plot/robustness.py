@@ -198,7 +198,8 @@ def _sources_line(entries: Sequence[Entry]) -> str:
     """Which corruption sources the entries use, in words."""
     sources = sorted({e.summary.source for e in entries})
     names = {"imagenet-c": "ImageNet-C (released JPEGs)", "generated": "corruptions generated "
-             "in memory", "clean": "no corruptions"}
+             "in memory", "clean": "no corruptions",
+             "test-sets": "test sets only (no clean, no corruptions)"}
     return "; ".join(names.get(s, s) for s in sources)
 
 

@@ -29,6 +29,7 @@ from gfbench.robustness.protocol import (
 
 CORRUPTION_SOURCES = ("imagenet-c", "generated")
 COMPARABLE_SOURCE = "imagenet-c"
+TEST_SETS_SOURCE = "test-sets"  # a summary of test-set rows alone (no clean, no corruptions)
 
 
 @dataclass
@@ -37,7 +38,7 @@ class RobustnessSummary:
 
     model: str
     checkpoint: str
-    source: str  # imagenet-c | generated | clean (only clean/attack rows)
+    source: str  # imagenet-c | generated | clean (clean/attack rows) | test-sets (only those)
     per_corruption: pd.DataFrame  # one row per corruption evaluated (see corruption_table)
     groups: pd.DataFrame  # group, corruptions, mean_error_pct, mean_ce_pct
     attacks: pd.DataFrame  # attack, eps, images, accuracy_top1_pct, clean_accuracy_top1_pct
@@ -200,7 +201,8 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
 
 def summarize(frame: pd.DataFrame) -> list[RobustnessSummary]:
     """One summary per (model, checkpoint, corruption source) in a frame of robustness rows;
-    a model with only clean and attack rows gets one summary of source 'clean'."""
+    a model with only clean and attack rows gets one summary of source 'clean', one with only
+    test-set rows (ImageNet-A/R/Sketch/V2) one of source 'test-sets'."""
     frame = frame.copy()
     if "checkpoint_sha256" not in frame:
         frame["checkpoint_sha256"] = ""
@@ -208,7 +210,9 @@ def summarize(frame: pd.DataFrame) -> list[RobustnessSummary]:
     summaries = []
     for (model, checkpoint, sha), rows in frame.groupby(
             ["model", "checkpoint", "checkpoint_sha256"], sort=False):
-        sources = [s for s in CORRUPTION_SOURCES if s in set(rows["source"])] or ["clean"]
+        present = set(rows["source"])
+        sources = [s for s in CORRUPTION_SOURCES if s in present] or (
+            ["clean"] if present & {"clean", "attack"} else [TEST_SETS_SOURCE])
         summaries += [summarize_one(rows, str(model), str(checkpoint), s, str(sha))
                       for s in sources]
     return summaries

@@ -69,6 +69,26 @@ def test_each_set_is_scored_with_its_own_labels_and_classes(trees, tmp_path):
     assert stored["imagenet-v2"]["accuracy_top1_pct"] == pytest.approx(100 * 7 / 8)
     assert stored["imagenet-r"]["released_images"] == 30000
     assert not any(t["complete"] for t in stored.values())  # partial downloads say so
+    assert summary["source"] == "test-sets"  # no clean set, no corruption was evaluated
+
+
+def test_a_test_set_only_run_shows_no_clean_error_and_no_mce(trees, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from gfbench.render import robustness_summary_table
+    from gfbench.robustness.protocol import REFERENCE_MCE
+
+    config = RobustnessConfig(checkpoint=Path("index-oracle.pth"),
+                              test_sets={"imagenet-v2": trees["imagenet-v2"]}, batch_size=4,
+                              workers=0, device="cpu", out=tmp_path)
+    (summary,) = run_robustness(config, bundle=index_bundle()).summaries
+    screen = Console(file=io.StringIO(), width=120)
+    screen.print(robustness_summary_table(summary, REFERENCE_MCE))
+    text = screen.file.getvalue()
+    assert "ImageNetV2" in text or "imagenet-v2" in text.lower()
+    assert "clean top-1 error" not in text and "published mCE" not in text
 
 
 def bad_trees(tmp_path):
