@@ -12,8 +12,8 @@ other jobs, load average ~3.7, so less on an idle one):
 3. runs the real CLI in a subprocess: `gfbench robustness` on the val split, every one of the
    15 ImageNet-C corruptions x 5 severities generated in memory, clean error and FGSM/PGD,
    writing <out>/robustness-test_vit-<checkpoint>-<key>.json/.csv (key: a hash of the
-   checkpoint's content and the settings, so a re-run with the same checkpoint resumes and
-   evaluates nothing); then `gfbench plot` on that file;
+   checkpoint's content and the settings) with --no-resume, so every run evaluates all parts
+   again, even into a folder that holds the committed file; then `gfbench plot` on that file;
 4. prints the commands it ran and the headline numbers read back from the results file.
 
 The numbers describe a toy model on toy data: its CE/mCE are normalised by AlexNet's ImageNet-C
@@ -268,7 +268,7 @@ def robustness_command(config: DemoConfig, checkpoint: Path, val: Path) -> list[
             "--corruptions", "default", "--severities", "1-5", "--attack", "fgsm",
             "--attack", "pgd", "--limit", str(config.val_per_class), "--batch-size", "100",
             "--workers", "2", "--device", "cpu", "--seed", str(config.seed),
-            "--out", str(config.out)]
+            "--out", str(config.out), "--no-resume"]  # a demo evaluates, even into results/
 
 
 def results_file(config: DemoConfig, checkpoint: Path) -> Path:
@@ -322,8 +322,9 @@ def parse_args() -> DemoConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/gfbench-robustness-demo"),
                         help="folder for the images and the checkpoint (not results)")
-    parser.add_argument("--out", type=Path, default=Path("results"),
-                        help="folder for the results files; default results/")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "robustness-demo",
+                        help="folder for the results file; default runs/robustness-demo (the "
+                        "committed one is made with --out results)")
     parser.add_argument("--plots", type=Path, default=None,
                         help="figures of this run alone; default <work>/plots (the committed "
                         "figures come from `gfbench plot results/ --out results/plots`)")
