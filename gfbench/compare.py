@@ -118,7 +118,7 @@ class Comparison:
         return sum(m.marked for s in self.settings for m in s.metrics)
 
 
-def _number(value: object) -> float | None:
+def _number(value: float | str | None) -> float | None:
     """A cell as a float, None when missing."""
     if value is None:
         return None

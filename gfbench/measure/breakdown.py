@@ -253,8 +253,8 @@ def _tracked_path(qualified: str) -> str:
 def torch_module_counts(meta_model: nn.Module, input_shape: Sequence[int]) -> ModuleCounts:
     """FlopCounterMode's per-module counts on the meta device, as own parts per module path."""
     paths = dict(meta_model.named_modules())
-    counter, recorder = torch_counter_pass(meta_model, input_shape,
-                                           _UncountedByModule(torch_mapping()))
+    recorder = _UncountedByModule(torch_mapping())
+    counter, _ = torch_counter_pass(meta_model, input_shape, recorder)
     inclusive: dict[str, Counter] = {}
     for qualified, by_op in counter.get_flop_counts().items():
         if qualified != "Global":
