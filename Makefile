@@ -21,9 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check gfbench tests benchmarks
+	$(BIN)/mypy gfbench
 
 lint: $(STAMP)
 	$(BIN)/ruff check gfbench tests benchmarks
+	$(BIN)/mypy gfbench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,7 +12,13 @@ in timm (``timm.create_model("gfnet_xs")``).
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # static names for type checkers and IDEs; at run time __getattr__ imports them
+    from gfbench.models import canonical_name as canonical_name
+    from gfbench.models import create_model as create_model
+    from gfbench.models import load_checkpoint as load_checkpoint
+    from gfbench.models import parse_resolution as parse_resolution
 
 __version__ = "0.1.0"
 _API = ("canonical_name", "create_model", "load_checkpoint", "parse_resolution")

@@ -124,7 +124,7 @@ class Comparison:
         return {**dataclasses.asdict(self), "marked": self.marked}
 
 
-def _number(value: object) -> float | None:
+def _number(value: float | str | None) -> float | None:
     """A cell as a float, None when missing."""
     if value is None:
         return None

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def broadcast_object(value: object, context: DistContext) -> object:
+def broadcast_object(value: T, context: DistContext) -> T:
     """Rank 0's value (any picklable object) on every rank; the value itself in one process."""
     if not context.distributed:
         return value

@@ -549,6 +549,7 @@ class RobustnessProgress:
         self.images[kind] = self.images.get(kind, 0) + images
         self.last = now
         self.left[part] -= images
+        assert self.overall is not None  # begin() ran
         self.progress.update(self.tasks[part], advance=images, visible=True,
                              eta=clock_text(self.eta(part)))
         self.progress.update(self.overall, advance=images, eta=clock_text(self.eta()))
@@ -557,6 +558,7 @@ class RobustnessProgress:
         """Replace a finished part's bar by a one-line result."""
         self.finished += 1
         self.progress.remove_task(self.tasks[part])
+        assert self.overall is not None  # begin() ran
         self.progress.update(self.overall, eta=clock_text(self.eta()))
         if not self.enabled:
             return

@@ -85,10 +85,13 @@ def _jit_constant(value: Any) -> Any:
     return value.toIValue()
 
 
-def _jit_shape(value: Any) -> list[int] | None:
-    """Sizes of a traced tensor (None for non-tensors)."""
+def _jit_shape(value: Any) -> list[int]:
+    """Sizes of a traced tensor; TypeError for a non-tensor or a tensor of unknown sizes."""
     kind = value.type()
-    return kind.sizes() if isinstance(kind, torch._C.TensorType) else None
+    sizes = kind.sizes() if isinstance(kind, torch._C.TensorType) else None
+    if sizes is None:
+        raise TypeError(f"expected a traced tensor of known sizes, got {kind}")
+    return sizes
 
 
 def _jit_is_complex(value: Any) -> bool:

@@ -140,7 +140,9 @@ def peak_above_resident(step: Callable[[], None], counter: PeakCounter) -> int |
 
 def cuda_peak_bytes(step: Callable[[], None], device: torch.device | str) -> int:
     """Peak CUDA memory allocated during one step, above what was allocated before it."""
-    return peak_above_resident(step, CudaCounter(device))
+    peak = peak_above_resident(step, CudaCounter(device))
+    assert peak is not None  # CudaCounter.reset always succeeds
+    return peak
 
 
 def _status_kib(field: str) -> int:

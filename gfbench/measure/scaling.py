@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+Points = Sequence[float] | np.ndarray  # one value per size: a list, a tuple or a numpy column
 TERMS = {
     "1": lambda n: np.ones_like(n),
     "N": lambda n: n,
@@ -73,7 +74,7 @@ class GrowthFit:
     margin: float = math.nan
 
 
-def _clean(n: Sequence[Any], y: Sequence[Any], *bands: Sequence[Any] | None
+def _clean(n: Points, y: Points, *bands: Sequence[Any] | None
            ) -> tuple[np.ndarray, ...]:
     """The points a log fit can use (n, y finite and positive), sorted by n; band columns
     ride along (NaN where missing)."""
@@ -98,7 +99,7 @@ def fit_power_law(n: Sequence[float], y: Sequence[float]) -> PowerLawFit:
     return PowerLawFit(k=float(k), a=float(math.exp(log_a)), r2=r2, points=len(xs))
 
 
-def larger_half(n: Sequence[float]) -> np.ndarray:
+def larger_half(n: Points) -> np.ndarray:
     """Mask of the points an exponent is fitted on: the larger half of the distinct N (>= 2).
 
     Fixed costs (kernel launches, the patch embedding, per-token layers) flatten the small-N
@@ -147,7 +148,7 @@ def _doubt(xs: np.ndarray, ys: np.ndarray, low: np.ndarray, high: np.ndarray,
     return ""
 
 
-def fit_exponent(n: Sequence[float], y: Sequence[float], low: Sequence[Any] | None = None,
+def fit_exponent(n: Points, y: Points, low: Sequence[Any] | None = None,
                  high: Sequence[Any] | None = None, measured: bool = False) -> PowerLawFit:
     """The exponent gfbench reports (table and plots alike): fit_power_law on larger_half(n).
 

@@ -80,6 +80,13 @@ class Setting:
         """'deit-s 224x224' (progress lines and messages)."""
         return f"{self.name} {self.res_h}x{self.res_w}"
 
+    @property
+    def mixer_dim(self) -> int:
+        """A mixer's channel count (plan_complexity gives every mixer setting one)."""
+        if self.dim is None:
+            raise ValueError(f"mixer setting {self.label} has no dim")
+        return self.dim
+
 
 @dataclass(frozen=True)
 class SweepOptions:
@@ -113,7 +120,7 @@ def input_shape(setting: Setting, batch_size: int) -> tuple[int, ...]:
     """(B, 3, H, W) images for a model, (B, H, W, D) tokens for a mixer."""
     if setting.subject == "model":
         return (batch_size, 3, setting.res_h, setting.res_w)
-    return (batch_size, setting.res_h, setting.res_w, setting.dim)
+    return (batch_size, setting.res_h, setting.res_w, setting.mixer_dim)
 
 
 def builder(setting: Setting) -> Callable[[], nn.Module]:
@@ -124,7 +131,7 @@ def builder(setting: Setting) -> Callable[[], nn.Module]:
         extra = {} if setting.num_classes is None else {"num_classes": setting.num_classes}
         return lambda: create_model(setting.name, img_size=(setting.res_h, setting.res_w),
                                     impl=setting.impl, **extra)
-    return lambda: build_mixer(setting.name, setting.dim, setting.res_h, setting.res_w,
+    return lambda: build_mixer(setting.name, setting.mixer_dim, setting.res_h, setting.res_w,
                                impl=setting.impl)
 
 

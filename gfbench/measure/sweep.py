@@ -69,7 +69,8 @@ class SweepOutcome:
     path: Path
     measured: int = 0
     skipped: int = 0  # already in the resumed run (--resume)
-    children: list[int] = field(default_factory=list)  # pids of the child processes started
+    # pids of the child processes started; None where the fork server ended before a call
+    children: list[int | None] = field(default_factory=list)
     run_id: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -119,7 +120,7 @@ class SettingRunner:
         self.threads = threads
         self.measure_fn = measure_fn
         self.functions = functions
-        self.children: list[int] = []  # process ids of the children started, in order
+        self.children: list[int | None] = []  # children's pids, in order (as SweepOutcome)
 
     def __call__(self, setting: Setting, options: SweepOptions) -> ComplexityRow:
         """The row of one setting."""
@@ -229,6 +230,7 @@ def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, Complexity
         provenance = collect_provenance("complexity", device=plan.device,
                                         load_average_at_start=load_average(), **plan.extra)
         writer = ResultsWriter(part_stem(stem, dist.rank), provenance)
+    assert writer is not None  # rank 0 opened the run (or raised), the others a part file
     done = read_rows(stem.with_suffix(".json"))[1]
     return writer, {row_key(r): r for r in done}
 

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from gfbench.errors import first_line
 
@@ -170,6 +170,7 @@ class ForkServer:
     def close(self) -> None:
         """End the server (its stdin closes; it exits after the call in flight)."""
         if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None  # started with stdin=PIPE
             self.process.stdin.close()
             try:
                 self.process.wait(timeout=30)
@@ -190,8 +191,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+@overload
+def _read_line(server: subprocess.Popen, timeout_s: None) -> str: ...
+@overload
+def _read_line(server: subprocess.Popen, timeout_s: float) -> str | None: ...
+
+
 def _read_line(server: subprocess.Popen, timeout_s: float | None) -> str | None:
     """One answer line from the server; None after ``timeout_s`` without one ('' at EOF)."""
+    assert server.stdout is not None  # started with stdout=PIPE
     if timeout_s is not None:
         ready, _, _ = select.select([server.stdout], [], [], timeout_s)
         if not ready:
@@ -209,11 +217,12 @@ def call_in_child(function: str, kwargs: dict[str, Any], *, threads: int | None 
     ``timeout_s`` without an answer, and on Ctrl-C.
     """
     with tempfile.TemporaryDirectory(prefix="gfbench-call-") as folder:
-        request = {"function": function, "kwargs": kwargs, "threads": threads,
+        request: dict[str, Any] = {"function": function, "kwargs": kwargs, "threads": threads,
                    "mmap_threshold": mmap_threshold, "log_path": os.path.join(folder, "log"),
                    "reply_path": os.path.join(folder, "reply")}
         open(request["log_path"], "w").close()
         server = _SERVER.ensure()
+        assert server.stdin is not None  # started with stdin=PIPE
         try:
             _write_all(server.stdin.fileno(), pickle.dumps(request))
             started = _read_line(server, None)

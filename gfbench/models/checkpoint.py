@@ -89,8 +89,8 @@ def infer_architecture(state_dict: dict[str, torch.Tensor]) -> Architecture:
     if "blocks.0.filter.complex_weight" in state_dict:
         dim = state_dict["pos_embed"].shape[-1]
         signature = (dim, _count_blocks(state_dict, "blocks."))
-        known = {(256, 12): "gfnet-ti", (384, 12): "gfnet-xs", (384, 19): "gfnet-s",
-                 (512, 19): "gfnet-b"}
+        known: dict[tuple, str] = {(256, 12): "gfnet-ti", (384, 12): "gfnet-xs",
+                                   (384, 19): "gfnet-s", (512, 19): "gfnet-b"}
         candidates.append((known.get(signature, ""), 16, signature))
         tokens = state_dict["pos_embed"].shape[1]
     elif "blocks.0.0.filter.complex_weight" in state_dict:
@@ -169,8 +169,12 @@ def load_checkpoint(path: str | Path, model: str | nn.Module | None = None,
     if isinstance(model, nn.Module):
         module = model
     else:
-        arch = infer_architecture(state_dict) if model is None else None
-        name = arch.name if arch else canonical_name(model)
+        arch: Architecture | None = None
+        if model is None:
+            arch = infer_architecture(state_dict)
+            name = arch.name
+        else:
+            name = canonical_name(model)
         if arch is None:
             num_classes = _class_count(state_dict, name)
             size = img_size if img_size is not None else _native_size(state_dict, name)

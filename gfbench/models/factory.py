@@ -10,6 +10,7 @@ import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import timm
 import torch
@@ -116,7 +117,7 @@ def _crops_remainders(model: nn.Module, patch: int) -> bool:
     """Whether the model was published at a size its patch does not tile (e.g. SigLIP
     so400m/14 at 384): its patch embedding drops the remainder, so any size >= a patch runs."""
     size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
-    return bool(size) and any(side % patch for side in size[-2:])
+    return bool(size and any(side % patch for side in size[-2:]))
 
 
 def _check_timm_resolution(name: str, model: nn.Module, img_size: Resolution) -> None:
@@ -180,8 +181,10 @@ def create_model(name: str, img_size: int | str | Sequence[int] | None = None,
             f"{first_line(exc, with_type=False)}") from None
     if entry is None and size is not None:
         _check_timm_resolution(canonical, model, size)
-    model.gfbench_name = canonical
-    model.gfbench_img_size = size  # the size asked for (None: timm's default), for token_grid
+    # (ignores: torch annotates Module.__setattr__ for Tensor/Module values; any value works)
+    model.gfbench_name = canonical  # type: ignore[assignment]
+    # the size asked for (None: timm's default), for token_grid
+    model.gfbench_img_size = size  # type: ignore[assignment]
     return model
 
 
@@ -208,7 +211,7 @@ def native_resolution(name: str) -> Resolution:
     cfg = timm.models.get_pretrained_cfg(canonical)
     if cfg is None:  # an architecture without any pretrained tag: its built default
         with torch.device("meta"):
-            cfg_dict = timm.create_model(canonical.split(".")[0]).pretrained_cfg
+            cfg_dict = cast(dict, timm.create_model(canonical.split(".")[0]).pretrained_cfg)
         input_size = cfg_dict.get("input_size", (3, 224, 224))
     else:
         input_size = cfg.input_size
@@ -254,7 +257,7 @@ def _first_feature(model: nn.Module) -> tuple[nn.Module | None, int, int] | None
     """timm's first feature level: its module (None where feature_info names none that is
     reachable, e.g. HRNet's 'stem'), channel count (to find the channel axis) and reduction
     (to read a (B, N, C) output, or to find the level among the convolutions' outputs)."""
-    info = getattr(model, "feature_info", None)
+    info: Any = getattr(model, "feature_info", None)  # None fails below like a bad one
     try:
         first = info[0] if isinstance(info, list) else info.get_dicts()[0]
         channels, reduction = int(first["num_chs"]), int(first["reduction"])
@@ -319,7 +322,7 @@ def _grid_hooks(model: nn.Module, holder: TokenGrid) -> list:
             holder.grid = _spatial_grid(output, channels) or _sequence_grid(
                 output, image[0] if image else None, reduction)
 
-    def on_conv(_module: nn.Module, _inputs: tuple, output: object) -> None:
+    def on_level_conv(_module: nn.Module, _inputs: tuple, output: object) -> None:
         grid = _spatial_grid(output, channels)
         if holder.grid is None and grid and image and all(
                 -(-side // reduction) == g for side, g in zip(image[0], grid, strict=True)):
@@ -327,7 +330,7 @@ def _grid_hooks(model: nn.Module, holder: TokenGrid) -> list:
 
     targets = [module] if module is not None else \
         [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    hook = on_feature if module is not None else on_conv
+    hook = on_feature if module is not None else on_level_conv
     return [model.register_forward_pre_hook(on_input),
             *(m.register_forward_hook(hook) for m in targets)]
 

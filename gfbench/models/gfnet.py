@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,7 @@ class GFBlock(nn.Module):
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if init_values is not None:
-            self.gamma = nn.Parameter(init_values * torch.ones(dim))
+            self.gamma: nn.Parameter | None = nn.Parameter(init_values * torch.ones(dim))
         else:
             self.gamma = None
 
@@ -226,7 +227,7 @@ def resize_filter(weight: torch.Tensor, new_shape: tuple[int, int]) -> torch.Ten
     return image.reshape(dim, 2, *new_shape).permute(2, 3, 0, 1).to(weight.dtype)
 
 
-def resize_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module
+def resize_state_dict(state_dict: dict[str, torch.Tensor], model: GFNet | GFNetPyramid
                       ) -> dict[str, torch.Tensor]:
     """A pure remap of a GFNet state dict to ``model``'s resolution and class count."""
     target = model.state_dict()
@@ -248,10 +249,11 @@ def resize_state_dict(state_dict: dict[str, torch.Tensor], model: nn.Module
 
 # --- builders -----------------------------------------------------------------------------
 
+M = TypeVar("M", GFNet, GFNetPyramid)  # the class a registered variant builds
 
-def _create_gfnet(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
+
+def _create_gfnet(model_cls: type[M], variant: str, pretrained: bool = False, **kwargs) -> M:
     """Build a flat or pyramid GFNet through timm's builder (no weights are downloaded)."""
-    model_cls = GFNetPyramid if "_h_" in variant else GFNet
     return build_model_with_cfg(model_cls, variant, pretrained,
                                 pretrained_filter_fn=resize_state_dict, **kwargs)
 
@@ -284,43 +286,47 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def gfnet_ti(pretrained: bool = False, **kwargs) -> GFNet:
     """GFNet-Ti: width 256, depth 12."""
-    return _create_gfnet("gfnet_ti", pretrained, **dict(dict(embed_dim=256, depth=12), **kwargs))
+    return _create_gfnet(GFNet, "gfnet_ti", pretrained,
+                         **dict(dict(embed_dim=256, depth=12), **kwargs))
 
 
 @register_model
 def gfnet_xs(pretrained: bool = False, **kwargs) -> GFNet:
     """GFNet-XS: width 384, depth 12 (matches DeiT-S and ResMLP-12)."""
-    return _create_gfnet("gfnet_xs", pretrained, **dict(dict(embed_dim=384, depth=12), **kwargs))
+    return _create_gfnet(GFNet, "gfnet_xs", pretrained,
+                         **dict(dict(embed_dim=384, depth=12), **kwargs))
 
 
 @register_model
 def gfnet_s(pretrained: bool = False, **kwargs) -> GFNet:
     """GFNet-S: width 384, depth 19."""
-    return _create_gfnet("gfnet_s", pretrained, **dict(dict(embed_dim=384, depth=19), **kwargs))
+    return _create_gfnet(GFNet, "gfnet_s", pretrained,
+                         **dict(dict(embed_dim=384, depth=19), **kwargs))
 
 
 @register_model
 def gfnet_b(pretrained: bool = False, **kwargs) -> GFNet:
     """GFNet-B: width 512, depth 19."""
-    return _create_gfnet("gfnet_b", pretrained, **dict(dict(embed_dim=512, depth=19), **kwargs))
+    return _create_gfnet(GFNet, "gfnet_b", pretrained,
+                         **dict(dict(embed_dim=512, depth=19), **kwargs))
 
 
 @register_model
 def gfnet_h_ti(pretrained: bool = False, **kwargs) -> GFNetPyramid:
     """GFNet-H-Ti: widths 64-512, depths 3/3/10/3, layer scale 1e-3."""
     args = dict(embed_dims=(64, 128, 256, 512), depths=(3, 3, 10, 3), init_values=1e-3)
-    return _create_gfnet("gfnet_h_ti", pretrained, **dict(args, **kwargs))
+    return _create_gfnet(GFNetPyramid, "gfnet_h_ti", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def gfnet_h_s(pretrained: bool = False, **kwargs) -> GFNetPyramid:
     """GFNet-H-S: widths 96-768, depths 3/3/10/3, layer scale 1e-5."""
     args = dict(embed_dims=(96, 192, 384, 768), depths=(3, 3, 10, 3), init_values=1e-5)
-    return _create_gfnet("gfnet_h_s", pretrained, **dict(args, **kwargs))
+    return _create_gfnet(GFNetPyramid, "gfnet_h_s", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def gfnet_h_b(pretrained: bool = False, **kwargs) -> GFNetPyramid:
     """GFNet-H-B: widths 96-768, depths 3/3/27/3, layer scale 1e-6."""
     args = dict(embed_dims=(96, 192, 384, 768), depths=(3, 3, 27, 3), init_values=1e-6)
-    return _create_gfnet("gfnet_h_b", pretrained, **dict(args, **kwargs))
+    return _create_gfnet(GFNetPyramid, "gfnet_h_b", pretrained, **dict(args, **kwargs))

@@ -16,14 +16,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullLocator
 from matplotlib.transforms import blended_transform_factory
+from matplotlib.typing import LineStyleType
 
 from gfbench.measure.scaling import PowerLawFit, fit_exponent, larger_half
 from gfbench.plot.load import LINE_FIELDS, Setting
@@ -93,7 +96,7 @@ class Curve:
     name: str
     colour: str
     marker: str
-    linestyle: str | tuple
+    linestyle: LineStyleType
     rows: pd.DataFrame
     square: bool = True  # False: a series of non-square grids, drawn as markers only
 
@@ -400,7 +403,7 @@ def thin_tick_labels(fig: Figure, axes: Sequence[Axes], pad_px: float = 8.0) -> 
     layout makes once the dropped labels are gone.
     """
     fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
+    renderer = cast(FigureCanvasAgg, fig.canvas).get_renderer()  # new_figure's canvas
     for ax in axes:
         ticks = list(ax.get_xticks())
         labels = ax.get_xticklabels()
@@ -449,6 +452,7 @@ class PrefixLogFormatter(LogFormatterSciNotation):
         """matplotlib's choice of which ticks to label, with metric prefixes."""
         if not super().__call__(x, pos):
             return ""
+        assert self.axis is not None  # set when the formatter is attached to an axis
         return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
 
 
@@ -460,6 +464,7 @@ class PrefixFormatter(FuncFormatter):
 
     def _label(self, x: float, pos: int | None = None) -> str:
         """One tick's label."""
+        assert self.axis is not None  # set when the formatter is attached to an axis
         return si_text(x, prefix_digits(*sorted(self.axis.get_view_interval())))
 
 

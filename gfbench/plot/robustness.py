@@ -134,7 +134,7 @@ def _grouped_bars(ax: Axes, categories: Sequence[str], entries: Sequence[Entry],
     for i, (entry, row) in enumerate(zip(entries, values, strict=True)):
         offsets = positions - 0.4 + width * (i + 0.5)
         present = [j for j, v in enumerate(row) if v is not None and v == v]
-        bars = ax.bar(offsets[present], [row[j] for j in present], width=width * 0.92,
+        bars = ax.bar(offsets[present], np.asarray(row, dtype=float)[present], width=width * 0.92,
                       color=entry.colour, hatch=entry.hatch, edgecolor="white", linewidth=0.5,
                       label=entry.label)
         for j, patch in zip(present, bars.patches, strict=True):

@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.typing import LineStyleType
 
 OKABE_ITO = {
     "black": "#000000",
@@ -56,14 +57,14 @@ _SPARE_COLOURS = (OKABE_ITO["sky_blue"], OKABE_ITO["reddish_purple"], OKABE_ITO[
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 # Line styles of the variants of one family; ":" is kept for estimates past an OOM.
-LINE_STYLES = ("-", "--", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)))
+LINE_STYLES: tuple[LineStyleType, ...] = ("-", "--", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)))
 # Size variants of a family, in size order, so the smallest model always gets a circle.
 _VARIANT_MARKER = {"": 0, "ti": 0, "tiny": 0, "12": 0, "xs": 1, "s": 2, "small": 2, "24": 2,
                    "b": 3, "base": 3, "36": 3, "h-ti": 4, "h-s": 5, "h-b": 6, "explicit": 1}
 _DEFAULT_IMPLS = ("", "reference", "default")
 
 FONT = "DejaVu Sans"  # ships with matplotlib, so every machine draws the same glyphs
-RC = {
+RC: dict = {  # rcParams (a plain dict: matplotlib types rc_context's keys as literals)
     "font.family": FONT,
     "font.size": 10,  # sizes chosen for the report, which shows figures at 96 px per inch
     "axes.titlesize": 11,
@@ -133,7 +134,7 @@ def marker_for(name: str, impl: str = "") -> str:
     return MARKERS[index % len(MARKERS)]
 
 
-def variant_styles(curves: Sequence[tuple[str, str]]) -> list[tuple[str, str | tuple]]:
+def variant_styles(curves: Sequence[tuple[str, str]]) -> list[tuple[str, LineStyleType]]:
     """(marker, line style) per (name, impl) drawn together: no two of one colour share either.
 
     Within a colour, curves take the slots 0, 1, 2, ... in size order (marker_for's order),
@@ -143,7 +144,7 @@ def variant_styles(curves: Sequence[tuple[str, str]]) -> list[tuple[str, str | t
     order = sorted(range(len(curves)), key=lambda i: (
         colour_for(curves[i][0]), MARKERS.index(marker_for(*curves[i])), curves[i]))
     taken: dict[str, int] = {}
-    styles: list[tuple[str, str | tuple]] = [("o", "-")] * len(curves)
+    styles: list[tuple[str, LineStyleType]] = [("o", "-")] * len(curves)
     for i in order:
         slot = taken.get(colour_for(curves[i][0]), 0)
         taken[colour_for(curves[i][0])] = slot + 1

@@ -346,7 +346,8 @@ def find_run(folder: Path, name: str, which: str) -> Path:
         raise RunNotFoundError(f"--resume last: no run of {name} in {folder}; "
                                f"{_runs_listing(folder)}")
     if text.isdigit():
-        runs = [p for p in run_files(folder) if int(RUN_NAME.match(p.stem).group(1)) == int(text)]
+        runs = [p for p in run_files(folder)
+                if (m := RUN_NAME.match(p.stem)) and int(m.group(1)) == int(text)]
         if runs:
             return runs[0]
         raise RunNotFoundError(f"--resume {text}: no run {run_id_text(int(text))} in {folder}; "
@@ -368,7 +369,9 @@ def resume_run(path: Path, provenance: Provenance) -> ResultsWriter:
     resumed = {"command": provenance.command, "date": provenance.date,
                "load_average_at_start": provenance.extra.get("load_average_at_start")}
     original.extra["resumed"] = [*original.extra.get("resumed", []), resumed]
-    original.extra.setdefault("run_id", RUN_NAME.match(path.stem).group(1))
+    match = RUN_NAME.match(path.stem)
+    assert match is not None, path  # find_run gives run files only
+    original.extra.setdefault("run_id", match.group(1))
     return ResultsWriter(path.with_suffix(""), original)
 
 
@@ -417,6 +420,7 @@ def _provenance_of(path: Path, payload: dict[str, Any]) -> Provenance:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3
                                            else "")
         raise ResultsFileError(f"{path}: provenance is malformed (missing {shown})")
+    assert isinstance(prov_raw, dict)  # a dict holding every required field
     names = {f.name for f in dataclasses.fields(Provenance)}
     return Provenance(**{k: v for k, v in prov_raw.items() if k in names})
 

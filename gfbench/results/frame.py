@@ -287,7 +287,9 @@ def check_combinable(runs: Sequence[Run]) -> list[str]:
     """Runs that --combine joins: CombineError (one line) when a machine or version differs;
     one warning line per run whose threads or load differ from the first's."""
     warnings: list[str] = []
-    first = runs[0] if runs else None
+    if not runs:
+        return warnings
+    first = runs[0]
     for run in runs[1:]:
         if (why := _differs(first, run, (*MACHINE_FIELDS, *VERSION_FIELDS))) is not None:
             raise CombineError(f"--combine refused: {first.path} and {run.path} differ in {why}; "

@@ -162,8 +162,8 @@ class BreakdownRow:
     KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group")
 
 
-ROW_TYPES: dict[str, type] = {"complexity": ComplexityRow, "robustness": RobustnessRow,
-                              "breakdown": BreakdownRow}
+ROW_TYPES: dict[str, type[ComplexityRow | RobustnessRow | BreakdownRow]] = {
+    "complexity": ComplexityRow, "robustness": RobustnessRow, "breakdown": BreakdownRow}
 
 
 def _version(module_name: str) -> str:

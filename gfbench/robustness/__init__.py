@@ -6,7 +6,30 @@ loading torch.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # static names for type checkers and IDEs; at run time __getattr__ imports them
+    from gfbench.robustness.attacks import ATTACKS as ATTACKS
+    from gfbench.robustness.attacks import PixelSpaceModel as PixelSpaceModel
+    from gfbench.robustness.attacks import fgsm as fgsm
+    from gfbench.robustness.attacks import pgd as pgd
+    from gfbench.robustness.corruptions import CORRUPTIONS as CORRUPTIONS
+    from gfbench.robustness.corruptions import corrupt as corrupt
+    from gfbench.robustness.corruptions import image_rng as image_rng
+    from gfbench.robustness.data import imagenet_wnids as imagenet_wnids
+    from gfbench.robustness.evaluate import ModelBundle as ModelBundle
+    from gfbench.robustness.evaluate import RobustnessConfig as RobustnessConfig
+    from gfbench.robustness.evaluate import RobustnessReport as RobustnessReport
+    from gfbench.robustness.evaluate import evaluate_parts as evaluate_parts
+    from gfbench.robustness.evaluate import run_robustness as run_robustness
+    from gfbench.robustness.metrics import RobustnessSummary as RobustnessSummary
+    from gfbench.robustness.metrics import summarize as summarize
+    from gfbench.robustness.metrics import summary_frame as summary_frame
+    from gfbench.robustness.protocol import ALEXNET_ERROR as ALEXNET_ERROR
+    from gfbench.robustness.protocol import ALL_CORRUPTIONS as ALL_CORRUPTIONS
+    from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS as BENCHMARK_CORRUPTIONS
+    from gfbench.robustness.protocol import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
+    from gfbench.robustness.protocol import GROUPS as GROUPS
 
 _EXPORTS = {
     "ATTACKS": "attacks", "PixelSpaceModel": "attacks", "fgsm": "attacks", "pgd": "attacks",

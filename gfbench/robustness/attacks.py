@@ -54,6 +54,9 @@ class PixelSpaceModel(nn.Module):
     """The model as a function of [0, 1] pixels: (x - mean) / std happens inside, so gradients
     and budgets live in pixel space."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.model = model

@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -38,7 +39,8 @@ from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.robustness import procedural as pc
 from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
 
-FloatFn = Callable[[np.ndarray, tuple, np.random.Generator], np.ndarray]
+# (float image, one severity's parameter: a number or a tuple, rng) -> float image
+FloatFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 # Reference parameters per severity 1..5 (Hendrycks & Dietterich's make_imagenet_c.py, in
@@ -280,7 +282,7 @@ def _frost_crop(photo: np.ndarray, height: int, width: int,
     if photo.shape[0] <= height or photo.shape[1] <= width:
         factor = 1.1 * max(height / photo.shape[0], width / photo.shape[1])
         size = (math.ceil(photo.shape[1] * factor), math.ceil(photo.shape[0] * factor))
-        photo = _uint8_roundtrip(photo, lambda im: im.resize(size, Image.BICUBIC))
+        photo = _uint8_roundtrip(photo, lambda im: im.resize(size, Image.Resampling.BICUBIC))
     top = int(rng.integers(0, photo.shape[0] - height))
     left = int(rng.integers(0, photo.shape[1] - width))
     return photo[top:top + height, left:left + width]
@@ -342,10 +344,10 @@ def _elastic_transform(x: np.ndarray, params: tuple, rng: np.random.Generator) -
     benchmarks/corruption_fidelity.py); gfbench does not follow it."""
     alpha, sigma, affine = params
     height, width = x.shape[:2]
-    centre = np.float32([height // 2, width // 2])  # used as (x, y), as the release does
+    centre = np.array([height // 2, width // 2], np.float32)  # used as (x, y), as the release does
     third = min(height, width) // 3
-    source = np.float32([centre + third, [centre[0] + third, centre[1] - third],
-                         centre - third])
+    source = np.array([centre + third, [centre[0] + third, centre[1] - third],
+                       centre - third], np.float32)
     target = source + rng.uniform(-affine, affine, size=source.shape).astype(np.float32)
     warped = pc.warp_affine(x, pc.affine_from_points(source, target))
     dx = (pc.smooth_field(rng.uniform(-1, 1, (height, width)), sigma) * alpha).astype(np.float32)
@@ -361,8 +363,8 @@ def _pixelate(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarr
     """Low resolution: box-downsample by `scale`, box-upsample back."""
     height, width = x.shape[:2]
     small = (max(1, int(width * scale)), max(1, int(height * scale)))
-    return _uint8_roundtrip(
-        x, lambda im: im.resize(small, Image.BOX).resize((width, height), Image.BOX))
+    box = Image.Resampling.BOX
+    return _uint8_roundtrip(x, lambda im: im.resize(small, box).resize((width, height), box))
 
 
 @_register("jpeg_compression")

@@ -29,8 +29,9 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".ti
 CLASS_MAPS = ("imagenet", "folders")
 GENERATION_RESIZE = 256  # ImageNet-C was made by Resize(256) + CenterCrop(224)
 GENERATION_CROP = 224
-PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
-               "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
+PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+               "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS,
+               "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 LAYOUT = "<root>/<corruption>/<severity>/<wnid>/<image>.JPEG"
 
 Resolution = tuple[int, int]
@@ -206,7 +207,8 @@ def prepare(image: Image.Image, sample: Sample, recipe: Recipe) -> np.ndarray:
     if recipe.mode == "as_is":
         return np.asarray(resize_exact(image, recipe.size, recipe.interpolation))
     if recipe.mode == "eval":
-        scale = tuple(math.floor(s / recipe.crop_pct) for s in recipe.size)
+        scale = (math.floor(recipe.size[0] / recipe.crop_pct),
+                 math.floor(recipe.size[1] / recipe.crop_pct))
         image = resize_cover(image, scale, recipe.interpolation)
         return np.asarray(center_crop(image, recipe.size))
     crop = (GENERATION_CROP, GENERATION_CROP)

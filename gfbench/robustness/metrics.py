@@ -12,6 +12,7 @@ Every value here is in percent; a metric that needs data that is absent is None.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -71,7 +72,7 @@ def _pct(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else 100.0 * numerator / denominator
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     """Mean of the values that are not None; None when none are."""
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage, signal
 
 SMALL_RADIUS = 16  # smooth_field: below this kernel radius a direct filter beats matrix products
+PadMode = Literal["constant", "edge", "reflect", "symmetric", "wrap"]  # np.pad modes
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as OpenCV's RGB2GRAY
 
 
-def correlate_channels(image: np.ndarray, kernel: np.ndarray, pad_mode: str) -> np.ndarray:
+def correlate_channels(image: np.ndarray, kernel: np.ndarray, pad_mode: PadMode) -> np.ndarray:
     """Correlate every channel of an HxWxC image with a 2D kernel (FFT; large kernels are cheap)."""
     ky, kx = kernel.shape
     pad = ((ky // 2, ky - 1 - ky // 2), (kx // 2, kx - 1 - kx // 2), (0, 0))
