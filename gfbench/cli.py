@@ -473,7 +473,7 @@ Exit code 1 when no input holds a usable row.
 
     options = gfbench.plot.PlotOptions(
         out=out, formats=gfbench.plot.parse_formats(fmt), scale=scale.value, x=x.value,
-        metric=metric.value, ref_slopes=ref_slopes, compare=tuple(compare) if compare else None,
+        metric=metric.value, ref_slopes=ref_slopes, compare=compare if compare else None,
         combine=combine)
     _show(_run(gfbench.plot.make_plots, paths, options), as_json, quiet, print_plot_report)
 
