@@ -8,13 +8,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # static names for type checkers and IDEs; at run time __getattr__ imports them
+    from gfbench.measure.breakdown import BreakdownReport as BreakdownReport
     from gfbench.measure.breakdown import BreakdownRequest as BreakdownRequest
     from gfbench.measure.breakdown import breakdown_setting as breakdown_setting
+    from gfbench.measure.breakdown import count_breakdown as count_breakdown
     from gfbench.measure.breakdown import plan_breakdown as plan_breakdown
     from gfbench.measure.breakdown import run_breakdown as run_breakdown
     from gfbench.measure.breakdown import summarise as summarise
     from gfbench.measure.compile import WatchedCompile as WatchedCompile
     from gfbench.measure.compile import compile_status as compile_status
+    from gfbench.measure.complexity import ComplexityReport as ComplexityReport
+    from gfbench.measure.complexity import run_complexity as run_complexity
     from gfbench.measure.faults import classify_failure as classify_failure
     from gfbench.measure.faults import classify_on_device as classify_on_device
     from gfbench.measure.faults import cuda_context_alive as cuda_context_alive
@@ -59,7 +63,8 @@ _EXPORTS = {
     "cpu_peak_in_child": "memory", "MemoryResult": "memory", "cuda_peak_bytes": "memory",
     "ComplexityRequest": "plan", "plan_complexity": "plan", "Setting": "setting",
     "SweepOptions": "setting", "count_setting": "setting", "time_setting": "setting",
-    "run_sweep": "sweep",
+    "run_sweep": "sweep", "run_complexity": "complexity", "ComplexityReport": "complexity",
+    "count_breakdown": "breakdown", "BreakdownReport": "breakdown",
     "SweepOutcome": "sweep", "call_in_child": "worker",
     "BreakdownRequest": "breakdown", "breakdown_setting": "breakdown",
     "plan_breakdown": "breakdown", "run_breakdown": "breakdown", "summarise": "breakdown",
