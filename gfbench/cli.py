@@ -72,6 +72,11 @@ Out = Annotated[Path | None, typer.Option(
 Json = Annotated[bool, typer.Option(
     "--json", help="Print the result as JSON (for scripts) instead of tables.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="Print nothing; just write the files.")]
+Reparam = Annotated[bool, typer.Option(
+    "--reparam", help="Fuse re-parameterisable models (RepVGG, MobileOne, FastViT, LeViT...) "
+    "to their deploy form with timm's reparameterize_model before measuring, as timm's "
+    "published tables count them; each row records it. Models with nothing to fuse are "
+    "unchanged.")]
 
 R = TypeVar("R")
 
@@ -261,8 +266,8 @@ def complexity_command(
     processes: Processes = None, threads: Threads = None, warmup_s: WarmupS = None,
     flush_l2: FlushL2 = False, optimizer: Optimizer = "", compile: Compile = False,
     channels_last: ChannelsLast = False, impl: Impl = "reference", isolate: Isolate = True,
-    fvcore: Fvcore = True, out: Out = None, resume: Resume = None, quiet: Quiet = False,
-    as_json: Json = False,
+    fvcore: Fvcore = True, reparam: Reparam = False, out: Out = None, resume: Resume = None,
+    quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """`gfbench complexity` (its help is _COMPLEXITY_HELP, built around the FLOP convention)."""
     from gfbench.measure.complexity import run_complexity
@@ -296,7 +301,7 @@ def breakdown_command(
     engine: Annotated[BreakdownEngine, typer.Option(
         help="torch: FlopCounterMode on the meta device (any size, no memory); fvcore: traced "
         "on real CPU tensors; both: one set of rows each.")] = BreakdownEngine.torch,
-    out: Out = None, quiet: Quiet = False, as_json: Json = False,
+    reparam: Reparam = False, out: Out = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """Where the FLOPs and parameters go: per module at a depth, grouped into token mixer, \
 channel MLP, norm, embedding, head and other, with the token mixer's share.
@@ -310,7 +315,7 @@ and .csv (NNNN: the next run number of the folder). Exit code 1 when a setting f
     from gfbench.render import BreakdownProgress, print_breakdown_run
 
     request = BreakdownRequest(models or (), exclude or (), resolutions or (), depth,
-                               engine.value, out)
+                               engine.value, out, reparam)
     with BreakdownProgress(enabled=not (quiet or as_json)) as progress:
         report = _run(count_breakdown, request, progress)
     _show(report, as_json, quiet, print_breakdown_run)

@@ -88,6 +88,7 @@ class SettingComparison:
     optimizer: str = ""
     run_a: str = ""  # the runs compared ('' when a side's runs are combined)
     run_b: str = ""
+    reparam: bool = False  # a model counted in its deploy form (--reparam)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def compare_rows(a: pd.Series, b: pd.Series) -> SettingComparison:
         batch_size=int(a["batch_size"]), precision=str(a["precision"]), mode=str(a["mode"]),
         status_a=str(a["status"]), status_b=str(b["status"]), metrics=tuple(metrics),
         optimizer=str(a["optimizer"]), run_a=run_name(a["run"], a["run_id"]),
-        run_b=run_name(b["run"], b["run_id"]))
+        run_b=run_name(b["run"], b["run_id"]), reparam=bool(a.get("reparam", False)))
 
 
 def _key(row: pd.Series, fields: Sequence[str]) -> tuple:
@@ -298,7 +299,7 @@ def comparison_records(comparison: Comparison) -> Iterable[dict]:
         for m in s.metrics:
             yield {"run_a": s.run_a, "run_b": s.run_b, "subject": s.subject, "name": s.name,
                    "impl": s.impl, "dim": s.dim, "side_h": s.side_h, "side_w": s.side_w,
-                   "optimizer": s.optimizer, "batch_size": s.batch_size,
+                   "optimizer": s.optimizer, "reparam": s.reparam, "batch_size": s.batch_size,
                    "precision": s.precision, "mode": s.mode, "status_a": s.status_a,
                    "status_b": s.status_b, "metric": m.metric, "a": m.a, "b": m.b,
                    "ratio": m.ratio, "verdict": m.verdict, "marked": m.marked}

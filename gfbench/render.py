@@ -745,7 +745,8 @@ def comparison_table(comparison) -> Table:
                          no_wrap=True)
     for s in comparison.settings:
         by_metric = {m.metric: m for m in s.metrics}
-        cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
+        cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else "")
+                 + (" [reparam]" if s.reparam else ""),
                  _side(s.side_h, s.side_w), *(str(getattr(s, f)) for f in varying)]
         if timed:
             latency = by_metric.get("latency_ms_p50")

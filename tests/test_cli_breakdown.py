@@ -90,3 +90,17 @@ def test_an_out_that_cannot_be_written_is_one_line_before_counting(tmp_path, mon
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "cannot write there" in err
+
+
+def test_reparam_breaks_down_the_deploy_form(tmp_path):
+    args = ["breakdown", "--models", "repvgg_a0", "--res", "224", "--depth", "0", "--json",
+            "--out", str(tmp_path)]
+    fused = runner.invoke(app, [*args, "--reparam"])
+    assert fused.exit_code == 0, fused.output
+    _, rows = read_rows(tmp_path / "0001-breakdown-d0-torch-reparam.json")
+    assert rows and all(r.reparam for r in rows)
+    assert rows[0].model_params == 8_309_384  # fused: timm's published 8.31 M
+    built = runner.invoke(app, args)
+    assert built.exit_code == 0, built.output
+    _, plain = read_rows(tmp_path / "0002-breakdown-d0-torch.json")
+    assert not any(r.reparam for r in plain) and plain[0].model_params > 9_000_000

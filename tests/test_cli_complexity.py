@@ -180,3 +180,43 @@ def test_two_concurrent_invocations_into_one_folder_keep_every_row(tmp_path):
     names = sorted(r["name"] for f in files for r in json.loads(f.read_text())["rows"])
     assert names == ["deit-ti", "resnet18"]  # gfbench names timm's deit_tiny_patch16_224 deit-ti
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.lock"))
+
+
+# timm's published counts (results/benchmark-infer-amp-nchw-pt291-cu128-4090.csv in
+# huggingface/pytorch-image-models, measured with --reparam): infer_gmacs, param_count (M)
+TIMM_DEPLOY = {"repvgg_a0": (1.36, 8.31), "mobileone_s0": (0.28, 2.08)}
+
+
+def _agrees_with_timm(row: dict, gmacs: float, mparams: float) -> bool:
+    """benchmarks/zoo_vs_timm.py's tolerance: MACs within max(1%, the table's 0.005 G
+    rounding), parameters within its 0.01 M rounding."""
+    return (abs(row["flops"] / 1e9 - gmacs) <= max(0.01 * gmacs, 0.005)
+            and abs(row["params"] / 1e6 - mparams) <= 0.01)
+
+
+def test_reparam_counts_the_deploy_form_timm_publishes(tmp_path):
+    args = ["complexity", "--models", ",".join(TIMM_DEPLOY), "--res", "224",
+            "--metrics", "flops,params", "--json", "--out", str(tmp_path)]
+    fused = runner.invoke(app, [*args, "--reparam"])
+    assert fused.exit_code == 0, fused.output
+    rows = {r["name"]: r for r in json.loads(fused.output)["rows"]}
+    for name, (gmacs, mparams) in TIMM_DEPLOY.items():
+        row = rows[name]
+        assert row["reparam"] is True and row["flops_engine"] == "fvcore", row
+        assert _agrees_with_timm(row, gmacs, mparams), (name, row["flops"], row["params"])
+    built = runner.invoke(app, [*args, "--no-fvcore"])
+    assert built.exit_code == 0, built.output
+    for row in json.loads(built.output)["rows"]:  # the training-time branches: not timm's
+        assert row["reparam"] is False
+        assert not _agrees_with_timm(row, *TIMM_DEPLOY[row["name"]])
+    assert (tmp_path / "0001-complexity-models-meta-b1-fp32-infer-reparam.json").exists()
+
+
+def test_reparam_with_mixers_fails_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gfbench", "complexity", "--mixers", "attention",
+                                      "--reparam"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "--reparam applies to --models" in err

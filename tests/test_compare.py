@@ -193,3 +193,11 @@ def test_cli_json_is_the_comparison(tmp_path):
     assert latency == dataclasses.asdict(_metric(compare_runs(a, b).settings[0],
                                                  "latency_ms_p50"))
     assert latency["ratio"] == pytest.approx(3.0) and latency["verdict"] == BEYOND
+
+
+def test_the_deploy_form_pairs_only_with_the_deploy_form(tmp_path):
+    a = _write(tmp_path / "a", [_row("repvgg_a0", flops=1.5e9),
+                                _row("repvgg_a0", flops=1.36e9, reparam=True)])
+    b = _write(tmp_path / "b", [_row("repvgg_a0", flops=1.36e9, reparam=True)])
+    (setting,) = compare_runs(a, b).settings
+    assert setting.reparam and _metric(setting, "flops").verdict == SAME

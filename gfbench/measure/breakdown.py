@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 from torch import nn
 
 from gfbench.defaults import DEFAULT_OUT, FLOP_CONVENTION
@@ -229,8 +228,9 @@ def breakdown_parts(model: nn.Module, counts: FlopCount, depth: int
 
 
 def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: FlopCount,
-                   depth: int, tokens: int | None) -> list[BreakdownRow]:
-    """The rows of one (model, resolution, engine): module order, roles in GROUPS order."""
+                   depth: int, tokens: int | None, reparam: bool = False) -> list[BreakdownRow]:
+    """The rows of one (model, resolution, engine): module order, roles in GROUPS order
+    (``reparam``: the model is in its deploy form, which the rows record)."""
     parts = breakdown_parts(model, counts, depth)
     total = counts.total
     total_params = sum(part.params for part in parts.values())
@@ -246,7 +246,7 @@ def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: F
             params=part.params, flops_share=part.flops / total if total else None,
             params_share=part.params / total_params if total_params else None,
             model_flops=total, model_params=total_params,
-            uncounted_ops=format_uncounted(part.uncounted)))
+            uncounted_ops=format_uncounted(part.uncounted), reparam=reparam))
     return rows
 
 
@@ -258,26 +258,36 @@ def _tokens(model: nn.Module) -> int | None:
     return None if grid is None else grid[0] * grid[1]
 
 
-def _builder(name: str, size: tuple[int, int]) -> Callable[[], nn.Module]:
-    """A zero-argument function that builds the model at the size (on the current device)."""
+def _builder(name: str, size: tuple[int, int], reparam: bool = False
+             ) -> Callable[[], nn.Module]:
+    """A zero-argument function that builds the model at the size (on the current device),
+    fused to its deploy form with ``reparam``."""
     from gfbench.models import create_model
+    from gfbench.models.meta import reparameterise
 
-    return lambda: create_model(name, img_size=size)
+    def build() -> nn.Module:
+        model = create_model(name, img_size=size)
+        return reparameterise(model) if reparam else model
+
+    return build
 
 
 def breakdown_setting(name: str, size: tuple[int, int], depth: int,
-                      engine: str = "torch") -> list[BreakdownRow]:
-    """The breakdown rows of one model at one resolution with one engine."""
+                      engine: str = "torch", reparam: bool = False) -> list[BreakdownRow]:
+    """The breakdown rows of one model at one resolution with one engine (``reparam``: in its
+    deploy form, as fused by timm's reparameterize_model)."""
+    from gfbench.models.meta import on_meta
+
     if engine not in ENGINES:
         raise GfbenchError(f"--engine {engine!r} is not one of {', '.join(ENGINE_CHOICES)}")
-    builder = _builder(name, size)
-    with torch.device("meta"):
+    builder = _builder(name, size, reparam)
+    with on_meta():
         model = builder()
     check_depth(name, model, depth)
-    # the torch engine counts this meta model itself; fvcore traces a CPU build of its own
+    # the torch engine counts this meta model itself; fvcore traces a CPU copy of its own
     counts = count_flops(model if engine == "torch" else builder, (1, 3, *size), engine)
     return breakdown_rows(getattr(model, "gfbench_name", name), size, model, counts, depth,
-                          _tokens(model))
+                          _tokens(model), reparam)
 
 
 # --- planning and running --------------------------------------------------------------------
@@ -293,6 +303,7 @@ class BreakdownRequest:
     depth: int = DEFAULT_DEPTH
     engine: str = "torch"
     out: Path | None = None
+    reparam: bool = False  # fuse re-parameterisable models to their deploy form first
 
 
 @dataclass(frozen=True)
@@ -303,13 +314,14 @@ class BreakdownPlan:
     depth: int
     engines: tuple[str, ...]
     folder: Path
-    name: str  # the runs' descriptive name: breakdown-d<depth>-<engine>
+    name: str  # the runs' descriptive name: breakdown-d<depth>-<engine>[-reparam]
+    reparam: bool = False
 
 
 def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
                    ) -> BreakdownPlan:
     """Validate a request (GfbenchError, one line, on the first problem) before counting."""
-    from gfbench.models import check_size_texts, chosen_models, create_model, model_sizes
+    from gfbench.models import check_size_texts, chosen_models, model_sizes
 
     if request.engine not in ENGINE_CHOICES:
         raise GfbenchError(f"--engine {request.engine!r} is not one of "
@@ -320,22 +332,25 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
     check_size_texts(request.resolutions)
     settings = tuple((name, size) for name in chosen_models(request.models, request.exclude)
                      for size in model_sizes(name, request.resolutions))
+    from gfbench.models.meta import on_meta
+
     for name, size in settings:  # every setting must build, at the depth asked: fail now
-        with torch.device("meta"):
-            model = create_model(name, img_size=size)
+        with on_meta():
+            model = _builder(name, size, request.reparam)()
         check_depth(name, model, request.depth)
     engines = ENGINES if request.engine == "both" else (request.engine,)
+    suffix = "-reparam" if request.reparam else ""
     return BreakdownPlan(settings, request.depth, engines, folder,
-                         f"breakdown-d{request.depth}-{request.engine}")
+                         f"breakdown-d{request.depth}-{request.engine}{suffix}", request.reparam)
 
 
 def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
-                exc: Exception) -> BreakdownRow:
+                exc: Exception, reparam: bool = False) -> BreakdownRow:
     """The one row of a setting an engine could not count (the run goes on)."""
     message = first_line(exc)
     return BreakdownRow(name=name, res_h=size[0], res_w=size[1], tokens=None, engine=engine,
                         depth=depth, module=MODEL_LABEL, own=False, group="", status="error",
-                        error=message)
+                        error=message, reparam=reparam)
 
 
 def run_breakdown(plan: BreakdownPlan,
@@ -348,17 +363,17 @@ def run_breakdown(plan: BreakdownPlan,
     """
     provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
                                     else "meta", depth=plan.depth, engines=list(plan.engines),
-                                    load_average_at_start=load_average())
+                                    reparam=plan.reparam, load_average_at_start=load_average())
     with new_run(plan.folder, plan.name, provenance) as writer:
         try:
             for name, size in plan.settings:
                 for engine in plan.engines:
                     try:
-                        rows = breakdown_setting(name, size, plan.depth, engine)
+                        rows = breakdown_setting(name, size, plan.depth, engine, plan.reparam)
                     except GfbenchError:
                         raise
                     except Exception as exc:  # one engine's failure must not lose the others
-                        rows = [_failed_row(name, size, engine, plan.depth, exc)]
+                        rows = [_failed_row(name, size, engine, plan.depth, exc, plan.reparam)]
                     writer.extend(rows)
                     if on_done:
                         on_done(name, size, engine)

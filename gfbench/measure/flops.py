@@ -5,8 +5,9 @@
   counts in a fraction of a second although its attention matrices would need tens of GB.
 * ``engine="fvcore"``: fvcore's ``FlopCountAnalysis``, which traces the model with real
   tensors (it cannot trace timm's models on meta): use it where the model fits in memory.
-  A model it builds gets zeros instead of random weights (values never change a count,
-  and random initialisation of a large model takes seconds).
+  A model it builds is built on meta and given zeroed CPU storage
+  (``gfbench.models.meta.materialise``) instead of random weights: values never change a
+  count, and random initialisation of a large model takes seconds.
 
 Both use ``gfbench.measure.handles`` (FFT, complex product, SDPA, pooling, normalisation),
 report what stayed uncounted, and never print. They agree exactly on gfbench's models and
@@ -173,12 +174,14 @@ class UncountedOps(TorchDispatchMode):
 
 
 def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
-    """The model on the meta device: built there, or a copy moved there."""
+    """The model on the meta device: built there (no initialisation), or a copy moved there."""
     if isinstance(model_or_builder, nn.Module):
         if all(p.is_meta for p in model_or_builder.parameters()):
             return model_or_builder
         return copy.deepcopy(model_or_builder).to("meta")
-    with torch.device("meta"):
+    from gfbench.models.meta import on_meta  # (gfbench.models imports timm: bare mixers don't)
+
+    with on_meta():
         return model_or_builder()
 
 
@@ -223,22 +226,42 @@ class _ZeroInit(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _build_for_tracing(model_or_builder: ModelOrBuilder) -> nn.Module:
-    """The module itself, or one built on the CPU with zeroed parameters."""
-    if isinstance(model_or_builder, nn.Module):
-        return model_or_builder
-    with _ZeroInit():
-        return model_or_builder()
+def _built_for_tracing(builder: Callable[[], nn.Module], on_cpu: bool) -> nn.Module:
+    """The builder's module on real CPU tensors without random initialisation: built on meta
+    and materialised (zeroed storage, timm's computed buffers recomputed), or with
+    ``on_cpu`` built on the CPU with its parameters' initialisation turned into zeros."""
+    from gfbench.models.meta import materialise, on_meta
+
+    if on_cpu:
+        with _ZeroInit():
+            return builder()
+    with on_meta():
+        model = builder()
+    return materialise(model)
 
 
 def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """fvcore's FlopCountAnalysis with gfbench's handles, traced once on real tensors (CPU when
-    built here); its inclusive by-module counts and unsupported ops taken apart into own parts."""
+    """fvcore's count of a module (a meta one is materialised first) or of a builder's module,
+    built on meta and materialised; where that one cannot be traced (a buffer whose values
+    matter that timm cannot recompute), built again on the CPU with zeroed parameters."""
+    from gfbench.models.meta import is_meta, materialise
+
+    if isinstance(model_or_builder, nn.Module):
+        model = model_or_builder
+        return _trace_fvcore(materialise(model) if is_meta(model) else model, input_shape)
+    try:
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=False), input_shape)
+    except Exception:  # the CPU build is the reference: its failure is the error
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=True), input_shape)
+
+
+def _trace_fvcore(model: nn.Module, input_shape: Sequence[int]) -> FlopCount:
+    """fvcore's FlopCountAnalysis with gfbench's handles, traced once on the model's real
+    tensors; its inclusive by-module counts and unsupported ops taken apart into own parts."""
     with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
 
-    model = _build_for_tracing(model_or_builder)
     model = model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
     example = torch.zeros(*input_shape, device=device)

@@ -66,6 +66,7 @@ class ComplexityRequest:
     warmup_s: float | None = None  # least warm-up time (None: 0.5 s on CUDA, 0 on the CPU)
     flush_l2: bool = False  # evict the cache before every timed call
     processes: int | None = None  # fresh processes the repeats are spread over (None: default)
+    reparam: bool = False  # models: fuse re-parameterisable ones to their deploy form first
 
 
 @dataclass
@@ -124,7 +125,8 @@ def _model_settings(request: ComplexityRequest, common: dict) -> list[Setting]:
     check_size_texts(request.resolutions)  # every size's syntax now, before any model is built
     if request.num_classes is not None and request.num_classes < 0:
         raise GfbenchError(f"--num-classes {request.num_classes} must be >= 0 (0: no head)")
-    return [Setting("model", name, h, w, num_classes=request.num_classes, **common)
+    return [Setting("model", name, h, w, num_classes=request.num_classes,
+                    reparam=request.reparam, **common)
             for name in chosen_models(request.models, request.exclude)
             for h, w in model_sizes(name, request.resolutions)]
 
@@ -169,6 +171,9 @@ def _check_conflicts(request: ComplexityRequest) -> None:
         raise GfbenchError("--tokens applies to --mixers; models take --res")
     if request.mixers and (request.exclude or request.num_classes is not None):
         raise GfbenchError("--exclude and --num-classes apply to --models, not to --mixers")
+    if request.mixers and request.reparam:
+        raise GfbenchError("--reparam applies to --models (it fuses a model's training-time "
+                           "branches), not to --mixers")
     if request.channels_last and request.mixers:
         raise GfbenchError("--channels-last applies to models (NCHW images), not to mixers")
     if request.threads is not None and request.threads < 1:
@@ -236,7 +241,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
     name = (f"complexity-{subject}s-{device_kind(device)}-b{batch_part}-{request.precision}-"
-            f"{request.mode}")
+            f"{request.mode}{'-reparam' if request.reparam else ''}")
     if request.resume is not None and dist.is_main:  # a run that is not there: fail now
         find_run(folder, name, request.resume)
     extra = {"metrics": sorted(metrics), "warmup": warmup, "repeat": repeat,
@@ -244,7 +249,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "channels_last": request.channels_last, "isolated": request.isolate,
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
-             "flush_l2": request.flush_l2, "processes": options.processes}
+             "flush_l2": request.flush_l2, "processes": options.processes,
+             "reparam": request.reparam}
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,
                      request.isolate, threads, dist, extra)

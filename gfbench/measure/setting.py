@@ -11,9 +11,10 @@ No step inherits anything from another, so a timed number is the same inside a s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ from gfbench.measure.memory import (
     is_out_of_memory,
     measure_step_peak,
 )
+from gfbench.measure.quality import available_cores, free_cores, load_average
 from gfbench.measure.timing import make_step, summarize, time_step
 from gfbench.results import ComplexityRow, row_key
 
@@ -57,6 +59,7 @@ class Setting:
     impl: str = "reference"  # the global filter that runs: "reference" or "fast"
     num_classes: int | None = None  # models only: None keeps the model's own default
     optimizer: str = ""  # train mode: the optimizer whose update is part of the step
+    reparam: bool = False  # models only: fused to the deploy form before measuring
 
     def row(self) -> ComplexityRow:
         """An empty row of this setting (its key is the resume key): a model's sides are its
@@ -69,7 +72,8 @@ class Setting:
                              grid_w=self.res_w if mixer else None, tokens=None,
                              batch_size=self.batch_size, precision=self.precision,
                              mode=self.mode, device=self.device, dim=self.dim, impl=self.impl,
-                             num_classes=self.num_classes, optimizer=self.optimizer)
+                             num_classes=self.num_classes, optimizer=self.optimizer,
+                             reparam=self.reparam)
 
     def key(self) -> tuple:
         """The results-file key of this setting."""
@@ -124,13 +128,20 @@ def input_shape(setting: Setting, batch_size: int) -> tuple[int, ...]:
 
 
 def builder(setting: Setting) -> Callable[[], nn.Module]:
-    """A zero-argument function that builds the setting's module (on the current device)."""
+    """A zero-argument function that builds the setting's module (on the current device), in
+    its deploy form when the setting asks for it."""
     if setting.subject == "model":
         from gfbench.models import create_model
+        from gfbench.models.meta import reparameterise
 
         extra = {} if setting.num_classes is None else {"num_classes": setting.num_classes}
-        return lambda: create_model(setting.name, img_size=(setting.res_h, setting.res_w),
-                                    impl=setting.impl, **extra)
+
+        def build() -> nn.Module:
+            model = create_model(setting.name, img_size=(setting.res_h, setting.res_w),
+                                 impl=setting.impl, **extra)
+            return reparameterise(model) if setting.reparam else model
+
+        return build
     return lambda: build_mixer(setting.name, setting.mixer_dim, setting.res_h, setting.res_w,
                                impl=setting.impl)
 
@@ -138,13 +149,13 @@ def builder(setting: Setting) -> Callable[[], nn.Module]:
 def build_step(subject: str, name: str, res_h: int, res_w: int, batch_size: int,
                precision: str, mode: str, device: str, dim: int | None = None,
                impl: str = "reference", num_classes: int | None = None, compile: bool = False,
-               channels_last: bool = False, optimizer: str = ""):
+               channels_last: bool = False, optimizer: str = "", reparam: bool = False):
     """Build the module and its input on the device and return one measurable step.
 
     Module-level with JSON-friendly arguments so that a child process can call it too.
     """
     setting = Setting(subject, name, res_h, res_w, batch_size, precision, mode, device, dim,
-                      impl, num_classes)
+                      impl, num_classes, reparam=reparam)
     with torch.device(device):
         model = builder(setting)()
     example = torch.randn(*input_shape(setting, batch_size), device=device)
@@ -182,16 +193,19 @@ def _cross_check(row: ComplexityRow, fvcore_flops: float) -> None:
 
 
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
-    """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device.
+    """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device
+    (built there without initialising weights; fvcore traces zeroed CPU storage, see
+    gfbench.models.meta).
 
     The token grid is recorded during the torch engine's forward (no forward of its own);
     without a FLOP count it is read on its own. A FLOP count that no engine could make is an
     error row.
     """
     from gfbench.models import record_token_grid, token_grid
+    from gfbench.models.meta import on_meta
 
     build = builder(setting)
-    with torch.device("meta"):
+    with on_meta():
         meta_model = build()
     row.params = count_params(meta_model)
     grid_seen = None
@@ -235,12 +249,29 @@ def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:
     note(row, first_line(exc))
 
 
+@contextlib.contextmanager
+def counting_threads() -> Iterator[int]:
+    """Torch's CPU threads lowered, while counting, to the cores other work leaves free (one at
+    least): fvcore traces a single image, and oversubscribed threads spin (on a 2-core machine
+    at load 4, two threads traced DeiT-S four times slower than one). No count depends on
+    the threads; the previous number is restored afterwards."""
+    before = torch.get_num_threads()
+    load = load_average()
+    free = free_cores(load[0], available_cores()) if load else before
+    torch.set_num_threads(max(1, min(before, free)))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def count_setting(setting: Setting, options: SweepOptions) -> ComplexityRow:
     """The setting's row with its counts (meta device: nothing allocated). A model that cannot
     be built has no ``params`` and an error; nothing is measured on the device for it then."""
     row = setting.row()
     try:
-        _count(setting, options, row)
+        with counting_threads():
+            _count(setting, options, row)
     except Exception as exc:  # recorded, and the sweep goes on
         _fail(row, exc, "meta")
     return row

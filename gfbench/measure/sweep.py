@@ -304,14 +304,16 @@ def planned_rows(outcome: SweepOutcome, plan: SweepPlan) -> list[ComplexityRow]:
 
 
 def complexity_title(plan: SweepPlan) -> str:
-    """What the table measured, in one line: device, batch, precision, mode."""
+    """What the table measured, in one line: device, batch, precision, mode (and the deploy
+    form when --reparam fused the models)."""
+    form = ", deploy form (--reparam)" if any(s.reparam for s in plan.settings) else ""
     if plan.device == "meta":
-        return "gfbench complexity: counted on the meta device"
+        return f"gfbench complexity: counted on the meta device{form}"
     where = (torch.cuda.get_device_name(torch.device(plan.device))
              if plan.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)")
     batches = sorted({s.batch_size for s in plan.settings})
     first = plan.settings[0] if plan.settings else None
     batch = "batch " + ",".join(map(str, batches))
     setting = f", {batch}, {first.precision}, {first.mode}" if first else ""
-    return f"gfbench complexity: {where}{setting}"
+    return f"gfbench complexity: {where}{setting}{form}"
 

@@ -14,6 +14,7 @@ from torch import nn
 from gfbench.errors import CheckpointError, first_line
 from gfbench.models.factory import canonical_name, create_model, timm_name
 from gfbench.models.gfnet import GFNet, GFNetPyramid, resize_state_dict
+from gfbench.models.meta import on_meta
 
 WRAPPER_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
 
@@ -193,7 +194,7 @@ def load_checkpoint(path: str | Path, model: str | nn.Module | None = None,
 
 def _class_count(state_dict: dict[str, torch.Tensor], name: str) -> int:
     """Rows of the classifier the model names in its timm config ('head', 'fc', 'head.fc')."""
-    with torch.device("meta"):
+    with on_meta():
         probe = create_model(name)
     classifier = getattr(probe, "pretrained_cfg", {}).get("classifier") or "head"
     for prefix in (classifier,) if isinstance(classifier, str) else tuple(classifier):

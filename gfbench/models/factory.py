@@ -18,6 +18,7 @@ from torch import nn
 
 from gfbench.errors import ResolutionError, UnknownNameError, first_line
 from gfbench.models import gfnet as _gfnet  # noqa: F401  (importing it registers gfnet_* in timm)
+from gfbench.models.meta import on_meta
 
 Resolution = tuple[int, int]
 
@@ -210,7 +211,7 @@ def native_resolution(name: str) -> Resolution:
         return 224, 224
     cfg = timm.models.get_pretrained_cfg(canonical)
     if cfg is None:  # an architecture without any pretrained tag: its built default
-        with torch.device("meta"):
+        with on_meta():
             cfg_dict = cast(dict, timm.create_model(canonical.split(".")[0]).pretrained_cfg)
         input_size = cfg_dict.get("input_size", (3, 224, 224))
     else:
@@ -377,7 +378,7 @@ def token_grid(model: nn.Module, input_shape: Sequence[int] | None = None) -> Re
 
 def count_params_on_meta(name: str, img_size: int | str | Sequence[int] = 224) -> int:
     """Parameter count of a model built on the meta device (no memory, no init cost)."""
-    with torch.device("meta"):
+    with on_meta():
         model = create_model(name, img_size=img_size)
     return sum(p.numel() for p in model.parameters())
 

@@ -195,6 +195,8 @@ def _describe_variation(key: dict, varying: set[str]) -> str:
         parts.append(f"{int(key['threads'])} threads")
     if "num_classes" in varying and _hashable(key["num_classes"]) is not None:
         parts.append(f"{int(key['num_classes'])} classes")
+    if "reparam" in varying and key["reparam"]:
+        parts.append("reparam")
     return " ".join(parts)
 
 

@@ -14,7 +14,7 @@ from gfbench.errors import GfbenchError
 SETTING_FIELDS = ("device_label", "batch_size", "precision", "mode")
 # What makes two complexity rows the same curve within one setting.
 LINE_FIELDS = ("subject", "name", "impl", "dim", "compile", "channels_last", "threads",
-               "num_classes", "optimizer")
+               "num_classes", "optimizer", "reparam")
 
 
 class NothingToPlotError(GfbenchError):

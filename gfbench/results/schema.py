@@ -97,9 +97,13 @@ class ComplexityRow:
     processes: int | None = None  # fresh processes the timed calls were spread over (pooled)
     grid_h: int | None = None  # mixers: the token grid the bare mixer is given; None for models
     grid_w: int | None = None
+    # models: counted (and run) in the deploy form timm's reparameterize_model fuses to; files
+    # written before the field existed hold the form as built (False)
+    reparam: bool = False
 
     KEY_FIELDS = ("subject", "name", "impl", "res_h", "res_w", "grid_h", "grid_w", "dim",
-                  "batch_size", "precision", "mode", "device", "num_classes", "optimizer")
+                  "batch_size", "precision", "mode", "device", "num_classes", "optimizer",
+                  "reparam")
 
     def __post_init__(self) -> None:
         """Old files (and callers) gave a mixer's token grid as res_h/res_w: move it to grid."""
@@ -158,8 +162,10 @@ class BreakdownRow:
     uncounted_ops: str = ""  # "op:calls;..." this row's modules ran that no rule counted
     status: str = "ok"  # ok | error (one row, module "(model)", when the engine failed)
     error: str = ""
+    reparam: bool = False  # the deploy form timm's reparameterize_model fuses to (old files: no)
 
-    KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group")
+    KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group",
+                  "reparam")
 
 
 ROW_TYPES: dict[str, type[ComplexityRow | RobustnessRow | BreakdownRow]] = {
@@ -185,6 +191,17 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _platform_text() -> str:
+    """platform.platform() on Linux without its processor part: Python reads that by running
+    `uname -p`, a child process (forking a process that holds torch costs tens of ms) that a
+    count-only run must not start. It is dropped there whenever it is unknown or the machine."""
+    if platform.system() != "Linux":
+        return platform.platform()
+    libc, version = platform.libc_ver()
+    parts = (platform.system(), platform.release(), platform.machine(), "with", libc + version)
+    return "-".join(part.strip().replace(" ", "_") for part in parts if part)
 
 
 def _driver_version() -> str:
@@ -226,7 +243,7 @@ def collect_provenance(kind: str, device: str = "cpu", argv: Sequence[str] | Non
         torch_version=torch.__version__,
         timm_version=_version("timm"),
         fvcore_version=_version("fvcore"),
-        platform=platform.platform(),
+        platform=_platform_text(),
         cpu_model=_cpu_model(),
         cpu_threads=os.cpu_count() or 0,
         torch_threads=torch.get_num_threads(),

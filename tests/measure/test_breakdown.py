@@ -199,10 +199,10 @@ def test_run_writes_a_breakdown_file_and_keeps_going_after_an_engine_fails(tmp_p
                                                                            monkeypatch):
     real = bd.breakdown_setting
 
-    def fvcore_fails(name, size, depth, engine="torch"):
+    def fvcore_fails(name, size, depth, engine="torch", reparam=False):
         if engine == "fvcore":
             raise RuntimeError("tracing failed\nsecond line")
-        return real(name, size, depth, engine)
+        return real(name, size, depth, engine, reparam)
 
     monkeypatch.setattr(bd, "breakdown_setting", fvcore_fails)
     plan = bd.plan_breakdown(bd.BreakdownRequest(models=("deit-ti",), resolutions=("112",),

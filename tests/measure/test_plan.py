@@ -30,6 +30,7 @@ def _plan(tmp_path, **overrides):
     ({"batch_sizes": (0,)}, "--batch-size 0 is not a whole number >= 1"),
     ({"exclude": ("deit",)}, "--exclude and --num-classes apply to --models"),
     ({"threads": 0}, "--threads 0 must be >= 1"),
+    ({"reparam": True}, "--reparam applies to --models"),
 ])
 def test_bad_requests_fail_first_in_one_line(tmp_path, overrides, message):
     with pytest.raises(GfbenchError, match=message.replace("(", r"\(")) as info:
@@ -134,3 +135,13 @@ def test_train_step_options_reach_the_settings_and_the_key(tmp_path):
         _plan(tmp_path, optimizer="sgd")
     with pytest.raises(GfbenchError, match="--optimizer 'lion' is not one of sgd, adamw"):
         _plan(tmp_path, mode="train", optimizer="lion")
+
+
+def test_reparam_reaches_the_model_settings_the_key_the_run_name_and_provenance(tmp_path):
+    request = {"models": ("repvgg_a0",), "resolutions": ("224",), "metrics": ("flops",)}
+    fused = plan_complexity(ComplexityRequest(**request, reparam=True), results_dir=tmp_path)
+    built = plan_complexity(ComplexityRequest(**request), results_dir=tmp_path)
+    (setting,) = fused.settings
+    assert setting.reparam and setting.row().reparam and not built.settings[0].reparam
+    assert setting.key() != built.settings[0].key()  # both forms can share a results file
+    assert fused.name == built.name + "-reparam" and fused.extra["reparam"] is True

@@ -132,3 +132,20 @@ def test_num_classes_overrides_the_default():
 ])
 def test_native_resolution_is_timms_input_size(name, native):
     assert gfbench.models.native_resolution(name) == native
+
+
+@pytest.mark.parametrize("name", ["resnet18", "swin_tiny_patch4_window7_224",
+                                  "vit_base_patch16_siglip_224"])
+def test_fvcore_counts_zeroed_storage_as_it_counts_random_weights(name):
+    """fvcore's count of the fast path (built on meta, given zeroed CPU storage) equals its
+    count of the model built and randomly initialised as timm builds it: counts depend on
+    shapes, not values."""
+    from gfbench.measure.flops import _built_for_tracing, _trace_fvcore
+
+    def build():
+        return gfbench.create_model(name)
+
+    fast = _trace_fvcore(_built_for_tracing(build, on_cpu=False), (1, 3, 224, 224))
+    initialised = count_flops(build(), (1, 3, 224, 224), engine="fvcore")
+    assert fast.module_flops == initialised.module_flops
+    assert fast.module_uncounted == initialised.module_uncounted

@@ -439,3 +439,14 @@ def test_the_fits_table_shows_r2_only_where_three_or_more_points_were_fitted(gpu
     assert (points == 2).any() and (points >= 3).any()  # the synthetic run has both
     assert (table.loc[points == 2, "r² (log-log)"] == "").all()
     assert (table.loc[points >= 3, "r² (log-log)"] != "").all()
+
+
+def test_the_deploy_form_is_a_curve_of_its_own(tmp_path):
+    from gfbench.plot.complexity import curves_of
+
+    rows = [model_row("repvgg_a0", res) for res in RESOLUTIONS]
+    fused = [model_row("repvgg_a0", res, scale=0.8) for res in RESOLUTIONS]
+    for row in fused:
+        row.reparam = True
+    frame = _frame(tmp_path, rows + fused)
+    assert sorted(c.label for c in curves_of(frame)) == ["repvgg_a0", "repvgg_a0 reparam"]

@@ -248,3 +248,34 @@ def test_a_refused_write_is_one_line_and_leaves_the_last_complete_file(tmp_path,
     assert (tmp_path / "run.json").read_text() == before
     assert not list(tmp_path.glob("*.tmp"))
     writer.close()
+
+
+def test_files_written_before_reparam_load_as_the_built_form(tmp_path):
+    """The committed runs predate the field: their rows are the form as built, same keys."""
+    committed = Path(__file__).resolve().parents[2] / "results"
+    path = sorted(committed.glob("*-complexity-models-*.json"))[0]
+    assert "reparam" not in json.loads(path.read_text())["rows"][0]
+    _, rows = read_rows(path)
+    assert rows and not any(r.reparam for r in rows)
+    assert row_key(rows[0])[-1] is False
+    _, frame = read_results(path)
+    assert not frame["reparam"].any()
+
+
+def test_csv_is_written_without_pandas_and_reads_back_with_it(tmp_path):
+    code = ("import sys\nfrom gfbench.results import ResultsWriter, ComplexityRow, "
+            "collect_provenance\n"
+            f"w = ResultsWriter({str(tmp_path / 'run')!r}, collect_provenance('complexity'))\n"
+            "w.add(ComplexityRow('model', 'a,b \"x\"', 224, 224, 196, 1, 'fp32', 'infer', 'meta',"
+            " flops=1.5e9, params=7, reparam=True))\n"
+            "w.add(ComplexityRow('model', 'c', 224, 224, None, 1, 'fp32', 'infer', 'meta', "
+            "status='error', error='line; two'))\n"
+            "print('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+    frame = pd.read_csv(tmp_path / "run.csv", comment="#")
+    assert list(frame["name"]) == ['a,b "x"', "c"]
+    assert frame["flops"][0] == 1.5e9 and frame["params"][0] == 7
+    assert pd.isna(frame["flops"][1]) and pd.isna(frame["tokens"][1])
+    assert list(frame["reparam"]) == [True, False] and frame["error"][1] == "line; two"
