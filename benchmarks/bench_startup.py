@@ -1,22 +1,41 @@
-"""Start-up time of the CLI: `gfbench --help`, `--version`, `plot --help` and `complexity
---help`, as the median wall time of fresh interpreters, plus the slowest imports of one of them.
+"""Start-up time of the CLI, as wall times of fresh interpreters.
 
-    python benchmarks/bench_startup.py [--runs 7]
+Two parts:
 
-Target: --help and --version under 0.5 s on a 2-core CPU; nothing of torch or timm loaded.
+* the light commands: `gfbench --help`, `--version`, `plot --help`, `complexity --help`
+  (target: under 0.5 s on a 2-core CPU; nothing of torch or timm loaded);
+* one model counted end to end, ``gfbench complexity --models deit --res 224 --metrics
+  flops,params`` (fvcore's cross-check on, as by default, and with ``--no-fvcore``), against
+  ``python -c "import torch, timm"``, the floor any count pays (target: within 1.25x of it).
+  The commands run interleaved, round after round, so a machine whose load changes moves
+  them alike; each round's ratio is taken within the round. ``--tree PATH`` times another
+  checkout's gfbench the same way (e.g. the main branch, to show a change). Bytecode: an
+  installed package has its modules compiled, so by default every call reads compiled
+  bytecode from a cache folder outside the trees (``--bytecode none``: gfbench's modules are
+  compiled at every start, as under PYTHONDONTWRITEBYTECODE=1 with a source checkout).
+
+    python benchmarks/bench_startup.py [--runs 7] [--rounds 15] [--tree /work/main]
+        [--bytecode cached|none] [--out benchmarks/startup]
+    # --out writes bench_startup-<bytecode>.csv (every call) and .md (the summary)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 COMMANDS = (["--help"], ["--version"], ["plot", "--help"], ["complexity", "--help"])
 TARGET_S = 0.5
+COUNT = ["complexity", "--models", "deit", "--res", "224", "--metrics", "flops,params"]
+COUNT_TARGET = 1.25
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wall_times(args: list[str], runs: int) -> list[float]:
@@ -43,14 +62,11 @@ def slowest_imports(args: list[str], count: int = 6) -> list[tuple[int, str]]:
     return sorted(entries, reverse=True)[:count]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per command")
-    args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+def light_commands(runs: int) -> None:
+    """The --help/--version part: median per command, the slowest imports, the verdict."""
     worst = 0.0
     for command in COMMANDS:
-        median = statistics.median(wall_times(command, args.runs))
+        median = statistics.median(wall_times(command, runs))
         worst = max(worst, median) if len(command) == 1 else worst
         print(f"gfbench {' '.join(command):<18} median {median * 1000:7.0f} ms")
     print("slowest imports of `gfbench --help` (cumulative ms):")
@@ -58,6 +74,110 @@ def main() -> None:
         print(f"  {micros / 1000:8.1f}  {name}")
     verdict = "meets" if worst < TARGET_S else "misses"
     print(f"worst median {worst * 1000:.0f} ms: {verdict} the {TARGET_S * 1000:.0f} ms target")
+
+
+def count_variants(trees: dict[str, Path], out: Path, bytecode: str
+                   ) -> dict[str, tuple[list[str], dict]]:
+    """label -> (argv, environment) of every timed call: the floor, then each tree's count
+    with and without fvcore's cross-check (each writing into its own folder under ``out``)."""
+    drop = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    base = {k: v for k, v in os.environ.items() if k not in drop}
+    if bytecode == "cached":  # compiled once (the untimed round), outside the trees
+        base["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "gfbench-bench-pycache")
+    else:
+        base["PYTHONDONTWRITEBYTECODE"] = "1"
+    variants = {"import torch, timm": ([sys.executable, "-c", "import torch, timm"], base)}
+    for label, tree in trees.items():
+        env = {**base, "PYTHONPATH": str(tree)}
+        for extra, name in (([], "count"), (["--no-fvcore"], "count --no-fvcore")):
+            argv = [sys.executable, "-m", "gfbench", *COUNT, *extra, "--out",
+                    str(out / f"{label}-{len(extra)}")]
+            variants[f"{name} [{label}]"] = (argv, env)
+    return variants
+
+
+def interleaved(variants: dict[str, tuple[list[str], dict]], rounds: int) -> list[dict]:
+    """Every variant once per round, in turn, each in a fresh process: one record a call."""
+    records = []
+    for index in range(rounds):
+        for label, (argv, env) in variants.items():
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            records.append({"round": index, "variant": label,
+                            "seconds": round(time.perf_counter() - start, 4),
+                            "load1": round(os.getloadavg()[0], 2)})
+    return records
+
+
+def _quantiles(values: list[float]) -> tuple[float, float, float]:
+    """10th, 50th and 90th percentiles (interpolated)."""
+    cuts = statistics.quantiles(values, n=10, method="inclusive")
+    return cuts[0], statistics.median(values), cuts[-1]
+
+
+def summary_table(records: list[dict]) -> list[str]:
+    """Markdown lines: per variant the median wall time with p10-p90, and its ratio to the
+    floor measured in the same round (median and p10-p90 of those ratios)."""
+    floor_label = records[0]["variant"]
+    floor = {r["round"]: r["seconds"] for r in records if r["variant"] == floor_label}
+    lines = ["| command | median s | p10-p90 s | ratio to floor (median) | ratio p10-p90 |",
+             "|---|---:|---:|---:|---:|"]
+    for label in dict.fromkeys(r["variant"] for r in records):
+        own = [r for r in records if r["variant"] == label]
+        low, mid, high = _quantiles([r["seconds"] for r in own])
+        r_low, r_mid, r_high = _quantiles([r["seconds"] / floor[r["round"]] for r in own])
+        lines.append(f"| `{label}` | {mid:.2f} | {low:.2f}-{high:.2f} | {r_mid:.2f}x | "
+                     f"{r_low:.2f}-{r_high:.2f} |")
+    return lines
+
+
+def count_benchmark(rounds: int, trees: dict[str, Path], out: Path | None,
+                    bytecode: str) -> None:
+    """The end-to-end count against the floor: printed, and written to ``out`` when given."""
+    with tempfile.TemporaryDirectory(prefix="gfbench-bench-startup-") as scratch:
+        variants = count_variants(trees, Path(scratch), bytecode)
+        interleaved(variants, 1)  # untimed: compiled bytecode and the page cache warmed
+        records = interleaved(variants, rounds)
+    loads = [r["load1"] for r in records]
+    header = [f"One model counted end to end, {rounds} interleaved rounds on "
+              f"{os.cpu_count()} cores (load average {min(loads):.1f}-{max(loads):.1f} "
+              f"during the run); floor: `python -c \"import torch, timm\"`; count: "
+              f"`gfbench {' '.join(COUNT)}`; bytecode {bytecode}; target: within "
+              f"{COUNT_TARGET}x of the floor.", ""]
+    lines = header + summary_table(records)
+    print("\n".join(lines))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / f"bench_startup-{bytecode}"
+        with open(stem.with_suffix(".csv"), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+        stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print(f"wrote {stem}.csv, {stem}.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per light "
+                        "command (0: skip them)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the "
+                        "end-to-end count (0: skip it)")
+    parser.add_argument("--tree", type=Path, action="append", default=[],
+                        help="another checkout whose gfbench is timed alongside this one")
+    parser.add_argument("--bytecode", choices=("cached", "none"), default="cached",
+                        help="read compiled bytecode from a cache (as installed) or compile "
+                        "gfbench's modules at every start")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for bench_startup.csv and bench_startup.md")
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.runs:
+        light_commands(args.runs)
+    if args.rounds:
+        trees = {"this": ROOT, **{tree.resolve().name: tree.resolve() for tree in args.tree}}
+        count_benchmark(args.rounds, trees, args.out, args.bytecode)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import torch
-from timm.utils.model import reparameterize_model
 
 from gfbench.measure.flops import count_flops, count_params
 from gfbench.models import native_resolution, select_models
 from gfbench.models.factory import create_model, record_token_grid
+from gfbench.models.meta import on_meta, reparameterise
 from gfbench.results import ComplexityRow, ResultsWriter, collect_provenance, row_key
 
 
@@ -78,10 +77,10 @@ def count_row(name: str, side: int, reparam: bool = True) -> ComplexityRow:
     failures = []
     for img_size in (None, side):  # the default build first, as timm's benchmark does
         try:
-            with torch.device("meta"):
+            with on_meta():  # no initialisation: shapes are all a count needs
                 model = create_model(name, img_size=img_size)
-                if reparam:  # some fusions assert eval mode
-                    model = reparameterize_model(model.eval(), inplace=True)
+            if reparam:  # timm's reparameterize_model, in eval mode, fused modules on meta
+                model = reparameterise(model)
             with record_token_grid(model) as grid:
                 counted = count_flops(model, (1, 3, side, side), engine="torch")
         except Exception as exc:  # recorded on the row; the next setting goes on
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     provenance = collect_provenance("complexity", device="meta", argv=sys.argv,
                                     timm_table=args.table.name if args.table else "",
                                     reparam=not args.no_reparam)
-    writer = ResultsWriter(args.out, provenance, resume=True)
+    writer = ResultsWriter(args.out, provenance)  # a file already there: its rows are kept
     done = {row_key(r) for r in writer.rows if r.status == "ok"}  # errors are retried
     seconds = _earlier_seconds(writer.json_path)
     for name, side in settings:

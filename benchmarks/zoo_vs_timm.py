@@ -1,7 +1,9 @@
 """gfbench's counts of timm's zoo against timm's own published benchmark table.
 
-Inputs: a gfbench complexity results file (``zoo_count.py`` writes one: FLOPs as multiply-adds
-and parameters per (model, resolution)) and timm's ``benchmark-infer-amp-nchw-pt*-cu*-4090.csv``
+Inputs: gfbench complexity results files (``zoo_count.py`` writes one: FLOPs as multiply-adds
+and parameters per (model, resolution); where several hold a setting, its deploy-form row
+(``reparam``, what timm's table counts) is taken) and timm's
+``benchmark-infer-amp-nchw-pt*-cu*-4090.csv``
 (huggingface/pytorch-image-models ``results/``; its ``infer_gmacs`` come from fvcore at
 ``infer_img_size``, rounded to 0.01 G, and ``param_count`` is rounded to 0.01 M).
 
@@ -14,6 +16,8 @@ written with its numbers to the triage table; rows no reason fits are ``untriage
     python benchmarks/zoo_vs_timm.py benchmarks/zoo/complexity-zoo-meta-b1-fp32-infer.json \\
         /tmp/timm-bench-4090.csv --reasons benchmarks/zoo/zoo_vs_timm_reasons.csv \\
         --triage benchmarks/zoo/zoo_vs_timm_triage.csv
+    python benchmarks/zoo_vs_timm.py benchmarks/zoo/native/complexity-models-*.json \
+        /tmp/timm-bench-4090.csv --reasons benchmarks/zoo/zoo_vs_timm_reasons.csv
 """
 
 from __future__ import annotations
@@ -56,10 +60,13 @@ def read_reasons(path: Path | None) -> list[Reason]:
     return [Reason(r.pattern, r.metric, r.category, r.reason) for r in frame.itertuples()]
 
 
-def compare(results: Path, table: Path) -> pd.DataFrame:
-    """One row per (model, size) both sides have: gfbench's and timm's MACs and params."""
-    _, ours = read_results(results)
-    ours = ours[ours["status"] == "ok"]
+def compare(results: Path | list[Path], table: Path) -> pd.DataFrame:
+    """One row per (model, size) both sides have: gfbench's and timm's MACs and params (the
+    deploy form where the results hold both forms of a setting)."""
+    paths = [results] if isinstance(results, Path) else results
+    ours = pd.concat([read_results(path)[1] for path in paths], ignore_index=True)
+    ours = ours[ours["status"] == "ok"].sort_values("reparam", kind="stable")
+    ours = ours.drop_duplicates(["name", "res_h"], keep="last")
     theirs = pd.read_csv(table).drop_duplicates(["model", "infer_img_size"])
     both = theirs.merge(ours, left_on=["model", "infer_img_size"], right_on=["name", "res_h"])
     frame = pd.DataFrame({
@@ -114,7 +121,8 @@ def summary(frame: pd.DataFrame, triaged: pd.DataFrame, table_rows: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Compare, triage, write the triage table and print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="gfbench complexity results (.json)")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="gfbench complexity results (.json), one or more")
     parser.add_argument("table", type=Path, help="timm's benchmark-infer-amp-nchw-*.csv")
     parser.add_argument("--reasons", type=Path, default=None)
     parser.add_argument("--triage", type=Path, default=None, help="where to write the triage")
