@@ -577,17 +577,17 @@ def _mce_label(summary) -> str:
 
 
 def robustness_corruption_table(summary) -> Table:
-    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
+    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE, relative CE and ECE."""
     title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
     table = Table(title=title)
     for column in ("corruption", "group", "severities", "top-1 err", "top-5 err",
-                   "AlexNet err", "CE", "rel. CE"):
+                   "AlexNet err", "CE", "rel. CE", "ECE"):
         table.add_column(column, justify="left" if column in ("corruption", "group")
                          else "right")
     for r in summary.per_corruption.itertuples():
         table.add_row(r.corruption, r.group, str(r.severities), _pct(r.error_top1_pct),
                       _pct(r.error_top5_pct), _pct(r.alexnet_error_pct), _pct(r.ce_pct),
-                      _pct(r.relative_ce_pct))
+                      _pct(r.relative_ce_pct), _pct(r.ece_pct))
     return table
 
 
@@ -642,6 +642,27 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     return table
 
 
+def robustness_calibration_table(summary) -> Table | None:
+    """Calibration of the top-1 softmax (Ovadia et al. 2019): clean, each severity (mean over
+    the benchmark corruptions), each test set and attack; None when no part has it."""
+    from gfbench.plot.robustness import calibration_table
+
+    parts = calibration_table(summary)
+    if parts.empty:
+        return None
+    table = Table(title=f"{summary.model}: calibration of the top-1 softmax",
+                  caption="ECE (%): 15 confidence bins; NLL: nats",
+                  title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("part", overflow="fold")
+    for column in ("top-1 err", "ECE", "NLL", "Brier"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in parts.itertuples():
+        table.add_row(r.part, _pct(r.error_top1_pct), _pct(r.ece_pct), _pct(r.nll, 3),
+                      _pct(r.brier, 3))
+    return table
+
+
 def print_robustness_run(report) -> None:
     """A finished `gfbench robustness`: its tables against the published mCEs, and files."""
     from gfbench.robustness.protocol import REFERENCE_MCE
@@ -655,6 +676,13 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
         if summary.source in ("imagenet-c", "generated"):
             console.print(robustness_corruption_table(summary))
         console.print(robustness_summary_table(summary, reference))
+        calibration = robustness_calibration_table(summary)
+        if calibration is not None:
+            console.print(calibration)
+        if summary.uncalibrated:
+            console.print(f"[yellow]note:[/] {summary.uncalibrated} part(s) carry no calibration "
+                          "(evaluated before gfbench computed it); --no-resume evaluates them "
+                          "again.")
         if summary.missing and summary.source == "imagenet-c":
             console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
                           "(corruption, severity) parts were not evaluated, so there is no mCE.")
