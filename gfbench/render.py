@@ -51,8 +51,9 @@ def models_table(rows: list[dict]) -> Table:
     """The models half of `gfbench list`."""
     table = Table(title="Models (any timm model name works too)")
     for column in ("name", "alias", "family", "timm name", "params @224", "native res"):
-        table.add_column(column, justify="right" if column.startswith(("params", "native"))
-                         else "left")
+        number = column.startswith(("params", "native"))  # numbers whole; a long name folds
+        table.add_column(column, justify="right" if number else "left", no_wrap=number,
+                         overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["alias"], row["family"], row["timm_name"],
                       format_count(row["params"]), str(row["native_res"]))
@@ -62,11 +63,11 @@ def models_table(rows: list[dict]) -> Table:
 def selection_table(rows: list[dict], title: str) -> Table:
     """`gfbench list --timm PATTERN`: each selected model, its native resolution (and params)."""
     table = Table(title=escape(title))
-    table.add_column("name")
-    table.add_column("native res", justify="right")
+    table.add_column("name", overflow="fold")  # a long timm name folds, numbers stay whole
+    table.add_column("native res", justify="right", no_wrap=True)
     with_params = any(row["params"] is not None for row in rows)
     if with_params:
-        table.add_column("params @native", justify="right")
+        table.add_column("params @native", justify="right", no_wrap=True)
     for row in rows:
         height, width = row["native_res"]
         cells = [row["name"], f"{height}x{width}"]
@@ -80,7 +81,7 @@ def mixers_table(rows: list[dict]) -> Table:
     """The mixers half of `gfbench list`."""
     table = Table(title="Token mixers: (B, H, W, D) -> (B, H, W, D); FLOPs per image")
     for column in ("name", "FLOPs (multiply-adds)", "params", "GFNet paper (FLOPs / params)"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["flops_formula"], row["params_formula"], row["paper"])
     return table
@@ -264,12 +265,14 @@ def exponents_table(exponents: list) -> Table:
                   "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ("name", "metric", "k"):  # never cut: the reasons wrap instead
-        table.add_column(column, justify="right" if column == "k" else "left", no_wrap=True,
-                         min_width=max([len(column), *(len(_exponent_cell(e, column))
-                                                       for e in exponents)]))
+    fold = max((len(e.name) for e in exponents), default=0) > 30  # else names stay whole
+    for column in ("name", "metric", "k"):  # never cut: the reasons wrap, a long name folds
+        table.add_column(column, justify="right" if column == "k" else "left",
+                         no_wrap=not (fold and column == "name"), overflow="fold",
+                         min_width=None if fold and column == "name" else max(
+                             [len(column), *(len(_exponent_cell(e, column)) for e in exponents)]))
     for column in ("fit", "growth"):
-        table.add_column(column, justify="left", ratio=1)
+        table.add_column(column, justify="left", ratio=1, overflow="fold")
     for item in exponents:
         table.add_row(*(_exponent_cell(item, c) for c in ("name", "metric", "k")),
                       _fit_text(item.fit, item.counted), _growth_text(item.growth))
@@ -358,13 +361,14 @@ def breakdown_table(rows: list) -> Table:
                   f"{_sig3(first.model_params)} params)", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     for column in ("module", "role", "GFLOPs", "% FLOPs", "params", "% params", "uncounted"):
-        table.add_column(column, justify="left" if column in ("module", "role", "uncounted")
-                         else "right", no_wrap=column != "uncounted")
+        text = column in ("module", "role", "uncounted")  # numbers whole; long text folds
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold")
     for row in rows:
         table.add_row(row.module + (" (own)" if row.own else ""),
                       GROUP_LABELS.get(row.group, row.group), f"{row.flops / 1e9:.4g}",
                       _share(row.flops_share), _sig3(row.params), _share(row.params_share),
-                      row.uncounted_ops or "")
+                      row.uncounted_ops.replace(";", " "))  # wraps between ops
     return table
 
 
@@ -379,7 +383,7 @@ def breakdown_summary_table(summaries: list) -> Table:
                "norm", "embed", "head", "other", "mixer P"]  # GROUP_LABELS' order
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "engine") else "right",
-                         no_wrap=True)
+                         no_wrap=column != "model", overflow="fold")  # a long name folds
     for s in summaries:
         shares = [_share(s.flops[g] / s.model_flops if s.model_flops else None)
                   for g in GROUP_LABELS]
@@ -540,11 +544,13 @@ def _mce_label(summary) -> str:
 def robustness_corruption_table(summary) -> Table:
     """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
     title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
-    table = Table(title=title)
-    for column in ("corruption", "group", "severities", "top-1 err", "top-5 err",
-                   "AlexNet err", "CE", "rel. CE"):
-        table.add_column(column, justify="left" if column in ("corruption", "group")
-                         else "right")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))  # fits 80 columns, names whole
+    for column in ("corruption", "group", "severities", "top-1\nerr", "top-5\nerr",
+                   "AlexNet\nerr", "CE", "rel.\nCE"):
+        name = column in ("corruption", "group")
+        table.add_column(column, justify="left" if name else "right", no_wrap=not name,
+                         overflow="fold")
     for r in summary.per_corruption.itertuples():
         table.add_row(r.corruption, r.group, str(r.severities), _pct(r.error_top1_pct),
                       _pct(r.error_top5_pct), _pct(r.alexnet_error_pct), _pct(r.ce_pct),
@@ -565,9 +571,9 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     table = Table(title=f"{summary.model} ({summary.checkpoint}): summary (%)",
                   caption="published mCE: " + ", ".join(f"{k} {v}" for k, v in reference.items())
                   + " (ImageNet-C, released JPEGs)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("what it is")
+    table.add_column("metric", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)  # "46.0 / 51.1" on one line
+    table.add_column("what it is", overflow="fold")
     table.add_row("clean top-1 error", _pct(summary.clean_error_top1_pct), "clean val images")
     if summary.source in ("imagenet-c", "generated"):
         if summary.complete:
@@ -687,9 +693,9 @@ def comparison_table(comparison) -> Table:
     columns += ["ms A", "ms B"] if timed else []
     columns += [_COMPARED[m] for m in present]  # the title says these are B/A
     for column in columns:
-        table.add_column(column, justify="left" if column in ("name", "prec", "mode", "A run",
-                                                              "B run") else "right",
-                         no_wrap=True)
+        text = column in ("name", "prec", "mode", "A run", "B run")  # names fold, numbers stay
+        table.add_column(column, justify="left" if text else "right",
+                         no_wrap=column not in ("name", "A run", "B run"), overflow="fold")
     for s in comparison.settings:
         by_metric = {m.metric: m for m in s.metrics}
         cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else ""),
