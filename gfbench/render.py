@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -132,10 +133,18 @@ class EtaColumn(ProgressColumn):
 
 class ComplexityProgress:
     """Rich progress for `gfbench complexity`: one bar over the settings, with ETA; each
-    finished setting becomes one log line above it."""
+    finished setting becomes one log line above it, with the time left while settings
+    remain (the bar is not drawn where the output is no terminal, so the lines say it too).
 
-    def __init__(self, total: int, enabled: bool = True, target: Console | None = None):
+    A setting's batch size is named ('b64') when the sweep has several: those of
+    ``batch_sizes`` when given, else from the settings seen (any batch other than 1 is named,
+    and every one once two differ)."""
+
+    def __init__(self, total: int, enabled: bool = True, target: Console | None = None,
+                 batch_sizes: Sequence[int] = ()):
         self.enabled = enabled
+        self.batch_sizes = set(batch_sizes)
+        self.batches_seen: set[int] = set()
         self.progress = Progress(
             TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), EtaColumn(),
@@ -153,11 +162,19 @@ class ComplexityProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def _batch(self, batch_size: int) -> str:
+        """' b64' where the sweep has several batch sizes (or this one is not 1), else ''."""
+        self.batches_seen.add(batch_size)
+        several = (len(self.batch_sizes) > 1 if self.batch_sizes
+                   else batch_size != 1 or len(self.batches_seen) > 1)
+        return f" b{batch_size}" if several else ""
+
     def start(self, setting) -> None:
         """Show which setting is being measured."""
         self.started_at = time.monotonic()
         self.progress.update(self.task, description=f"{setting.name} {setting.res_h}x"
-                                                    f"{setting.res_w}")
+                                                    f"{setting.res_w}"
+                                                    f"{self._batch(setting.batch_size)}")
 
     def finish(self, row, skipped: bool) -> None:
         """Advance the bar (and the ETA's rate) and log the finished (or skipped) row."""
@@ -171,10 +188,15 @@ class ComplexityProgress:
         state = {"ok": "[green]done[/]", "oom": "[yellow]OOM[/]"}.get(row.status, "[red]error[/]")
         state = "[dim]skip[/]" if skipped else state
         timed = "" if row.latency_ms_p50 is None else f"  {_ms(row.latency_ms_p50):>7} ms"
+        task = self.progress.tasks[0]  # the bar's own ETA, while settings remain
+        measured = task.fields.get("seconds_per_row") is not None
+        left = task.total is not None and task.completed < task.total
+        eta = f"  {EtaColumn().render(task).plain}" if measured and left else ""
+        sides = "x".join(map(str, row.sides())) + self._batch(row.batch_size)
         self.progress.console.print(
-            f"{state} {row.name:<14} {'x'.join(map(str, row.sides())):<13} "
+            f"{state} {row.name:<14} {sides:<13} "
             f"{format_count(row.flops):>9}"
-            f" FLOPs{timed}  {row.error}", highlight=False)
+            f" FLOPs{timed}{eta}  {row.error}", highlight=False)
 
 
 def complexity_table(rows: list, title: str) -> Table:
