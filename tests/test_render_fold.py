@@ -3,8 +3,9 @@ of their cell, nothing is cut with an ellipsis, and every number stays whole on 
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
-import pytest
 from rich.console import Console
 from terminal_text import assert_whole, at_80, reads_down
 
@@ -158,15 +159,29 @@ def test_comparison_tables(tmp_path):
     assert_whole(text, ["NVIDIA H200 141GB HBM3e"], ["2.15.0"])
 
 
-@pytest.mark.parametrize("width", [80])
-def test_progress_log_lines_fold_long_names(width):
-    from io import StringIO
-
+def test_progress_log_lines_fold_long_names():
     from gfbench.measure.setting import Setting
 
-    target = Console(file=StringIO(), width=width, color_system=None, force_terminal=False)
+    target = Console(file=io.StringIO(), width=80, color_system=None)
     with render.ComplexityProgress(1, target=target) as progress:
         setting = Setting("model", VIT, 518, 518, 64, "fp32", "infer", "cpu")
         progress.start(setting)
         progress.finish(setting.row(), skipped=False)
     assert_whole(target.file.getvalue(), [VIT])
+
+
+def test_plot_report_lines_keep_long_paths_whole(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    out = tmp_path / "plots"
+    figure = out / f"complexity-models-run0001-{VIT}-b64-fp32-infer-tokens.png"
+    for name in ("console", "err_console"):
+        monkeypatch.setattr(render, name, Console(record=True, width=80, color_system=None,
+                                                  file=io.StringIO()))
+    render.print_plot_report(SimpleNamespace(
+        problems=[f"{tmp_path}/{DEIT}.json: row 3: flops is 'lots'"], notes=[], figures=[figure],
+        reports=[out / "report.html"], out=out, written=[figure], removed=[]))
+    text = render.console.export_text() + render.err_console.export_text()
+    assert "…" not in text
+    joined = text.replace("\n", "")  # soft-wrapped: the terminal wraps, nothing is cut
+    assert str(figure) in joined and f"{DEIT}.json: row 3" in joined
