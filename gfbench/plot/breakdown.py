@@ -11,9 +11,11 @@ numbers back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from gfbench.plot.report import Section, Table, formatted
 from gfbench.plot.style import (
@@ -25,6 +27,11 @@ from gfbench.plot.style import (
     new_figure,
 )
 from gfbench.results.schema import BREAKDOWN_GROUPS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
 
 ROLES = BREAKDOWN_GROUPS
 ROLE_LABELS = {"token_mixer": "token mixer", "channel_mlp": "channel MLP", "norm": "norm",
@@ -89,12 +96,12 @@ def shares(table: pd.DataFrame, kind: str = "flops") -> pd.DataFrame:
     return pd.DataFrame({role: table[f"{kind}_{role}"] / total for role in ROLES})
 
 
-def _keep_apart(fig, labels: list) -> None:  # noqa: ANN001
+def _keep_apart(fig: Figure, labels: list[Annotation]) -> None:
     """Lines that end close together: move each end-value label, from the top down, below
     the labels it would cover; positions are read once the layout is done."""
     fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
-    placed = []
+    renderer = cast(FigureCanvasAgg, fig.canvas).get_renderer()  # new_figure's canvas
+    placed: list[Bbox] = []
     for label in sorted(labels, key=lambda a: -a.xy[1]):
         box = label.get_window_extent(renderer)
         for _ in range(len(placed)):
