@@ -283,12 +283,13 @@ def _fit_text(fit: PowerLawFit, counted: bool) -> str:
     return ", ".join(parts)
 
 
-def _exponent_cell(item, column: str) -> str:
-    """The text of the name, metric or k cell of one exponent."""
+def _exponent_cell(item, column: str, batches: bool = False) -> str:
+    """The text of the name, metric or k cell of one exponent (the name with its batch,
+    'b8', where a batch sweep fits each batch)."""
     from gfbench.measure.scaling import SCALING_METRICS
 
     if column == "name":
-        return item.name
+        return f"{item.name} b{item.batch_size}" if batches else item.name
     if column == "metric":
         return SCALING_METRICS[item.metric]
     stands = math.isfinite(item.fit.k) and not item.fit.noisy
@@ -303,16 +304,18 @@ def exponents_table(exponents: list) -> Table:
                   "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
-    fold = max((len(e.name) for e in exponents), default=0) > 30  # else names stay whole
+    batches = len({e.batch_size for e in exponents}) > 1
+    fold = max((len(_exponent_cell(e, "name", batches)) for e in exponents), default=0) > 30
     for column in ("name", "metric", "k"):  # never cut: the reasons wrap, a long name folds
         table.add_column(column, justify="right" if column == "k" else "left",
                          no_wrap=not (fold and column == "name"), overflow="fold",
                          min_width=None if fold and column == "name" else max(
-                             [len(column), *(len(_exponent_cell(e, column)) for e in exponents)]))
+                             [len(column),
+                              *(len(_exponent_cell(e, column, batches)) for e in exponents)]))
     for column in ("fit", "growth"):
         table.add_column(column, justify="left", ratio=1, overflow="fold")
     for item in exponents:
-        table.add_row(*(_exponent_cell(item, c) for c in ("name", "metric", "k")),
+        table.add_row(*(_exponent_cell(item, c, batches) for c in ("name", "metric", "k")),
                       _fit_text(item.fit, item.counted), _growth_text(item.growth))
     return table
 
