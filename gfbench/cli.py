@@ -522,6 +522,7 @@ def entry() -> None:
     waits for it instead.
     """
     import atexit
+    import contextlib
     import threading
 
     try:
@@ -536,8 +537,6 @@ def entry() -> None:
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (| head), a closed stream
             stream.flush()
-        except (OSError, ValueError):  # a reader that went away (| head), a closed stream
-            pass
     os._exit(code)
