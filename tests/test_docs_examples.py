@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPS = {
     "gpu": "needs a CUDA GPU",
+    "gpus": "needs several CUDA GPUs",
     "dataset": "needs a data set (ImageNet, ImageNet-C, ...) that is not shipped",
     "checkpoint": "needs a released checkpoint file that is not shipped",
     "torchrun": "starts several processes with torchrun",
@@ -364,11 +365,11 @@ def test_the_parser_reads_console_blocks_markers_and_continuations(tmp_path: Pat
     assert [(len(e.blocks), e.skip) for e in examples] == [(2, ""), (1, "gpu")]
     assert not problems
     page.write_text("```bash\ntorchrun -m gfbench complexity\n```\n"
-                    "<!-- docs-test: skip gpus -->\n```bash\ngfbench list\n```\n",
+                    "<!-- docs-test: skip gpux -->\n```bash\ngfbench list\n```\n",
                     encoding="utf-8")
     _, problems = collect([page])
     assert len(problems) == 2
-    assert "mark the block skip torchrun" in problems[0] and "'skip gpus'" in problems[1]
+    assert "mark the block skip torchrun" in problems[0] and "'skip gpux'" in problems[1]
     page.write_text("```bash\ngfbench plot runs/ > log.txt\n```\n", encoding="utf-8")
     examples, problems = collect([page])
     assert not examples and "shell syntax" in problems[0]
