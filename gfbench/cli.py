@@ -204,8 +204,9 @@ Tokens = Annotated[Names | None, typer.Option(
     help="Token grids of --mixers: sides (14 = 14x14 tokens) or HxW. Default: 14,28,56.")]
 Metrics = Annotated[Names | None, typer.Option(
     "--metrics", metavar="NAMES", parser=comma_list("--metrics", "flops, params, latency, memory"),
-    help="Comma list of flops, params, latency, memory. flops,params alone never touch the "
-    "device (meta tensors) and run anywhere in seconds. Default: all four.")]
+    help="Comma list of flops, params, latency, memory. flops,params alone count on the meta "
+    "device (any size, no memory; fvcore's cross-check, unless --no-fvcore, traces real CPU "
+    "tensors for models up to 20 GFLOPs). Default: all four.")]
 NumClasses = Annotated[int | None, typer.Option(
     help="Classifier outputs of every model (0: no head). Default: each model's own.")]
 Dim = Annotated[int, typer.Option(help="Channel width of --mixers.")]
