@@ -114,7 +114,8 @@ class ComplexityRow:
 
 @dataclass
 class RobustnessRow:
-    """Top-1/top-5 counts of one (model, corruption or attack, severity) evaluation."""
+    """Top-1/top-5 counts and softmax calibration of one (model, corruption or attack,
+    severity) evaluation."""
 
     model: str
     checkpoint: str
