@@ -613,8 +613,8 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
 
 
 def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.device,
-                 context: dd.DistContext, notes: list[str], checkpoint_sha: str
-                 ) -> ResultsWriter:
+                 context: dd.DistContext, notes: list[str], checkpoint_sha: str,
+                 parts: Sequence[Part]) -> ResultsWriter:
     """The results writer (rank 0): the file keyed by checkpoint content and settings; rows
     already in it are kept (ResultsWriter never drops rows)."""
     settings = run_settings(config, bundle)
@@ -630,8 +630,18 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
         notes=notes, label_source=("canonical ImageNet-1k wnid list"
                                    if config.class_map == "imagenet"
                                    else "sorted class folder names"),
+        preprocessing=preprocessing(parts, bundle),
     )
     return ResultsWriter(stem, provenance, summary_of=summary_payload)
+
+
+def preprocessing(parts: Sequence[Part], bundle: ModelBundle) -> dict[str, str]:
+    """Per source, what its images went through before the model (stored in provenance)."""
+    described: dict[str, str] = {}
+    for part in parts:
+        described.setdefault(part.source, f"{part.recipe.describe()}; then ToTensor and the "
+                                          f"model's mean {bundle.mean} and std {bundle.std}")
+    return described
 
 
 def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
@@ -673,7 +683,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
     notes = [generated_note()] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
-                                                 checkpoint_sha), context)
+                                                 checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends
         done = writer.done() if writer and config.resume else set()
         key = (bundle.name, Path(config.checkpoint).name)
