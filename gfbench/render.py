@@ -56,8 +56,9 @@ def models_table(rows: list[dict]) -> Table:
     """The models half of `gfbench list`."""
     table = Table(title="Models (any timm model name works too)")
     for column in ("name", "alias", "family", "timm name", "params @224", "native res"):
-        table.add_column(column, justify="right" if column.startswith(("params", "native"))
-                         else "left")
+        number = column.startswith(("params", "native"))  # numbers whole; a long name folds
+        table.add_column(column, justify="right" if number else "left", no_wrap=number,
+                         overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["alias"], row["family"], row["timm_name"],
                       format_count(row["params"]), str(row["native_res"]))
@@ -67,11 +68,11 @@ def models_table(rows: list[dict]) -> Table:
 def selection_table(rows: list[dict], title: str) -> Table:
     """`gfbench list --timm PATTERN`: each selected model, its native resolution (and params)."""
     table = Table(title=escape(title))
-    table.add_column("name")
-    table.add_column("native res", justify="right")
+    table.add_column("name", overflow="fold")  # a long timm name folds, numbers stay whole
+    table.add_column("native res", justify="right", no_wrap=True)
     with_params = any(row["params"] is not None for row in rows)
     if with_params:
-        table.add_column("params @native", justify="right")
+        table.add_column("params @native", justify="right", no_wrap=True)
     for row in rows:
         height, width = row["native_res"]
         cells = [row["name"], f"{height}x{width}"]
@@ -85,7 +86,7 @@ def mixers_table(rows: list[dict]) -> Table:
     """The mixers half of `gfbench list`."""
     table = Table(title="Token mixers: (B, H, W, D) -> (B, H, W, D); FLOPs per image")
     for column in ("name", "FLOPs (multiply-adds)", "params", "GFNet paper (FLOPs / params)"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["flops_formula"], row["params_formula"], row["paper"])
     return table
@@ -142,10 +143,18 @@ class EtaColumn(ProgressColumn):
 
 class ComplexityProgress:
     """Rich progress for `gfbench complexity`: one bar over the settings, with ETA; each
-    finished setting becomes one log line above it."""
+    finished setting becomes one log line above it, with the time left while settings
+    remain (the bar is not drawn where the output is no terminal, so the lines say it too).
 
-    def __init__(self, total: int = 0, enabled: bool = True, target: Console | None = None):
+    A setting's batch size is named ('b64') when the sweep has several: those of
+    ``batch_sizes`` when given, else from the settings seen (any batch other than 1 is named,
+    and every one once two differ)."""
+
+    def __init__(self, total: int = 0, enabled: bool = True, target: Console | None = None,
+                 batch_sizes: Sequence[int] = ()):
         self.enabled = enabled
+        self.batch_sizes = set(batch_sizes)
+        self.batches_seen: set[int] = set()
         self.progress = Progress(
             TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), EtaColumn(),
@@ -163,15 +172,25 @@ class ComplexityProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def begin(self, total: int) -> None:
-        """The number of settings this process will measure (the bar's length)."""
+    def begin(self, total: int, batch_sizes: Sequence[int] = ()) -> None:
+        """The number of settings this process will measure (the bar's length) and the
+        sweep's batch sizes (named per line when there are several)."""
         self.progress.update(self.task, total=total)
+        self.batch_sizes = set(batch_sizes)
+
+    def _batch(self, batch_size: int) -> str:
+        """' b64' where the sweep has several batch sizes (or this one is not 1), else ''."""
+        self.batches_seen.add(batch_size)
+        several = (len(self.batch_sizes) > 1 if self.batch_sizes
+                   else batch_size != 1 or len(self.batches_seen) > 1)
+        return f" b{batch_size}" if several else ""
 
     def start(self, setting) -> None:
         """Show which setting is being measured."""
         self.started_at = time.monotonic()
         self.progress.update(self.task, description=f"{setting.name} {setting.res_h}x"
-                                                    f"{setting.res_w}")
+                                                    f"{setting.res_w}"
+                                                    f"{self._batch(setting.batch_size)}")
 
     def finish(self, row, skipped: bool) -> None:
         """Advance the bar (and the ETA's rate) and log the finished (or skipped) row."""
@@ -185,10 +204,15 @@ class ComplexityProgress:
         state = {"ok": "[green]done[/]", "oom": "[yellow]OOM[/]"}.get(row.status, "[red]error[/]")
         state = "[dim]skip[/]" if skipped else state
         timed = "" if row.latency_ms_p50 is None else f"  {_ms(row.latency_ms_p50):>7} ms"
+        task = self.progress.tasks[0]  # the bar's own ETA, while settings remain
+        measured = task.fields.get("seconds_per_row") is not None
+        left = task.total is not None and task.completed < task.total
+        eta = f"  {EtaColumn().render(task).plain}" if measured and left else ""
+        sides = "x".join(map(str, row.sides())) + self._batch(row.batch_size)
         self.progress.console.print(
-            f"{state} {row.name:<14} {'x'.join(map(str, row.sides())):<13} "
+            f"{state} {row.name:<14} {sides:<13} "
             f"{format_count(row.flops):>9}"
-            f" FLOPs{timed}  {row.error}", highlight=False)
+            f" FLOPs{timed}{eta}  {row.error}", highlight=False)
 
 
 def complexity_table(rows: list, title: str) -> Table:
@@ -259,12 +283,13 @@ def _fit_text(fit: PowerLawFit, counted: bool) -> str:
     return ", ".join(parts)
 
 
-def _exponent_cell(item, column: str) -> str:
-    """The text of the name, metric or k cell of one exponent."""
+def _exponent_cell(item, column: str, batches: bool = False) -> str:
+    """The text of the name, metric or k cell of one exponent (the name with its batch,
+    'b8', where a batch sweep fits each batch)."""
     from gfbench.measure.scaling import SCALING_METRICS
 
     if column == "name":
-        return item.name
+        return f"{item.name} b{item.batch_size}" if batches else item.name
     if column == "metric":
         return SCALING_METRICS[item.metric]
     stands = math.isfinite(item.fit.k) and not item.fit.noisy
@@ -279,14 +304,18 @@ def exponents_table(exponents: list) -> Table:
                   "every N needs in c0 + c1·N [+ c2·N log N | + c2·N²]",
                   title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
-    for column in ("name", "metric", "k"):  # never cut: the reasons wrap instead
-        table.add_column(column, justify="right" if column == "k" else "left", no_wrap=True,
-                         min_width=max([len(column), *(len(_exponent_cell(e, column))
-                                                       for e in exponents)]))
+    batches = len({e.batch_size for e in exponents}) > 1
+    fold = max((len(_exponent_cell(e, "name", batches)) for e in exponents), default=0) > 30
+    for column in ("name", "metric", "k"):  # never cut: the reasons wrap, a long name folds
+        table.add_column(column, justify="right" if column == "k" else "left",
+                         no_wrap=not (fold and column == "name"), overflow="fold",
+                         min_width=None if fold and column == "name" else max(
+                             [len(column),
+                              *(len(_exponent_cell(e, column, batches)) for e in exponents)]))
     for column in ("fit", "growth"):
-        table.add_column(column, justify="left", ratio=1)
+        table.add_column(column, justify="left", ratio=1, overflow="fold")
     for item in exponents:
-        table.add_row(*(_exponent_cell(item, c) for c in ("name", "metric", "k")),
+        table.add_row(*(_exponent_cell(item, c, batches) for c in ("name", "metric", "k")),
                       _fit_text(item.fit, item.counted), _growth_text(item.growth))
     return table
 
@@ -388,13 +417,14 @@ def breakdown_table(rows: list) -> Table:
                   f"{_sig3(first.model_params)} params)", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     for column in ("module", "role", "GFLOPs", "% FLOPs", "params", "% params", "uncounted"):
-        table.add_column(column, justify="left" if column in ("module", "role", "uncounted")
-                         else "right", no_wrap=column != "uncounted")
+        text = column in ("module", "role", "uncounted")  # numbers whole; long text folds
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold")
     for row in rows:
         table.add_row(row.module + (" (own)" if row.own else ""),
                       GROUP_LABELS.get(row.group, row.group), f"{row.flops / 1e9:.4g}",
                       _share(row.flops_share), _sig3(row.params), _share(row.params_share),
-                      row.uncounted_ops or "")
+                      row.uncounted_ops.replace(";", " "))  # wraps between ops
     return table
 
 
@@ -409,7 +439,7 @@ def breakdown_summary_table(summaries: list) -> Table:
                "norm", "embed", "head", "other", "mixer P"]  # GROUP_LABELS' order
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "engine") else "right",
-                         no_wrap=True)
+                         no_wrap=column != "model", overflow="fold")  # a long name folds
     for s in summaries:
         shares = [_share(s.flops[g] / s.model_flops if s.model_flops else None)
                   for g in GROUP_LABELS]
@@ -577,17 +607,19 @@ def _mce_label(summary) -> str:
 
 
 def robustness_corruption_table(summary) -> Table:
-    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
+    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE, relative CE and ECE."""
     title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
-    table = Table(title=title)
-    for column in ("corruption", "group", "severities", "top-1 err", "top-5 err",
-                   "AlexNet err", "CE", "rel. CE"):
-        table.add_column(column, justify="left" if column in ("corruption", "group")
-                         else "right")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))  # fits 80 columns, names whole
+    for column in ("corruption", "group", "severities", "top-1\nerr", "top-5\nerr",
+                   "AlexNet\nerr", "CE", "rel.\nCE", "ECE"):
+        name = column in ("corruption", "group")
+        table.add_column(column, justify="left" if name else "right", no_wrap=not name,
+                         overflow="fold")
     for r in summary.per_corruption.itertuples():
         table.add_row(r.corruption, r.group, str(r.severities), _pct(r.error_top1_pct),
                       _pct(r.error_top5_pct), _pct(r.alexnet_error_pct), _pct(r.ce_pct),
-                      _pct(r.relative_ce_pct))
+                      _pct(r.relative_ce_pct), _pct(r.ece_pct))
     return table
 
 
@@ -606,9 +638,9 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     table = Table(title=f"{summary.model} ({summary.checkpoint}): summary (%)",
                   caption="published mCE: " + ", ".join(f"{k} {v}" for k, v in reference.items())
                   + " (ImageNet-C, released JPEGs)" if corrupted else None)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("what it is")
+    table.add_column("metric", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)  # "46.0 / 51.1" on one line
+    table.add_column("what it is", overflow="fold")
     if summary.clean_error_top1_pct is not None or summary.source != "test-sets":
         table.add_row("clean top-1 error", _pct(summary.clean_error_top1_pct),
                       "clean val images")
@@ -642,6 +674,27 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     return table
 
 
+def robustness_calibration_table(summary) -> Table | None:
+    """Calibration of the top-1 softmax (Ovadia et al. 2019): clean, each severity (mean over
+    the benchmark corruptions), each test set and attack; None when no part has it."""
+    from gfbench.plot.robustness import calibration_table
+
+    parts = calibration_table(summary)
+    if parts.empty:
+        return None
+    table = Table(title=f"{summary.model}: calibration of the top-1 softmax",
+                  caption="ECE (%): 15 confidence bins; NLL: nats",
+                  title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("part", overflow="fold")
+    for column in ("top-1 err", "ECE", "NLL", "Brier"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in parts.itertuples():
+        table.add_row(r.part, _pct(r.error_top1_pct), _pct(r.ece_pct), _pct(r.nll, 3),
+                      _pct(r.brier, 3))
+    return table
+
+
 def print_robustness_run(report) -> None:
     """A finished `gfbench robustness`: its tables against the published mCEs, and files."""
     from gfbench.robustness.protocol import REFERENCE_MCE
@@ -655,6 +708,13 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
         if summary.source in ("imagenet-c", "generated"):
             console.print(robustness_corruption_table(summary))
         console.print(robustness_summary_table(summary, reference))
+        calibration = robustness_calibration_table(summary)
+        if calibration is not None:
+            console.print(calibration)
+        if summary.uncalibrated:
+            console.print(f"[yellow]note:[/] {summary.uncalibrated} part(s) carry no calibration "
+                          "(evaluated before gfbench computed it); --no-resume evaluates them "
+                          "again.")
         if summary.missing and summary.source == "imagenet-c":
             console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
                           "(corruption, severity) parts were not evaluated, so there is no mCE.")
@@ -740,9 +800,9 @@ def comparison_table(comparison) -> Table:
     columns += ["ms A", "ms B"] if timed else []
     columns += [_COMPARED[m] for m in present]  # the title says these are B/A
     for column in columns:
-        table.add_column(column, justify="left" if column in ("name", "prec", "mode", "A run",
-                                                              "B run") else "right",
-                         no_wrap=True)
+        text = column in ("name", "prec", "mode", "A run", "B run")  # names fold, numbers stay
+        table.add_column(column, justify="left" if text else "right",
+                         no_wrap=column not in ("name", "A run", "B run"), overflow="fold")
     for s in comparison.settings:
         by_metric = {m.metric: m for m in s.metrics}
         cells = [s.name + (f" [{s.impl}]" if s.impl not in ("", "reference") else "")

@@ -40,3 +40,19 @@ def test_list_timm_pattern_matching_nothing_is_one_line(monkeypatch, capsys):
 def test_list_timm_error_type():
     result = runner.invoke(app, ["list", "--timm", "resnxt_*"])
     assert isinstance(result.exception, UnknownNameError)
+
+
+def test_list_at_80_columns_folds_timm_names_and_cuts_nothing():
+    from terminal_text import assert_whole
+
+    from gfbench.models import model_catalogue
+
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    rows = model_catalogue()
+    assert any(len(r["timm_name"]) > 20 for r in rows)  # deit_tiny_patch16_224 and longer
+    assert_whole(result.output, [r["timm_name"] for r in rows],
+                 [f"{r['params'] / 1e6:.3f}M" for r in rows])
+    result = runner.invoke(app, ["list", "--timm", "deit*"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert_whole(result.output, timm.list_models("deit*"), ["224x224", "384x384"])

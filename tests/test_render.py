@@ -60,3 +60,43 @@ def test_a_long_model_name_folds_and_no_number_is_cut_at_80_columns():
     assert "…" not in text
     for cell in ("3136", "4.509G", "28.3M", "328", "325-334", "3.05", "173.1"):
         assert cell in text, cell
+
+
+def _log_lines(settings, monkeypatch, seconds=(), **kwargs) -> list[str]:
+    """The log lines a sweep over these settings prints (each setting taking `seconds`)."""
+    from types import SimpleNamespace
+
+    moments = iter([t for s in seconds for t in (0.0, s)])
+    monkeypatch.setattr("gfbench.render.time", SimpleNamespace(
+        monotonic=lambda: next(moments, 0.0)))
+    target = Console(file=io.StringIO(), width=200, color_system=None)
+    with ComplexityProgress(len(settings), target=target, **kwargs) as progress:
+        for setting in settings:
+            progress.start(setting)
+            progress.finish(setting.row(), skipped=False)
+    return [line for line in target.file.getvalue().splitlines() if line.startswith("done")]
+
+
+def _setting(batch: int, side: int = 224) -> Setting:
+    return Setting("model", "deit-s", side, side, batch, "fp32", "infer", "cpu")
+
+
+def test_log_lines_name_the_batch_only_when_the_sweep_has_several(monkeypatch):
+    lines = _log_lines([_setting(1), _setting(8)], monkeypatch, batch_sizes=[1, 8])
+    assert [line.split()[3] for line in lines] == ["b1", "b8"]
+    lines = _log_lines([_setting(1, 224), _setting(1, 384)], monkeypatch, batch_sizes=[1])
+    assert lines and not any(" b1" in line for line in lines)
+    # not told the sweep's batch sizes: a batch other than 1 is named, all once two differ
+    lines = _log_lines([_setting(1), _setting(8), _setting(1, 384)], monkeypatch)
+    assert " b1 " not in lines[0] and [line.split()[3] for line in lines[1:]] == ["b8", "b1"]
+    assert not any(" b1" in line for line in _log_lines([_setting(1)] * 2, monkeypatch))
+
+
+def test_log_lines_show_the_time_left_while_settings_remain(monkeypatch):
+    lines = _log_lines([_setting(1, side) for side in (224, 384, 512, 640)], monkeypatch,
+                       seconds=(45.0, 60.0, 30.0, 30.0))
+    assert [line.split("eta ")[-1].strip() if "eta" in line else None for line in lines] == [
+        "0:02:15",  # 3 settings left x 45 s
+        "0:01:45",  # 2 left x 52.5 s
+        "0:00:45",  # 1 left x 45 s
+        None]  # nothing left

@@ -5,6 +5,7 @@ renderer needs. The CLI only parses, calls run_complexity and renders."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +23,8 @@ from gfbench.results import ComplexityRow
 class SweepProgress(Protocol):
     """What run_complexity tells a progress display (the CLI's rich bar)."""
 
-    def begin(self, total: int) -> None:
-        """This process will measure ``total`` settings."""
+    def begin(self, total: int, batch_sizes: Sequence[int]) -> None:
+        """This process will measure ``total`` settings; the sweep's batch sizes."""
 
     def start(self, setting: Setting) -> None:
         """A setting starts."""
@@ -76,7 +77,8 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
         plan = plan_complexity(request, dist=dist)
         load_at_start = load_average()
         if progress is not None:
-            progress.begin(len(plan.settings[dist.rank::dist.world_size]))
+            progress.begin(len(plan.settings[dist.rank::dist.world_size]),
+                           sorted({s.batch_size for s in plan.settings}))
         outcome = run_sweep(plan, on_start=progress.start if progress else None,
                             on_row=progress.finish if progress else None)
     finally:

@@ -253,6 +253,7 @@ class Exponent:
     fit: PowerLawFit
     growth: GrowthFit
     counted: bool = True  # flops and params: exact, so never "noisy"
+    batch_size: int | None = None  # the batch of the rows fitted (a batch sweep fits each)
 
 
 def relative_spread(p10: Any, p50: Any, p90: Any) -> float:
@@ -300,5 +301,5 @@ def scaling_exponents(rows: Sequence[Any]) -> list[Exponent]:
             counted = metric in COUNTED_METRICS
             fit = fit_exponent(tokens, values, low, high, measured=not counted)
             growth = compare_growth(tokens, values, noise=band_noise(used, metric))
-            found.append(Exponent(key[1], metric, fit, growth, counted))
+            found.append(Exponent(key[1], metric, fit, growth, counted, key[3]))
     return found

@@ -11,9 +11,11 @@ numbers back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from gfbench.plot.report import Section, Table, formatted
 from gfbench.plot.style import (
@@ -25,6 +27,11 @@ from gfbench.plot.style import (
     new_figure,
 )
 from gfbench.results.schema import BREAKDOWN_GROUPS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
 
 ROLES = BREAKDOWN_GROUPS
 ROLE_LABELS = {"token_mixer": "token mixer", "channel_mlp": "channel MLP", "norm": "norm",
@@ -89,28 +96,51 @@ def shares(table: pd.DataFrame, kind: str = "flops") -> pd.DataFrame:
     return pd.DataFrame({role: table[f"{kind}_{role}"] / total for role in ROLES})
 
 
+def _keep_apart(fig: Figure, labels: list[Annotation]) -> None:
+    """Lines that end close together: move each end-value label, from the top down, below
+    the labels it would cover; positions are read once the layout is done."""
+    fig.draw_without_rendering()
+    renderer = cast(FigureCanvasAgg, fig.canvas).get_renderer()  # new_figure's canvas
+    placed: list[Bbox] = []
+    for label in sorted(labels, key=lambda a: -a.xy[1]):
+        box = label.get_window_extent(renderer)
+        for _ in range(len(placed)):
+            covered = [b for b in placed if b.overlaps(box)]
+            if not covered:
+                break
+            drop = (box.y1 - min(b.y0 for b in covered) + 1) * 72 / fig.dpi
+            label.xyann = (label.xyann[0], label.xyann[1] - drop)
+            box = label.get_window_extent(renderer)
+        placed.append(box)
+
+
 def breakdown_figure(table: pd.DataFrame, engine: str) -> NamedFigure:
     """The token mixer's share against resolution, and every setting split by role."""
     rows = table[table["engine"] == engine]
     flop_shares = shares(rows)
-    fig = new_figure(10.0, 4.2)
+    names = sorted(set(rows["name"]))
+    # the legends sit below both panels, hiding nothing: the models' (left) in as many
+    # columns as their names allow, the roles' (right) in three; each bar gets 0.24 in
+    model_columns = max(1, min(len(names), 3, 48 // (max(map(len, names)) + 6)))
+    legend_rows = max(-(-len(names) // model_columns), -(-len(ROLES) // 3))
+    fig = new_figure(10.0, max(3.7, 1.3 + 0.24 * len(rows)) + 0.235 * legend_rows)
     line_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
+    ends = []
     for name, group in rows.groupby("name", sort=True):
         order = np.argsort(_side(group), kind="stable")
         x = _side(group)[order]
         y = 100 * flop_shares.loc[group.index, "token_mixer"].to_numpy()[order]
         line_ax.plot(x, y, color=colour_for(name), marker=marker_for(name), label=name,
                      gid=f"data|{name}|mixer_share")
-        line_ax.annotate(f"{y[-1]:.1f}%", (x[-1], y[-1]), xytext=(0, 5),
-                         textcoords="offset points", ha="center", fontsize=7.5,
-                         color=colour_for(name))
+        ends.append(line_ax.annotate(f"{y[-1]:.1f}%", (x[-1], y[-1]), xytext=(6, 0),
+                                     textcoords="offset points", ha="left", va="center",
+                                     fontsize=7.5, color=colour_for(name)))
     sides = sorted(set(_side(rows)))
     line_ax.set_xticks(sides, [f"{s:g}" for s in sides])
     line_ax.set_ylim(0, 100)
     line_ax.set_xlabel("input resolution (side, pixels)")
     line_ax.set_ylabel("token mixer's share of FLOPs (%)")
     line_ax.set_title("Token mixer's share of the FLOPs")
-    line_ax.legend(loc="best")
 
     ordered = rows.sort_values(["name", "res_h", "res_w"])
     labels = [f"{n} {_resolution(h, w)}" for n, h, w in
@@ -129,9 +159,12 @@ def breakdown_figure(table: pd.DataFrame, engine: str) -> NamedFigure:
     bar_ax.set_xlabel("share of FLOPs (%)")
     bar_ax.set_title("Where the FLOPs go")
     bar_ax.grid(axis="y", visible=False)
-    bar_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(ROLES),
-                  frameon=False, handlelength=1.0, columnspacing=0.8)
+    fig.legend(*line_ax.get_legend_handles_labels(), loc="outside lower left",
+               ncols=model_columns, frameon=False)
+    fig.legend(*bar_ax.get_legend_handles_labels(), loc="outside lower right", ncols=3,
+               frameon=False, handlelength=1.0, columnspacing=0.8)
     fig.suptitle(f"FLOPs by role ({engine} engine; one fused multiply-add = one FLOP)")
+    _keep_apart(fig, ends)
     return NamedFigure(stem=f"breakdown-mixer-share-{engine}",
                        title=f"Token mixer's share of FLOPs ({engine} engine)", figure=fig)
 

@@ -129,13 +129,26 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9rem; }
 table { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1.5rem; }
 th, td { border: 1px solid #ddd; padding: .2rem .5rem; text-align: right;
-         overflow-wrap: anywhere; }
+         white-space: nowrap; }
+th.words, td.words { white-space: normal; }
+.words > span { white-space: nowrap; }
 th { background: #f3f3f3; }
 td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-style: italic; padding: .3rem 0; }
 .scroll { overflow-x: auto; }
 pre { background: #f6f6f6; padding: .6rem; white-space: pre-wrap; font-size: .85rem; }
 """
+
+
+def _cell_html(tag: str, value: object) -> str:
+    """A th or td that never breaks a word (not even after a hyphen or a slash, as in
+    'gfnet-xs' or 'ckpt/deit-s.pth'): text without spaces stays on one line; text with spaces
+    wraps at its spaces only, each word one unbreakable span."""
+    words = str(value).split(" ")
+    if len(words) == 1:
+        return f"<{tag}>{html.escape(words[0])}</{tag}>"
+    spans = " ".join(f"<span>{html.escape(word)}</span>" for word in words)
+    return f'<{tag} class="words">{spans}</{tag}>'
 
 
 def _block_html(block: Block) -> str:
@@ -146,8 +159,8 @@ def _block_html(block: Block) -> str:
         items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
         return f"<ul>{items}</ul>"
     if isinstance(block, Table):
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        head = "".join(_cell_html("th", c) for c in block.frame.columns)
+        rows = "".join("<tr>" + "".join(_cell_html("td", v) for v in row) + "</tr>"
                        for row in block.frame.itertuples(index=False))
         return (f'<div class="scroll"><table><caption>{html.escape(block.caption)}</caption>'
                 f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")

@@ -118,7 +118,8 @@ class ComplexityRow:
 
 @dataclass
 class RobustnessRow:
-    """Top-1/top-5 counts of one (model, corruption or attack, severity) evaluation."""
+    """Top-1/top-5 counts and softmax calibration of one (model, corruption or attack,
+    severity) evaluation."""
 
     model: str
     checkpoint: str
@@ -135,6 +136,12 @@ class RobustnessRow:
     precision: str = "fp32"
     device: str = "cpu"
     checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
+    # Calibration of the top-1 softmax over the readable images (gfbench.robustness.
+    # calibration); None in files written before it was computed.
+    ece: float | None = None  # expected calibration error, 15 equal-width bins (fraction)
+    nll: float | None = None  # mean negative log-likelihood of the label (nats)
+    brier: float | None = None  # mean multi-class Brier score (0..2)
+    calibration_bins: str | None = None  # 15 "count:confidence_sum:correct", space-separated
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 

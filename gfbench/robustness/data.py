@@ -70,6 +70,20 @@ class Recipe:
     severity: int = 0
     seed: int = 0
 
+    def describe(self) -> str:
+        """In words, what the files go through before ToTensor and the model's mean/std (the
+        results file records it per source, so a reader knows what was scored)."""
+        side = "x".join(map(str, self.size))
+        if self.mode == "as_is":
+            return f"decoded as released; resized to {side} ({self.interpolation}) only if not"
+        if self.mode == "eval":
+            cover = "x".join(str(math.floor(s / self.crop_pct)) for s in self.size)
+            return (f"resized ({self.interpolation}) to cover {cover} (the model's crop_pct "
+                    f"{self.crop_pct}), centre crop {side}")
+        return (f"resized (bilinear) to cover {GENERATION_RESIZE}x{GENERATION_RESIZE}, centre "
+                f"crop {GENERATION_CROP}x{GENERATION_CROP}, corrupted in memory, resized to "
+                f"{side} ({self.interpolation}) only if not")
+
 
 @dataclass
 class Part:

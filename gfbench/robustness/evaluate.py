@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,7 @@ from gfbench.robustness.attacks import (
     attack_spec,
     run_attack,
 )
+from gfbench.robustness.calibration import IMAGE_COLUMNS, CalibrationSums
 from gfbench.robustness.data import (
     CLASS_MAPS,
     EVAL_SETS,
@@ -207,6 +209,27 @@ def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
     return hit1.long(), hit5.long()
 
 
+def _calibration_values(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
+                        hit1: torch.Tensor, columns: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """Per-image (readable, top-1 hit, top-1 confidence, NLL, Brier) in float64, zero rows for
+    unreadable images. The softmax is over `columns` when given (ImageNet-A/R: the 200 classes
+    top-1 competes among, as in _score); a label outside them has NLL inf."""
+    if columns is not None:
+        position = torch.full((logits.shape[1],), -1, dtype=torch.long, device=labels.device)
+        position[columns] = torch.arange(len(columns), device=labels.device)
+        logits, labels = logits[:, columns], position[labels]
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    p = log_p.exp()
+    known = labels >= 0
+    label = labels.clamp(min=0)[:, None]
+    nll = torch.where(known, -log_p.gather(1, label)[:, 0], torch.inf)
+    target = torch.zeros_like(p).scatter_(1, label, known[:, None].double())
+    values = torch.stack([torch.ones_like(nll), hit1.double(), p.amax(dim=1), nll,
+                          (p - target).square().sum(dim=1)], dim=1)
+    return torch.where(readable[:, None], values, torch.zeros_like(values))
+
+
 def _predict(model: nn.Module, pixels_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
              device: torch.device, precision: str) -> torch.Tensor:
     """Logits of a uint8 batch: ToTensor (/255) and the model's normalisation on the device."""
@@ -232,11 +255,16 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                    precision: str = "fp32", batch_size: int = 64, workers: int = 0,
                    seed: int = 0, context: dd.DistContext | None = None,
                    progress: ProgressCallback | None = None
-                   ) -> Iterator[tuple[int, dict[str, int]]]:
-    """Yield (part index, summed integer counts) for every part, in order, as each finishes.
+                   ) -> Iterator[tuple[int, dict[str, int], CalibrationSums]]:
+    """Yield (part index, summed integer counts, calibration sums) for every part, in order,
+    as each finishes.
 
     One DataLoader serves all parts; under torchrun each rank reads its shard of every part
     (no padding) and the counts are summed over ranks before they are yielded (on every rank).
+    The calibration is exact too: each rank writes its images' float64 (confidence, NLL,
+    Brier) into their own slots of a part-long table, which all_reduce sums (every slot has
+    one writer, so the sum is that value, bit for bit), and the sums are rounded once
+    (math.fsum): a k-rank run gives the bits of a 1-rank run.
     Parts whose source is 'attack' are attacked (their corruption names the attack).
     """
     context = context or dd.DistContext()
@@ -262,14 +290,25 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     progress.begin([(p.name, n, p.corruption if p.source == "attack" else "forward")
                     for p, n in zip(parts, local_totals, strict=True)])
     counts = torch.zeros(len(parts), len(COUNT_FIELDS), dtype=torch.long, device=device)
+    slots: dict[int, torch.Tensor] = {}  # part -> its per-image calibration values (this rank's)
     seen = [0] * len(parts)
     next_part = 0
 
-    def finished() -> Iterator[tuple[int, dict[str, int]]]:
+    def slots_of(part_index: int) -> torch.Tensor:
+        """The part's per-image table (every image of the part, zeros where not this rank's)."""
+        if part_index not in slots:
+            slots[part_index] = torch.zeros(len(parts[part_index].samples), len(IMAGE_COLUMNS),
+                                            dtype=torch.float64, device=device)
+        return slots[part_index]
+
+    def finished() -> Iterator[tuple[int, dict[str, int], CalibrationSums]]:
         nonlocal next_part
         while next_part < len(parts) and seen[next_part] == local_totals[next_part]:
             total = dd.sum_counts(counts[next_part], context).cpu().tolist()
-            yield next_part, dict(zip(COUNT_FIELDS, (int(v) for v in total), strict=True))
+            values = dd.sum_counts(slots_of(next_part), context).cpu().numpy()
+            del slots[next_part]
+            yield (next_part, dict(zip(COUNT_FIELDS, (int(v) for v in total), strict=True)),
+                   CalibrationSums.from_images(values))
             next_part += 1
 
     yield from finished()
@@ -290,6 +329,8 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                 logits = _predict(model, images[pick], mean_t, std_t, device, precision)
             hit1, hit5 = _score(logits, labels[pick], readable_dev[pick],
                                 columns.get(part_index))
+            slots_of(part_index)[sample_ids[rows].to(device)] = _calibration_values(
+                logits, labels[pick], readable_dev[pick], hit1, columns.get(part_index))
             ok = readable_dev[pick].long()
             counts[part_index] += torch.stack([ok.sum(), hit1.sum(), hit5.sum(),
                                                (1 - ok).sum()])
@@ -545,8 +586,15 @@ def resumable_settings(json_path: Path, settings: dict[str, object], checkpoint_
             for k, v in settings.items()}
 
 
+def _finite(value: float | None) -> float | None:
+    """A mean as a row stores it: None when there is none or it is not finite (NaN logits, a
+    label the softmax cannot reach), which JSON cannot hold."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, int],
-         config: RobustnessConfig, device: torch.device, checkpoint_sha: str) -> RobustnessRow:
+         calibration: CalibrationSums, config: RobustnessConfig, device: torch.device,
+         checkpoint_sha: str) -> RobustnessRow:
     """The results row of a finished part."""
     images = counts["images"]
     eps = attack_spec(part.corruption).eps if part.source == "attack" else None
@@ -558,13 +606,15 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         error_top1=1 - counts["correct_top1"] / images if images else None,
         error_top5=1 - counts["correct_top5"] / images if images else None,
         eps=eps, precision=config.precision, device=device.type,
-        checkpoint_sha256=checkpoint_sha,
+        checkpoint_sha256=checkpoint_sha, ece=_finite(calibration.ece),
+        nll=_finite(calibration.nll), brier=_finite(calibration.brier),
+        calibration_bins=calibration.bins_text() if images else None,
     )
 
 
 def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.device,
-                 context: dd.DistContext, notes: list[str], checkpoint_sha: str
-                 ) -> ResultsWriter:
+                 context: dd.DistContext, notes: list[str], checkpoint_sha: str,
+                 parts: Sequence[Part]) -> ResultsWriter:
     """The results writer (rank 0): the file keyed by checkpoint content and settings; rows
     already in it are kept (ResultsWriter never drops rows)."""
     settings = run_settings(config, bundle)
@@ -580,8 +630,18 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
         notes=notes, label_source=("canonical ImageNet-1k wnid list"
                                    if config.class_map == "imagenet"
                                    else "sorted class folder names"),
+        preprocessing=preprocessing(parts, bundle),
     )
     return ResultsWriter(stem, provenance, summary_of=summary_payload)
+
+
+def preprocessing(parts: Sequence[Part], bundle: ModelBundle) -> dict[str, str]:
+    """Per source, what its images went through before the model (stored in provenance)."""
+    described: dict[str, str] = {}
+    for part in parts:
+        described.setdefault(part.source, f"{part.recipe.describe()}; then ToTensor and the "
+                                          f"model's mean {bundle.mean} and std {bundle.std}")
+    return described
 
 
 def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
@@ -623,7 +683,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
     notes = [generated_note()] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
-                                                 checkpoint_sha), context)
+                                                 checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends
         done = writer.done() if writer and config.resume else set()
         key = (bundle.name, Path(config.checkpoint).name)
@@ -635,13 +695,13 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         started = time.perf_counter()
         evaluated = 0
         try:
-            for index, counts in evaluate_parts(
+            for index, counts, calibration in evaluate_parts(
                     bundle.module, todo, bundle.mean, bundle.std, device=device,
                     precision=config.precision, batch_size=config.batch_size,
                     workers=config.workers, seed=config.seed, context=context, progress=progress):
                 evaluated += counts["images"] + counts["unreadable"]
-                row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
-                           checkpoint_sha)
+                row = _row(bundle, config.checkpoint, todo[index], counts, calibration, config,
+                           device, checkpoint_sha)
                 if writer is not None:
                     writer.add(row)
                 if progress is not None:

@@ -88,6 +88,24 @@ def test_exponents_per_name_and_metric_skip_what_was_not_measured():
     assert found["b", "flops"].fit.k == pytest.approx(math.log(256**1.5 / 64) / math.log(4))
 
 
+def test_a_batch_sweep_fits_each_batch_and_says_which():
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from gfbench.render import exponents_table
+
+    rows = [dataclasses.replace(_row("a", n, latency_ms_p50=b * 0.1 * n**k), batch_size=b)
+            for b, k in ((1, 1.0), (8, 2.0)) for n in (16, 64, 256)]
+    found = {(e.batch_size, e.metric): e.fit.k for e in scaling_exponents(rows)}
+    assert found[1, "latency_ms_p50"] == pytest.approx(1.0)
+    assert found[8, "latency_ms_p50"] == pytest.approx(2.0)
+    screen = Console(file=io.StringIO(), width=100)
+    screen.print(exponents_table(scaling_exponents(rows)))
+    assert "a b1" in screen.file.getvalue() and "a b8" in screen.file.getvalue()
+
+
 def test_exponent_is_fitted_on_the_larger_half_of_the_token_counts():
     assert larger_half([1.0, 2, 3, 4, 5]).tolist() == [False, False, True, True, True]
     assert larger_half([1.0, 2, 3]).tolist() == [False, True, True]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from matplotlib.text import Text
 
 from gfbench.measure.breakdown import BreakdownRequest, plan_breakdown, run_breakdown
 from gfbench.plot import PlotOptions, make_plots
-from gfbench.plot.breakdown import breakdown_figure, breakdown_frame
+from gfbench.plot.breakdown import ROLES, breakdown_figure, breakdown_frame
+from gfbench.plot.style import style_context
 from gfbench.results.frame import load_results
 
 MODELS = ("gfnet-ti", "deit-ti")
@@ -83,3 +86,50 @@ def test_a_later_run_of_the_same_settings_replaces_the_older_one(counted, tmp_pa
     deit = table[(table["name"] == "deit-ti") & (table["res_h"] == 224)].iloc[0]
     expected = mixer_share(tmp_path / "0001-breakdown-d0-torch.json", "deit-ti", 224)
     assert 100 * deit["flops_token_mixer"] / deit["model_flops"] == pytest.approx(expected)
+
+
+def crowded_table() -> pd.DataFrame:
+    """Long timm names, two lines ending 0.5% apart near the top, one near 0%."""
+    rows = []
+    for name, mixer in (("deit_tiny_patch16_224.fb_in1k", (0.80, 0.90, 0.97)),
+                        ("gfnet-ti", (0.004, 0.005, 0.006)),
+                        ("vit_base_patch14_reg4_dinov2.lvd142m", (0.50, 0.70, 0.965))):
+        for side, share in zip((112, 224, 448), mixer, strict=True):
+            split = {"token_mixer": share, "channel_mlp": 0.97 - share, "norm": 0.005,
+                     "embedding": 0.02, "head": 0.004, "other": 0.001}
+            row = {"name": name, "res_h": side, "res_w": side, "engine": "torch",
+                   "tokens": (side // 16) ** 2, "model_flops": 1e7 * side, "model_params": 2e7}
+            row.update({f"flops_{role}": split[role] * 1e7 * side for role in ROLES})
+            row.update({f"params_{role}": 2e7 / len(ROLES) for role in ROLES})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("source", ["counted", "crowded"])
+def test_legends_hide_no_label_and_no_label_hides_another(counted, source):
+    table = (crowded_table() if source == "crowded" else
+             breakdown_frame(load_results([counted]).runs_of("breakdown"), []))
+    with style_context():
+        figure = breakdown_figure(table, "torch").figure
+        figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legends = [a.get_legend() for a in figure.axes if a.get_legend()] + list(figure.legends)
+    assert len(legends) == 2
+    line_ax, bar_ax = figure.axes[:2]
+    ends = [t.get_window_extent(renderer) for t in line_ax.texts]
+    bar_labels = [t.get_window_extent(renderer) for t in bar_ax.get_yticklabels()]
+    assert len(ends) == len(set(table["name"])) and len(bar_labels) == len(table)
+    words = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        own = set(legend.get_texts())
+        hidden = [t.get_text() for t in words
+                  if t not in own and t.get_window_extent(renderer).overlaps(box)]
+        assert hidden == [], hidden  # value labels, bar labels, ticks, axis labels, titles
+        assert not any(ax.get_window_extent(renderer).overlaps(box) for ax in figure.axes)
+        assert figure.bbox.containsx(box.x0) and figure.bbox.containsx(box.x1)
+        assert figure.bbox.containsy(box.y0) and figure.bbox.containsy(box.y1)
+    assert not legends[0].get_window_extent(renderer).overlaps(
+        legends[1].get_window_extent(renderer))
+    for labels in (ends, bar_labels):
+        assert not any(a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1:])

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
+import pandas as pd
 import pytest
 from PIL import Image
 from plot_synthetic import (
@@ -23,6 +24,8 @@ from plot_synthetic import (
 from gfbench.errors import GfbenchError
 from gfbench.plot import NothingToPlotError, PlotOptions, make_plots, parse_formats
 from gfbench.plot.complexity import LEGEND_ENTRY_IN, PANEL_IN
+from gfbench.plot.report import Section, render_html
+from gfbench.plot.report import Table as ReportTable
 from gfbench.plot.style import DPI
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,10 +96,11 @@ def test_html_report_is_self_contained_and_holds_tables_provenance_and_conventio
     assert len(sources) == 5 and all(s.startswith("data:image/svg+xml;base64,") for s in sources)
     assert not re.search(r"<(link|script)\b", page)
     assert "http://" not in page.replace('xmlns="http://', "") and "https://" not in page
+    text = re.sub(r"<[^>]+>", "", page)  # a cell's words are spans of their own
     for needed in ("Provenance", "gfbench complexity --models gfnet-xs,deit-s",
                    "FLOP convention", "one fused multiply-add = one FLOP", "Fitted exponents",
                    "flops is &#x27;lots&#x27;", "mean corruption error (%, not mCE)"):
-        assert needed in page, needed
+        assert needed in text, needed
 
 
 def test_markdown_report_links_the_figure_files_beside_it(made):
@@ -122,8 +126,8 @@ def test_robustness_without_corruptions_gets_the_summary_only(tmp_path):
     write_robustness(tmp_path / "attacks", rows)
     report = make_plots([tmp_path], PlotOptions(formats=("svg",)))
     assert [p.name for p in report.figures] == ["robustness-summary.svg"]
-    page = (report.out / "report.html").read_text()
-    assert "FGSM ε=1/255 accuracy (%)" in page and "Token mixers" not in page
+    text = re.sub(r"<[^>]+>", "", (report.out / "report.html").read_text())
+    assert "FGSM ε=1/255 accuracy (%)" in text and "Token mixers" not in text
 
 
 def test_nothing_to_plot_raises_one_line_with_the_problems(tmp_path):
@@ -208,6 +212,60 @@ def test_report_fits_a_1400_px_window_and_shows_figures_unshrunk(made, tmp_path)
     assert layout["page"] <= 1400 and layout["clipped"] == 0, layout
     complexity = [f for f in layout["figures"] if f[0].startswith("Models")]
     assert complexity and all(shown == natural for _, natural, shown in complexity), complexity
+
+
+# every word of every th/td (a run of non-space characters): the distinct tops of the lines
+# its characters lie on; a word broken mid-word (after a hyphen or a slash too) has two or more
+_WORD_LINES = """
+const broken = [];
+for (const cell of document.querySelectorAll('th, td')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const word of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                           .map(r => Math.round(r.top)));
+      if (tops.size !== 1) broken.push([cell.tagName, word[0], tops.size]);
+    }
+  }
+}
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install "
+                    "chromium), so the report's line breaks were NOT checked in a browser")
+@pytest.mark.parametrize("width", [1400, 800])
+def test_report_tables_never_break_a_word(made, tmp_path, width):
+    # 1400 px: the tables fit; 800 px: the widest scroll sideways instead of breaking words
+    probe = ("<script>window.onload = () => {" + _WORD_LINES + "document.title = JSON.stringify("
+             "{broken, words: document.querySelectorAll('th, td').length, "
+             "page: document.documentElement.scrollWidth}); };</script>")
+    page = (made.out / "report.html").read_text().replace("</body>", probe + "</body>")
+    copy = tmp_path / "words.html"
+    copy.write_text(page)
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--disable-quic", "--no-first-run", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={tmp_path / 'profile'}",
+                             f"--window-size={width},900", "--virtual-time-budget=10000",
+                             "--dump-dom", copy.as_uri()],
+                            capture_output=True, text=True, timeout=120, check=False)
+    title = re.search(r"<title>(.*?)</title>", result.stdout, re.S).group(1)
+    layout = json.loads(html.unescape(title))
+    assert layout["words"] > 200  # every table of the report was laid out
+    assert layout["broken"] == [], layout["broken"]
+    assert layout["page"] <= width  # the page itself never scrolls sideways
+
+
+def test_report_cells_wrap_at_spaces_only():
+    frame = pd.DataFrame({"latency p50 (ms)": ["1.5"], "name": ["ckpt/gfnet-s.pth"]})
+    page = render_html("t", [Section("s", [ReportTable("caption", frame)])])
+    assert ('<th class="words"><span>latency</span> <span>p50</span> <span>(ms)</span></th>'
+            in page)
+    assert "<td>ckpt/gfnet-s.pth</td>" in page and "<th>name</th>" in page
+    assert "overflow-wrap: anywhere" not in page and "word-break" not in page
 
 
 def test_plot_removes_only_the_figures_it_made_before_and_no_longer_makes(tmp_path):
