@@ -341,3 +341,39 @@ def test_the_cli_runs_the_map_with_clean_and_prints_its_line(tmp_path, monkeypat
     (path,) = (tmp_path / "out").glob("*.json")
     _, rows = read_results(path)
     assert len(rows) == 6  # clean and 5 frequencies
+
+
+def test_two_gloo_processes_give_the_single_process_map(tmp_path, one_thread):
+    import os
+    import subprocess
+
+    from robustness_helpers import write_folder_val, write_vit_checkpoint
+
+    import gfbench
+
+    checkpoint = write_vit_checkpoint(tmp_path / "vit3.pth")
+    val = write_folder_val(tmp_path / "val", per_class=3)
+    options = ["--ckpt", str(checkpoint), "--model", "test_vit", "--clean", str(val),
+               "--fourier-map", "--fourier-grid", "3", "--fourier-eps", "8", "--class-map",
+               "folders", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
+           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = run_robustness(RobustnessConfig(
+        checkpoint=checkpoint, model="test_vit", clean=val, class_map="folders", batch_size=5,
+        workers=0, device="cpu", out=tmp_path / "one", fourier_map=True, fourier_grid=3,
+        fourier_eps=8.0))
+    (two_json,) = (tmp_path / "two").glob("*.json")
+    columns = ["source", "corruption", "images", "correct_top1", "correct_top5", "nll"]
+    two = read_results(two_json)[1][columns].sort_values("corruption").reset_index(drop=True)
+    one = read_results(single.json_path)[1][columns].sort_values("corruption")
+    # counts exactly; the NLL to float32 logits' batch-size noise (the clean row's too: other
+    # batches, other BLAS sums), which the signs, if they depended on the rank, would exceed
+    pd.testing.assert_frame_equal(two, one.reset_index(drop=True), check_exact=False,
+                                  rtol=1e-5)
+    assert len(one) == 6 and (one["source"] == "fourier").sum() == 5
+    assert one["correct_top1"].nunique() > 1  # the frequencies do change the answers
