@@ -374,12 +374,13 @@ ResumeParts = Annotated[bool, typer.Option(
 FourierMap = Annotated[bool, typer.Option(
     "--fourier-map", help="Fourier heat map on --clean (Yin et al. 2019): the error with one "
     "Fourier basis image added per frequency; one part per frequency (see --fourier-grid).")]
-FourierGrid = Annotated[int, typer.Option(
-    "--fourier-grid", help="N x N frequencies spread over the spectrum (half evaluated, the "
-    "other mirrored); the image side (224) = every frequency, as the paper (25,090 passes).")]
-FourierEps = Annotated[float, typer.Option(
-    "--fourier-eps", help="L2 norm of the basis image per channel, [0, 1] pixels (the paper: "
-    "15.7 on ImageNet, 4 on CIFAR-10).")]
+FourierGrid = Annotated[int | None, typer.Option(
+    "--fourier-grid", help=f"N x N frequencies spread over the spectrum (default "
+    f"{DEFAULT_FOURIER_GRID}; half evaluated, the other mirrored); the image side (224) = "
+    "every frequency, as the paper (25,090 passes).")]
+FourierEps = Annotated[float | None, typer.Option(
+    "--fourier-eps", help=f"L2 norm of the basis image per channel, [0, 1] pixels (default "
+    f"{DEFAULT_FOURIER_EPS}, the paper's ImageNet value; 4 on CIFAR-10).")]
 
 
 @app.command("robustness")
@@ -393,7 +394,7 @@ def robustness_command(
     imagenet_v2: ImagenetV2 = None, out: Out = None, seed: Seed = 0,
     class_map: ClassMapOption = ClassMap.imagenet, resume: ResumeParts = True,
     quiet: Quiet = False, as_json: Json = False, fourier_map: FourierMap = False,
-    fourier_grid: FourierGrid = DEFAULT_FOURIER_GRID, fourier_eps: FourierEps = DEFAULT_FOURIER_EPS,
+    fourier_grid: FourierGrid = None, fourier_eps: FourierEps = None,
 ) -> None:
     """Evaluate a checkpoint on ImageNet-C (CE, mCE, relative mCE), clean val, ImageNet-A/R/\
 Sketch/V2 and FGSM/PGD. Results go to <out>/robustness-<model>-<ckpt>-<key>.json and .csv \

@@ -136,8 +136,13 @@ class RobustnessConfig:
     resume: bool = True
     test_sets: dict[str, Path] = field(default_factory=dict)  # EVAL_SETS name -> its folder
     fourier_map: bool = False  # the Fourier heat map on --clean (gfbench.robustness.fourier)
-    fourier_grid: int = DEFAULT_FOURIER_GRID  # N x N frequencies; the image side = every one
-    fourier_eps: float = DEFAULT_FOURIER_EPS  # L2 norm of the basis image per channel
+    fourier_grid: int | None = None  # N x N frequencies (the image side: every one); None 15
+    fourier_eps: float | None = None  # L2 norm of the basis image per channel; None: 15.7
+
+    def fourier_settings(self) -> tuple[int, float]:
+        """The Fourier map's grid and eps, the defaults where not given."""
+        grid = DEFAULT_FOURIER_GRID if self.fourier_grid is None else self.fourier_grid
+        return grid, DEFAULT_FOURIER_EPS if self.fourier_eps is None else self.fourier_eps
 
 
 @dataclass
@@ -484,13 +489,15 @@ def check_fourier(config: RobustnessConfig, side: int | None = None) -> None:
     once the model is known), before anything is evaluated."""
     if config.fourier_map and config.clean is None:
         raise GfbenchError("--fourier-map needs --clean (the ImageNet val folder it perturbs)")
-    if not (math.isfinite(config.fourier_eps) and config.fourier_eps > 0):
-        raise GfbenchError(f"--fourier-eps {config.fourier_eps}: must be a number above 0 "
-                           "(the L2 norm of the basis image per channel, [0, 1] pixels)")
-    if config.fourier_grid < 1 or (side is not None and config.fourier_grid > side):
+    if not config.fourier_map and (config.fourier_grid, config.fourier_eps) != (None, None):
+        raise GfbenchError("--fourier-grid and --fourier-eps set up --fourier-map: add it")
+    grid, eps = config.fourier_settings()
+    if not (math.isfinite(eps) and eps > 0):
+        raise GfbenchError(f"--fourier-eps {eps}: must be a number above 0 (the L2 norm of "
+                           "the basis image per channel, [0, 1] pixels)")
+    if grid < 1 or (side is not None and grid > side):
         top = f"the model's image side, {side}" if side is not None else "the image side"
-        raise GfbenchError(f"--fourier-grid {config.fourier_grid}: must be 1 to {top} "
-                           "(frequencies per axis)")
+        raise GfbenchError(f"--fourier-grid {grid}: must be 1 to {top} (frequencies per axis)")
 
 
 def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
@@ -537,8 +544,9 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
     if config.fourier_map:
         check_fourier(config, min(size))
-        for ky, kx in half_grid(size, config.fourier_grid):
-            spec = FourierSpec(ky, kx, float(config.fourier_eps))
+        grid, eps = config.fourier_settings()
+        for ky, kx in half_grid(size, grid):
+            spec = FourierSpec(ky, kx, float(eps))
             parts.append(Part("fourier", spec.corruption, 0, clean_samples, eval_recipe,
                               fourier=spec))
     for name in [n for n in EVAL_SETS if n in config.test_sets]:

@@ -82,6 +82,9 @@ def test_coarse_grids_are_symmetric_spread_and_include_zero():
     assert len(half_grid((224, 224), DEFAULT_FOURIER_GRID)) == (15 * 15 + 1) // 2 == 113
     assert len(half_grid((224, 224), 224)) == (224 * 224 + 4) // 2  # 4 self-mirrored points
     assert DEFAULT_FOURIER_EPS == 15.7
+    assert RobustnessConfig(checkpoint=Path("m.pth")).fourier_settings() == (15, 15.7)
+    assert RobustnessConfig(checkpoint=Path("m.pth"), fourier_grid=7,
+                            fourier_eps=4.0).fourier_settings() == (7, 4.0)
 
 
 def test_corruption_names_round_trip_and_carry_eps():
@@ -271,7 +274,8 @@ def test_the_figure_draws_the_mirrored_error_and_its_change_from_clean(val, tmp_
 def test_no_fourier_rows_no_figure_and_no_summary_entry(val, tmp_path, one_thread):
     from gfbench.plot.robustness import fourier_figure
 
-    report = run_robustness(fourier_config(val, tmp_path / "run", fourier_map=False),
+    report = run_robustness(fourier_config(val, tmp_path / "run", fourier_map=False,
+                                           fourier_grid=None, fourier_eps=None),
                             bundle=bundle_of(MeanModel(), "mean"))
     assert "fourier" not in read_summary(report.json_path)
     assert fourier_figure(pd.DataFrame([dataclasses.asdict(r) for r in report.rows])) is None
@@ -294,6 +298,9 @@ def _one_line(monkeypatch, capsys, *args) -> str:
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--fourier-map"], "--fourier-map needs --clean"),
+    (["--clean", "VAL", "--fourier-grid", "5"], "--fourier-grid and --fourier-eps set up "
+     "--fourier-map: add it"),
+    (["--clean", "VAL", "--fourier-eps", "4"], "set up --fourier-map"),
     (["--fourier-map", "--clean", "VAL", "--fourier-grid", "0"], "--fourier-grid 0: must be 1"),
     (["--fourier-map", "--clean", "VAL", "--fourier-eps", "0"], "--fourier-eps 0.0: must be"),
     (["--fourier-map", "--clean", "VAL", "--fourier-eps", "-4"], "--fourier-eps -4.0: must be"),
