@@ -23,6 +23,7 @@ from gfbench.robustness.evaluate import ModelBundle, RobustnessConfig, run_robus
 from gfbench.robustness.fourier import (
     DEFAULT_FOURIER_EPS,
     DEFAULT_FOURIER_GRID,
+    PAPER_EPS_IMAGENET,
     FourierSpec,
     axis_frequencies,
     basis_image,
@@ -81,7 +82,7 @@ def test_coarse_grids_are_symmetric_spread_and_include_zero():
     assert axis_frequencies(224, 1) == [0]
     assert len(half_grid((224, 224), DEFAULT_FOURIER_GRID)) == (15 * 15 + 1) // 2 == 113
     assert len(half_grid((224, 224), 224)) == (224 * 224 + 4) // 2  # 4 self-mirrored points
-    assert DEFAULT_FOURIER_EPS == 15.7
+    assert DEFAULT_FOURIER_EPS == PAPER_EPS_IMAGENET == 15.7
     assert RobustnessConfig(checkpoint=Path("m.pth")).fourier_settings() == (15, 15.7)
     assert RobustnessConfig(checkpoint=Path("m.pth"), fourier_grid=7,
                             fourier_eps=4.0).fourier_settings() == (7, 4.0)
