@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
 from gfbench.robustness.corruptions import corrupt, image_rng
+from gfbench.robustness.fourier import FourierSpec
 from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -89,12 +90,13 @@ class Recipe:
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | a EVAL_SETS name
+    source: str  # imagenet-c | generated | clean | attack | fourier | a EVAL_SETS name
     corruption: str
     severity: int
     samples: list[Sample]
     recipe: Recipe
     classes: tuple[int, ...] | None = None  # logit columns scored (a 200-class subset)
+    fourier: FourierSpec | None = None  # the Fourier basis perturbation (source "fourier")
 
     @property
     def name(self) -> str:
