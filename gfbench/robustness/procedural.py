@@ -265,9 +265,10 @@ def canny(gray: np.ndarray, low: int, high: int) -> np.ndarray:
     """OpenCV's Canny edges of a uint8 image (3x3 Sobel with repeated edges, L1 gradient
     magnitude, non-maximum suppression with its fixed-point direction tests, hysteresis over
     8-connected pixels above `low` that reach one above `high`). The suppression is computed
-    only where the magnitude exceeds `low` (nothing else can be an edge), in int32."""
+    only where the magnitude exceeds `low` (nothing else can be an edge): Sobel in int16, the
+    direction tests in int32."""
     height, width = gray.shape
-    p = np.pad(gray.astype(np.int32), 1, mode="edge")
+    p = np.pad(gray.astype(np.int16), 1, mode="edge")  # Sobel sums and |dx| + |dy| fit
     smooth_rows = p[:-2] + 2 * p[1:-1] + p[2:]  # [1, 2, 1] down the columns
     dx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
     diff_rows = p[2:] - p[:-2]
@@ -281,7 +282,7 @@ def canny(gray: np.ndarray, low: int, high: int) -> np.ndarray:
     step = width + 2
     at = index + 2 * (index // width) + step + 1  # the same pixels in the padded layout
     centre = m[at]
-    gx, gy = dx.ravel()[index], dy.ravel()[index]
+    gx, gy = dx.ravel()[index].astype(np.int32), dy.ravel()[index].astype(np.int32)
     ax, ay = np.abs(gx), np.abs(gy) << 15
     tg22 = ax * TAN_22_5
     horizontal = ay < tg22
