@@ -131,6 +131,7 @@ class RobustnessRow:
     precision: str = "fp32"
     device: str = "cpu"
     checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
+    jpeg_quality: int | None = None  # generated rows re-encoded as JPEG (--jpeg-quality)
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 

@@ -22,7 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
-from gfbench.robustness.corruptions import corrupt, image_rng
+from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
 from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -59,7 +59,9 @@ class Recipe:
 
     mode "as_is": decode, resize only when the size differs (ImageNet-C JPEGs are 224x224);
     "eval": resize to size/crop_pct and centre-crop (the model's clean-val transform);
-    "generate": Resize(256) + CenterCrop(224), corrupt in memory, resize if the model differs.
+    "generate": Resize(256) + CenterCrop(224), corrupt in memory, (with jpeg_quality) save as
+    a JPEG of that quality and read back, as the released files were, resize if the model
+    differs.
     """
 
     mode: str
@@ -69,6 +71,7 @@ class Recipe:
     corruption: str = ""
     severity: int = 0
     seed: int = 0
+    jpeg_quality: int | None = None  # "generate": re-encode the corrupted crop as this JPEG
 
 
 @dataclass
@@ -216,6 +219,8 @@ def prepare(image: Image.Image, sample: Sample, recipe: Recipe) -> np.ndarray:
                         crop)
     rng = image_rng(recipe.seed, sample.key, recipe.corruption, recipe.severity)
     corrupted = corrupt(np.asarray(image), recipe.corruption, recipe.severity, rng)
+    if recipe.jpeg_quality is not None:
+        corrupted = jpeg_roundtrip(corrupted, recipe.jpeg_quality)
     if crop == tuple(recipe.size):
         return corrupted
     return np.asarray(resize_exact(Image.fromarray(corrupted), recipe.size, recipe.interpolation))
