@@ -14,8 +14,10 @@ robustness/test_fidelity.py). The OpenCV, scikit-image and ImageMagick steps are
 numpy and scipy (procedural.py). elastic_transform and frost follow the original release
 script instead, which the package changed. frost needs the release's photographs from an
 installed ``imagecorruptions-imaug`` and otherwise blends a procedural texture (frost_source).
-Generated images still differ from the released JPEGs: other random draws, and no 8-bit
-truncation and JPEG encoding; mCE measured on them is not comparable to published numbers.
+Generated images still differ from the released JPEGs: other random draws, rounding to 8
+bits where the release truncated, and no JPEG encoding unless ``--jpeg-quality 85`` asks for
+the release's (jpeg_roundtrip, applied by the data pipeline); mCE measured on them is not
+comparable to published numbers.
 """
 
 from __future__ import annotations
