@@ -1,5 +1,5 @@
 """How close are gfbench's in-memory corruptions to the reference ImageNet-C functions? Prints a
-markdown table (for the README): per corruption and severity, over scikit-image's sample
+markdown table (for docs/robustness.md): per corruption and severity, over scikit-image's sample
 photographs (Resize(256) + CenterCrop(224)) with the random draws lined up (see
 tests/robustness/fidelity_helpers.py), the worst case of
 

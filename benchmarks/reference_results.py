@@ -2,7 +2,7 @@
 
     python benchmarks/reference_results.py [--only counted]
 
-results/ holds the reference runs that the README quotes; nothing else writes there (the
+results/ holds the reference runs that the README and docs/ quote; nothing else writes there (the
 commands' default output folder is runs/, which git ignores). This script is the one way to
 change them: it removes the complexity and breakdown runs in results/ (the robustness demo's
 file is made by benchmarks/robustness_demo.py and left alone), runs the commands below, each a

@@ -1,6 +1,6 @@
 """python -m gfbench (also the entry point torchrun uses)."""
 
-from gfbench.cli import main
+from gfbench.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -63,7 +63,7 @@ class ComplexityRequest:
     fvcore: bool = True  # cross-check the counts with fvcore where the model fits
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     optimizer: str = ""  # train mode: "" (gradients only), "sgd" or "adamw" in the step
-    warmup_s: float | None = None  # least warm-up time (None: 0.5 s on CUDA, 0 on the CPU)
+    warmup_s: float | None = None  # least warm-up time (None: timing.DEFAULT_WARMUP_S)
     flush_l2: bool = False  # evict the cache before every timed call
     processes: int | None = None  # fresh processes the repeats are spread over (None: default)
 

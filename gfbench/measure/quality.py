@@ -56,10 +56,11 @@ def busy_warning(loads: Sequence[Sequence[float] | None], cores: int,
         return ""
     readings = ", ".join(f"{m:.2f}" for m in minutes)
     free = free_cores(max(minutes), cores, threads or 0)
-    used = f" with {threads} threads" if threads else ""
+    used = f" with {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+    fewer = (f", or with --threads {free} (about {free} core{'s' if free > 1 else ''} free)"
+             if threads is None or free < threads else "")
     return (f"busy machine: 1-minute load average {readings} (start, end) above its {cores} "
-            f"cores; timings{used} are suspect: rerun on an idle machine, or with --threads "
-            f"{free} (about {free} core{'s' if free > 1 else ''} free)")
+            f"cores; timings{used} are suspect: rerun on an idle machine{fewer}")
 
 
 def oversubscription_warning(threads: int | None, ranks: int, cores: int) -> str:

@@ -90,7 +90,7 @@ def test_linear_peaks_in_the_child_match_the_hand_count():
         assert result.status == "ok", result
         peaks[optimizer or mode] = result.peak_bytes
     # the 64 KiB output is below the 128 KiB mmap threshold: it may reuse a few heap pages
-    # the forked child already has resident (the protocol's resolution, README: ~128 KiB)
+    # the forked child already has resident (the protocol's resolution, docs/timing.md: ~128 KiB)
     assert 48 * 2**10 <= peaks["infer"] < mib
     assert 16 * mib <= peaks["train"] < 17 * mib
     assert 32 * mib <= peaks["sgd"] < 33 * mib

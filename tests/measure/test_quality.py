@@ -49,6 +49,12 @@ def test_no_timed_rows_no_warnings_even_on_a_busy_machine():
     assert [w.split(":")[0] for w in warnings] == ["busy machine", "noisy timings"]
 
 
+def test_the_busy_warning_suggests_fewer_threads_only_when_that_is_fewer():
+    already_one = busy_warning([[3.0, 1.0, 1.0]], cores=2, threads=1)
+    assert "with 1 thread " in already_one and "--threads" not in already_one
+    assert "--threads 1" in busy_warning([[3.0, 1.0, 1.0]], cores=2, threads=2)
+
+
 def test_the_busy_warning_says_how_many_threads_are_free():
     # 16 of the 25.2 are this run's own threads: others keep 9.2 cores busy, 6 are left
     message = busy_warning([[25.2, 1.0, 1.0]], cores=16, threads=16)
