@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 from scipy import ndimage
 
 from gfbench.errors import GfbenchError, UnknownNameError
@@ -99,7 +99,7 @@ def _to_float(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
     if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
+        return np.divide(image, np.float32(255.0), dtype=np.float32)
     if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"expected uint8 or float pixels, got {image.dtype}")
     return image.astype(np.float32)
@@ -109,8 +109,9 @@ def _like(result: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Clip to [0, 1] and return in the input's dtype (uint8 rounded to nearest)."""
     result = np.clip(result, 0.0, 1.0)
     if image.dtype == np.uint8:
-        return np.rint(result * 255.0).astype(np.uint8)
-    return result.astype(image.dtype)
+        result *= 255.0  # in place: the clipped copy is ours
+        return np.rint(result, out=result).astype(np.uint8)
+    return result.astype(image.dtype, copy=False)
 
 
 def _register(name: str, uint8: bool = False) -> Callable[[FloatFn], Corruption]:
@@ -418,11 +419,13 @@ def _jpeg_compression(image: np.ndarray, quality: int, rng: np.random.Generator)
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     """An HxWx3 uint8 image saved as a JPEG of the given quality with PIL (its default 4:2:0
     chroma subsampling) and read back, as a writable uint8 array."""
+    pixels = np.ascontiguousarray(image)
+    height, width = pixels.shape[:2]
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1).save(
+        buffer, format="JPEG", quality=quality)
     buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.array(decoded)
+    return np.array(JpegImagePlugin.JpegImageFile(buffer))  # the decoder, no format probing
 
 
 # --- extra ---
@@ -446,8 +449,11 @@ def _spatter(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarr
         shade = pc.emboss(pc.equalize_hist(shade.astype(np.uint8)))
         shade = np.rint(pc.box3_sum(shade) / 9).astype(np.float32)
         layer = level * shade
-        layer = layer / max(float(layer.max()), 1e-12) * np.float32(strength)
-        return x + layer[..., None] * WATER_RGB
+        layer /= max(float(layer.max()), 1e-12)
+        layer *= np.float32(strength)
+        water = layer[..., None] * WATER_RGB
+        water += x
+        return water
     mud = ndimage.gaussian_filter((liquid > threshold).astype(np.float32), strength,
                                   mode="nearest")
     mud[mud < 0.8] = 0.0
