@@ -443,11 +443,14 @@ def _spatter(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndarr
                                      mode="nearest")
     liquid[liquid < threshold] = 0.0
     if mode == 0:
-        level = (liquid * 255).astype(np.uint8)
+        liquid *= 255
+        level = liquid.astype(np.uint8)
         distance = pc.chamfer_distance(pc.canny(level, 50, 150), cap=20)
-        shade = (pc.box3_sum(distance.astype(np.float64)) * (1.0 / 9)).astype(np.float32)
-        shade = pc.emboss(pc.equalize_hist(shade.astype(np.uint8)))
-        shade = np.rint(pc.box3_sum(shade) / 9).astype(np.float32)
+        shade = pc.box3_sum(distance.astype(np.float64))
+        shade *= 1.0 / 9
+        shade = pc.emboss(pc.equalize_hist(shade.astype(np.float32).astype(np.uint8)))
+        # An integer sum / 9 is never within 1/18 of a half: float32 rounds it as float64 does.
+        shade = np.rint(np.divide(pc.box3_sum(shade), np.float32(9), dtype=np.float32))
         layer = level * shade
         layer /= max(float(layer.max()), 1e-12)
         layer *= np.float32(strength)

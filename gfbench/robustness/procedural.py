@@ -257,8 +257,11 @@ CHAMFER_STRIP = 32  # rows per strip of a capped chamfer_distance (timed best at
 def box3_sum(image: np.ndarray) -> np.ndarray:
     """Sum over each 3x3 neighbourhood with mirrored (reflect-101) edges, in float64 or int64."""
     padded = np.pad(image, 1, mode="reflect")
-    rows = padded[:-2] + padded[1:-1] + padded[2:]
-    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    rows = padded[:-2] + padded[1:-1]
+    rows += padded[2:]
+    out = rows[:, :-2] + rows[:, 1:-1]
+    out += rows[:, 2:]
+    return out
 
 
 def canny(gray: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -330,9 +333,10 @@ def chamfer_distance(edges: np.ndarray, cap: float | None = None,
     count = starts.size
     far = np.finfo(np.float32).max
     t = np.full((length + 4, count, width + 4), far, dtype=np.float32)  # 2-row, 2-column border
-    # 0 on edge pixels, +inf elsewhere, per window row: min(candidate, zero) puts the edges in.
-    zero = np.pad(np.where(edges, 0.0, np.inf), ((margin, 0), (0, 0)), constant_values=np.inf)[
-        margin + first[None, :] + np.arange(length)[:, None]]
+    # Edge pixels start at 0: min(candidate, t's row) puts them in (then the passes keep them).
+    window_rows = np.pad(edges, ((margin, 0), (0, 0)))[margin + first[None, :]
+                                                       + np.arange(length)[:, None]]
+    np.copyto(t[2:length + 2, :, 2:width + 2], 0, where=window_rows)
     along = np.arange(width, dtype=np.float64)
     inner = slice(2, width + 2)
     pair = np.full((count, width), far, dtype=np.float32)  # min of t[i, j - 1], t[i, j + 1]
@@ -353,22 +357,22 @@ def chamfer_distance(edges: np.ndarray, cap: float | None = None,
         np.minimum(cand, tmp, out=cand)
         return new_pair
 
-    def sweep(cand: np.ndarray, out_row: np.ndarray, zero_row: np.ndarray) -> None:
-        """out_row[j] = min over k <= j of cand[k] + (j - k) unit steps; edge pixels 0."""
-        np.minimum(cand, zero_row, out=run)
-        np.subtract(run, along, out=run)
+    def sweep(row: np.ndarray, backward: bool) -> None:
+        """row[j] = min over k <= j (k >= j backward) of min(cand, row)[k] + |j - k| unit
+        steps: the row's own values (0 on edges, the forward pass's backward) join in."""
+        np.minimum(cand, row, out=cand)
+        np.subtract(cand[:, ::-1] if backward else cand, along, out=run)
         np.minimum.accumulate(run, axis=1, out=run)
-        np.add(run, along, out=out_row, casting="same_kind")
+        np.add(run, along, out=row[:, ::-1] if backward else row, casting="same_kind")
 
     for i in range(2, length + 2):  # forward: the two rows above, then left to right
         pair = candidates(t[i - 1], pair)
-        sweep(cand, t[i, :, inner], zero[i - 2])
+        sweep(t[i, :, inner], backward=False)
     # Backward: the two rows below, then right to left, down to the strips' first rows.
     pair.fill(far)
     for i in range(length + 1, 1 + int((starts - first).min()), -1):
         pair = candidates(t[i + 1], pair)
-        np.minimum(cand, t[i, :, inner], out=cand)
-        sweep(cand[:, ::-1], t[i, :, width + 1:1:-1], zero[i - 2, :, ::-1])
+        sweep(t[i, :, inner], backward=True)
     out = np.empty((height, width), dtype=np.float32)
     for k, start in enumerate(starts):
         stop = min(start + strip, height)
