@@ -607,19 +607,19 @@ def _mce_label(summary) -> str:
 
 
 def robustness_corruption_table(summary) -> Table:
-    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE and relative CE."""
+    """Per corruption: severities, top-1/top-5 error, AlexNet error, CE, relative CE and ECE."""
     title = f"{summary.model} on {_source_label(summary.source)}: per corruption (%)"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))  # fits 80 columns, names whole
     for column in ("corruption", "group", "severities", "top-1\nerr", "top-5\nerr",
-                   "AlexNet\nerr", "CE", "rel.\nCE"):
+                   "AlexNet\nerr", "CE", "rel.\nCE", "ECE"):
         name = column in ("corruption", "group")
         table.add_column(column, justify="left" if name else "right", no_wrap=not name,
                          overflow="fold")
     for r in summary.per_corruption.itertuples():
         table.add_row(r.corruption, r.group, str(r.severities), _pct(r.error_top1_pct),
                       _pct(r.error_top5_pct), _pct(r.alexnet_error_pct), _pct(r.ce_pct),
-                      _pct(r.relative_ce_pct))
+                      _pct(r.relative_ce_pct), _pct(r.ece_pct))
     return table
 
 
@@ -674,11 +674,56 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
     return table
 
 
+def robustness_calibration_table(summary) -> Table | None:
+    """Calibration of the top-1 softmax (Ovadia et al. 2019): clean, each severity (mean over
+    the benchmark corruptions), each test set and attack; None when no part has it."""
+    from gfbench.plot.robustness import calibration_table
+
+    parts = calibration_table(summary)
+    if parts.empty:
+        return None
+    table = Table(title=f"{summary.model}: calibration of the top-1 softmax",
+                  caption="ECE (%): 15 confidence bins; NLL: nats",
+                  title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("part", overflow="fold")
+    for column in ("top-1 err", "ECE", "NLL", "Brier"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in parts.itertuples():
+        table.add_row(r.part, _pct(r.error_top1_pct), _pct(r.ece_pct), _pct(r.nll, 3),
+                      _pct(r.brier, 3))
+    return table
+
+
 def print_robustness_run(report) -> None:
     """A finished `gfbench robustness`: its tables against the published mCEs, and files."""
     from gfbench.robustness.protocol import REFERENCE_MCE
 
     print_robustness_report(report, REFERENCE_MCE)
+
+
+def fourier_lines(rows) -> list[str]:
+    """One line per Fourier heat map of a run's rows: its grid, error range and worst
+    frequency (the map itself is a figure: gfbench plot)."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from gfbench.robustness.fourier import fourier_maps
+
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows])
+    lines = []
+    for m in fourier_maps(frame):
+        if not np.isfinite(m.error).any():
+            continue
+        i, j = np.unravel_index(np.nanargmax(m.error), m.error.shape)
+        clean = "" if m.clean_error is None else f" (clean {m.clean_error:.1f}%)"
+        lines.append(f"Fourier heat map of {m.model}, eps {m.eps:g}: {m.evaluated} frequencies "
+                     f"on a {len(m.ky)}x{len(m.kx)} grid, top-1 error "
+                     f"{np.nanmin(m.error):.1f}-{np.nanmax(m.error):.1f}%{clean}, worst at "
+                     f"frequency ({m.ky[i]}, {m.kx[j]}); gfbench plot draws it")
+    return lines
 
 
 def print_robustness_report(report, reference: dict[str, float]) -> None:
@@ -687,6 +732,13 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
         if summary.source in ("imagenet-c", "generated"):
             console.print(robustness_corruption_table(summary))
         console.print(robustness_summary_table(summary, reference))
+        calibration = robustness_calibration_table(summary)
+        if calibration is not None:
+            console.print(calibration)
+        if summary.uncalibrated:
+            console.print(f"[yellow]note:[/] {summary.uncalibrated} part(s) carry no calibration "
+                          "(evaluated before gfbench computed it); --no-resume evaluates them "
+                          "again.")
         if summary.missing and summary.source == "imagenet-c":
             console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
                           "(corruption, severity) parts were not evaluated, so there is no mCE.")
@@ -694,6 +746,8 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
             console.print(f"[yellow]note:[/] {summary.unreadable} image reads failed (files "
                           "that could not be decoded, counted per part in the 'unreadable' "
                           "column and not scored).")
+    for line in fourier_lines(report.rows):
+        console.print(line, highlight=False)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
     if report.resumed:

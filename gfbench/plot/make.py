@@ -298,7 +298,26 @@ def _robustness_tables(entries: Sequence) -> list[Table]:
             wide.insert(0, "group", [group_of(c) for c in order])
             tables.append(Table(caption, formatted(wide.rename_axis("corruption")
                                                    .reset_index())))
+    tables += _calibration_tables(entries)
     return tables
+
+
+def _calibration_tables(entries: Sequence) -> list[Table]:
+    """Calibration of every entry's parts (clean, per severity, test sets, attacks), when
+    any row carries it (files written before gfbench computed it have none)."""
+    from gfbench.plot.robustness import calibration_table
+
+    parts = [calibration_table(e.summary).assign(entry=e.label) for e in entries]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return []
+    frame = pd.concat(parts, ignore_index=True)[["entry", "part", "error_top1_pct", "ece_pct",
+                                                 "nll", "brier"]]
+    frame = frame.rename(columns={"error_top1_pct": "top-1 error (%)", "ece_pct": "ECE (%)",
+                                  "nll": "NLL (nats)", "brier": "Brier (0..2)"})
+    return [Table("Calibration of the top-1 softmax (ECE: 15 equal-width confidence bins, "
+                  "Guo et al. 2017; severities: mean over the benchmark corruptions)",
+                  formatted(frame))]
 
 
 def _robustness_section(frame: pd.DataFrame, pictures: _FigureWriter) -> list[Section]:

@@ -1,7 +1,9 @@
-"""Robustness figures: error per corruption, error against severity, and the summary metrics.
+"""Robustness figures: error per corruption, error against severity, the summary metrics, and
+calibration (ECE, NLL, Brier against severity; reliability diagrams).
 
-The metrics (CE, mCE, relative mCE, mean error, attack accuracy) come from
-gfbench.robustness.metrics, computed from the integer counts; this module only draws them.
+The metrics (CE, mCE, relative mCE, mean error, attack accuracy, calibration) come from
+gfbench.robustness.metrics, computed from the integer counts and the calibration bins; this
+module only draws them.
 Checkpoints evaluated in different settings (precision, device) or on different corruption
 sources (released ImageNet-C JPEGs vs corruptions generated in memory) are separate entries,
 named apart in the legend. Bars carry a gid "bar|<entry>|<category>" so tests can read the
@@ -47,7 +49,7 @@ class Entry:
     hatch: str
     marker: str
     summary: RobustnessSummary
-    severities: pd.DataFrame  # corruption, severity, error_top1_pct of the corrupted rows
+    severities: pd.DataFrame  # corruption, severity, error_top1_pct, ece_pct, nll, brier
 
 
 def variant_marker(base: str, index: int) -> str:
@@ -91,7 +93,8 @@ def entries_of(frame: pd.DataFrame) -> list[Entry]:
                                          & (sha == summary.checkpoint_sha256)
                                          & (rows["source"] == summary.source)])
             found.append((summary, str(precision), str(device),
-                          corrupted[["corruption", "severity", "error_top1_pct"]]))
+                          corrupted[["corruption", "severity", "error_top1_pct", "ece_pct",
+                                     "nll", "brier"]]))
     paths_by_name: dict[str, set[str]] = {}
     for summary, *_ in found:
         paths_by_name.setdefault(Path(summary.checkpoint).name, set()).add(checkpoint_id(summary))
@@ -347,8 +350,213 @@ def summary_figure(entries: Sequence[Entry]) -> NamedFigure:
     return NamedFigure(stem="robustness-summary", title=title, figure=fig)
 
 
+def calibration_table(summary: RobustnessSummary) -> pd.DataFrame:
+    """One row per calibrated part of a summary, as the terminal and the report list them:
+    clean, each severity (mean over the benchmark corruptions), each test set, each attack;
+    columns part, error_top1_pct, ece_pct, nll, brier (empty when no part has an ECE)."""
+    s = summary
+    records = []
+    if s.clean_ece_pct is not None:
+        records.append(("clean", s.clean_error_top1_pct, s.clean_ece_pct, s.clean_nll,
+                        s.clean_brier))
+    records += [(f"severity {c.severity} (mean of {c.corruptions})", c.error_top1_pct,
+                 c.ece_pct, c.nll, c.brier) for c in s.calibration.itertuples()]
+    records += [(t.title + (" (200 classes)" if t.test_set in ("imagenet-a", "imagenet-r")
+                            else ""), t.error_top1_pct, t.ece_pct, t.nll, t.brier)
+                for t in s.test_sets.itertuples()]
+    records += [(f"{a.attack.upper()} {eps_text(a.eps)}", None if a.accuracy_top1_pct is None
+                 or a.accuracy_top1_pct != a.accuracy_top1_pct else 100.0 - a.accuracy_top1_pct,
+                 a.ece_pct, a.nll, a.brier) for a in s.attacks.itertuples()]
+    table = pd.DataFrame(records, columns=["part", "error_top1_pct", "ece_pct", "nll", "brier"])
+    return table if table["ece_pct"].notna().any() else table[:0]
+
+
+# (summary's severity-table column, clean value's attribute, panel title, y label)
+CALIBRATION_PANELS = (
+    ("error_top1_pct", "clean_error_top1_pct", "Top-1 error", "top-1 error (%)"),
+    ("ece_pct", "clean_ece_pct", "Expected calibration error (15 bins)", "ECE (%)"),
+    ("nll", "clean_nll", "Negative log-likelihood", "NLL (nats)"),
+    ("brier", "clean_brier", "Brier score", "Brier score (0..2)"),
+)
+CLEAN_X = 0  # where the clean value sits on the severity axis
+SEVERITIES_SHOWN = (1, 2, 3, 4, 5)
+BIN_EDGES = np.linspace(0.0, 1.0, 16)  # the 15 equal-width confidence bins
+
+
+def _has_calibration(entry: Entry) -> bool:
+    """Whether the entry's clean row or any severity carries an ECE."""
+    table = entry.summary.calibration
+    return entry.summary.clean_ece_pct is not None or bool(table["ece_pct"].notna().any())
+
+
+def calibration_severity_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """Top-1 error beside ECE, then NLL and Brier, against severity (clean at 0): the mean over
+    the benchmark corruptions evaluated at each severity, with their range shaded (the shift
+    study of Ovadia et al. 2019)."""
+    from gfbench.robustness.protocol import BENCHMARK_CORRUPTIONS
+
+    fig = new_figure(10.0, 7.6)
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    step = min(0.08, 0.5 / max(len(entries), 1))  # ranges side by side, not on top
+    for ax, (column, clean_field, title, ylabel) in zip(axes, CALIBRATION_PANELS, strict=True):
+        for i, entry in enumerate(entries):
+            table = entry.summary.calibration.sort_values("severity")
+            clean = getattr(entry.summary, clean_field)
+            xs = ([CLEAN_X] if clean is not None else []) + [int(v) for v in table["severity"]]
+            ys = ([clean] if clean is not None else []) + [
+                math.nan if v is None or v != v else float(v) for v in table[column]]
+            ax.plot(xs, ys, color=entry.colour, marker=entry.marker, label=entry.label,
+                    gid=f"calibration|{entry.label}|{column}")
+            parts = entry.severities[entry.severities["corruption"].isin(BENCHMARK_CORRUPTIONS)]
+            spread = parts.groupby("severity")[column].agg(["min", "max"]).dropna()
+            if len(spread):
+                offset = (i - (len(entries) - 1) / 2) * step
+                ax.vlines(spread.index.astype(float) + offset, spread["min"], spread["max"],
+                          color=entry.colour, alpha=0.45, linewidth=2.2,
+                          gid=f"range|{entry.label}|{column}")
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks([CLEAN_X, *SEVERITIES_SHOWN], ["clean", *map(str, SEVERITIES_SHOWN)])
+        ax.set_ylim(bottom=0)
+        if column in ("error_top1_pct", "ece_pct"):
+            ax.set_ylim(top=max(ax.get_ylim()[1], 1.0))
+    for ax in axes[2:]:
+        ax.set_xlabel("corruption severity")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(axes[0].vlines([], [], [], color=NEUTRAL_GREY, alpha=0.45, linewidth=2.2))
+    labels.append("min to max over the corruptions (same colour)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3),
+               frameon=False)
+    title = "Calibration against corruption severity"
+    fig.suptitle(f"{title}: mean over the benchmark corruptions\n{_sources_line(entries)}",
+                 fontweight="bold")
+    return NamedFigure(stem="robustness-calibration-severity", title=title, figure=fig)
+
+
+def _reliability_panel(ax: Axes, counts_ax: Axes, entry: Entry, what: str, sums) -> None:
+    """One reliability diagram (accuracy per confidence bin against the diagonal, the gap to
+    each bin's mean confidence shaded) above its bin counts (share of the images, %)."""
+    width = BIN_EDGES[1] - BIN_EDGES[0]
+    centres = BIN_EDGES[:-1] + width / 2
+    accuracy, confidence = sums.accuracy(), sums.mean_confidence()
+    filled = [b for b, n in enumerate(sums.counts) if n]
+    bars = ax.bar(centres[filled], [accuracy[b] for b in filled], width=width * 0.96,
+                  color=entry.colour, edgecolor="white", linewidth=0.5, label="accuracy in bin")
+    for b, patch in zip(filled, bars.patches, strict=True):
+        patch.set_gid(f"reliability|{entry.label}|{what}|{b}")
+    gaps = ax.bar(centres[filled], [confidence[b] - accuracy[b] for b in filled],
+                  bottom=[accuracy[b] for b in filled], width=width * 0.96,
+                  facecolor="none", edgecolor="#222222", hatch="////", linewidth=0.6,
+                  label="gap to the bin's mean confidence")
+    for b, patch in zip(filled, gaps.patches, strict=True):
+        patch.set_gid(f"gap|{entry.label}|{what}|{b}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color=NEUTRAL_GREY, linewidth=1.0,
+            label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_title(f"{entry.label}: {what}", fontsize=10)
+    ece = sums.ece
+    ax.text(0.03, 0.97, f"ECE {100 * ece:.1f}%\n{sums.images:,} images" if ece is not None
+            else "no images", transform=ax.transAxes, ha="left", va="top", fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 2})
+    share = [100.0 * n / sums.images if sums.images else 0.0 for n in sums.counts]
+    count_bars = counts_ax.bar(centres, share, width=width * 0.96, color=entry.colour,
+                               edgecolor="white", linewidth=0.5)
+    for b, patch in enumerate(count_bars.patches):
+        patch.set_gid(f"count|{entry.label}|{what}|{b}")
+    counts_ax.set_ylim(0, max(max(share), 1.0) * 1.15)
+    counts_ax.set_ylabel("images (%)")
+    counts_ax.set_xlabel("top-1 confidence")
+
+
+def reliability_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """Reliability diagrams (Guo et al. 2017), one row per entry: clean beside the severest
+    shift evaluated, each over its 15 confidence bins with the bins' image counts below."""
+    rows = [e for e in entries if e.summary.reliability]
+    columns = max(len(e.summary.reliability) for e in rows)
+    fig = new_figure(4.4 * columns + 0.4, 4.6 * len(rows) + 0.9)
+    grid = fig.add_gridspec(2 * len(rows), columns, height_ratios=[3.0, 1.0] * len(rows))
+    for i, entry in enumerate(rows):
+        for j, (what, sums) in enumerate(entry.summary.reliability):
+            ax = fig.add_subplot(grid[2 * i, j])
+            counts_ax = fig.add_subplot(grid[2 * i + 1, j], sharex=ax)
+            ax.tick_params(labelbottom=False)
+            _reliability_panel(ax, counts_ax, entry, what, sums)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    title = "Reliability diagrams: clean and the severest shift evaluated"
+    fig.suptitle(f"{title}\n15 equal-width bins of the top-1 confidence; "
+                 f"{_sources_line(rows)}", fontweight="bold")
+    return NamedFigure(stem="robustness-reliability", title=title, figure=fig)
+
+
+def _frequency_ticks(values: Sequence[int], most: int = 9) -> list[int]:
+    """At most `most` frequency ticks, 0 among them when it is on the axis, evenly spaced."""
+    step = max(1, math.ceil(len(values) / most))
+    centre = values.index(0) if 0 in values else 0
+    return [values[i] for i in range(len(values)) if (i - centre) % step == 0]
+
+
+def _heat_panel(fig, ax: Axes, fourier_map, values: np.ndarray, title: str, cmap: str,
+                limits: tuple[float, float], label: str, gid: str) -> None:
+    """One heat map over the centred (fftshift) frequency grid, with its colour bar."""
+    image = ax.imshow(values, cmap=cmap, vmin=limits[0], vmax=limits[1], origin="upper",
+                      interpolation="nearest", aspect="equal")
+    image.set_gid(gid)
+    ax.grid(False)
+    for axis_values, set_ticks, set_labels in (
+            (fourier_map.kx, ax.set_xticks, ax.set_xticklabels),
+            (fourier_map.ky, ax.set_yticks, ax.set_yticklabels)):
+        ticks = _frequency_ticks(list(axis_values))
+        set_ticks([list(axis_values).index(t) for t in ticks])
+        set_labels([str(t) for t in ticks])
+    ax.set_xlabel("horizontal frequency")
+    ax.set_ylabel("vertical frequency")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.85, label=label)
+
+
+def fourier_figure(frame: pd.DataFrame) -> NamedFigure | None:
+    """The Fourier heat maps (Yin et al. 2019): per (checkpoint, eps) the top-1 error with a
+    basis image of each frequency added, zero frequency centred and the mirrored half filled
+    in, beside its change from the clean error; None without Fourier rows."""
+    from gfbench.robustness.fourier import PAPER, fourier_maps
+
+    maps = fourier_maps(frame)
+    if not maps:
+        return None
+    fig = new_figure(12.0, 5.4 * len(maps) + 0.8)
+    top = max(float(np.nanmax(m.error)) for m in maps if np.isfinite(m.error).any()) \
+        if any(np.isfinite(m.error).any() for m in maps) else 100.0
+    for row, fourier_map in enumerate(maps):
+        name = f"{fourier_map.model} ({fourier_map.checkpoint}), eps {fourier_map.eps:g}"
+        ax = fig.add_subplot(len(maps), 2, 2 * row + 1)
+        _heat_panel(fig, ax, fourier_map, fourier_map.error, f"{name}\ntop-1 error",
+                    "viridis", (0.0, top), pct_axis_label("top-1 error"),
+                    f"fourier|{name}|error")
+        ax = fig.add_subplot(len(maps), 2, 2 * row + 2)
+        change = fourier_map.change
+        if change is None:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no clean row: no change from clean", ha="center", va="center",
+                    transform=ax.transAxes)
+            continue
+        reach = float(np.nanmax(np.abs(change))) if np.isfinite(change).any() else 1.0
+        reach = reach or 1.0
+        _heat_panel(fig, ax, fourier_map, change,
+                    f"change from clean ({fourier_map.clean_error:.1f}%)", "RdBu_r",
+                    (-reach, reach), "error minus clean error (percentage points)",
+                    f"fourier|{name}|change")
+    title = "Fourier heat map"
+    fig.suptitle(f"{title}: error with one Fourier basis image added per frequency (random "
+                 f"sign per image and channel)\n{PAPER}", fontweight="bold")
+    return NamedFigure(stem="robustness-fourier", title=title, figure=fig)
+
+
 def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigure]]:
-    """The entries and every robustness figure their rows allow."""
+    """The entries and every robustness figure their rows allow (the calibration figures
+    when some rows carry calibration: files written before it have none)."""
     entries = entries_of(frame)
     figures = []
     with_corruptions = [e for e in entries if not e.summary.per_corruption.empty]
@@ -357,4 +565,12 @@ def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigu
         figures.append(severity_figure(with_corruptions))
     if entries:
         figures.append(summary_figure(entries))
+    calibrated = [e for e in entries if _has_calibration(e)]
+    if any(not e.summary.calibration.empty for e in calibrated):
+        figures.append(calibration_severity_figure(calibrated))
+    if any(e.summary.reliability for e in entries):
+        figures.append(reliability_figure(entries))
+    fourier = fourier_figure(frame)
+    if fourier is not None:
+        figures.append(fourier)
     return entries, figures

@@ -24,7 +24,7 @@ COMPLEXITY_NUMBERS = ("res_h", "res_w", "grid_h", "grid_w", "tokens", "batch_siz
                       "flops", "params", "latency_ms_p10", "latency_ms_p50", "latency_ms_p90",
                       "throughput_ips", "peak_mem_bytes", "threads")
 ROBUSTNESS_NUMBERS = ("severity", "images", "correct_top1", "correct_top5", "error_top1",
-                      "error_top5", "eps")
+                      "error_top5", "eps", "ece", "nll", "brier")
 BREAKDOWN_NUMBERS = ("res_h", "res_w", "tokens", "depth", "flops", "params", "model_flops",
                      "model_params")
 STATUSES = ("ok", "oom", "error", "skipped")

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
 from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
+from gfbench.robustness.fourier import FourierSpec
 from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -73,17 +74,34 @@ class Recipe:
     seed: int = 0
     jpeg_quality: int | None = None  # "generate": re-encode the corrupted crop as this JPEG
 
+    def describe(self) -> str:
+        """In words, what the files go through before ToTensor and the model's mean/std (the
+        results file records it per source, so a reader knows what was scored)."""
+        side = "x".join(map(str, self.size))
+        if self.mode == "as_is":
+            return f"decoded as released; resized to {side} ({self.interpolation}) only if not"
+        if self.mode == "eval":
+            cover = "x".join(str(math.floor(s / self.crop_pct)) for s in self.size)
+            return (f"resized ({self.interpolation}) to cover {cover} (the model's crop_pct "
+                    f"{self.crop_pct}), centre crop {side}")
+        saved = ("" if self.jpeg_quality is None else
+                 f", saved as JPEG quality {self.jpeg_quality} (PIL) and read back")
+        return (f"resized (bilinear) to cover {GENERATION_RESIZE}x{GENERATION_RESIZE}, centre "
+                f"crop {GENERATION_CROP}x{GENERATION_CROP}, corrupted in memory{saved}, resized "
+                f"to {side} ({self.interpolation}) only if not")
+
 
 @dataclass
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | a EVAL_SETS name
+    source: str  # imagenet-c | generated | clean | attack | fourier | a EVAL_SETS name
     corruption: str
     severity: int
     samples: list[Sample]
     recipe: Recipe
     classes: tuple[int, ...] | None = None  # logit columns scored (a 200-class subset)
+    fourier: FourierSpec | None = None  # the Fourier basis perturbation (source "fourier")
 
     @property
     def name(self) -> str:

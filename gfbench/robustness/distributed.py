@@ -3,6 +3,8 @@
 Sharding never pads or drops: rank r of k takes images r, r+k, r+2k, ... of every part, so the
 shards partition each part exactly, and counts are summed as integers with all_reduce (never
 averages of per-rank accuracies), which makes a k-process run equal a single-process one.
+Float values (calibration) travel the same way in slots that one rank each writes, so their
+all_reduce sum is exact too, and are only then added up, in one correctly rounded sum.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class ShardSampler(Sampler[int]):
 
 
 def sum_counts(counts: torch.Tensor, context: DistContext) -> torch.Tensor:
-    """Element-wise sum of an int64 count vector over all ranks (a copy when single)."""
+    """Element-wise sum over all ranks (a copy when single): of int64 counts, or of a float64
+    table where each element has one writing rank (zeros elsewhere), whose sum is then that
+    rank's value bit for bit (x + 0 = x), whatever the reduction order."""
     total = counts.clone()
-    if context.distributed:
+    if context.distributed and total.numel():
         try:
             dist.all_reduce(total, op=dist.ReduceOp.SUM)
         except RuntimeError as exc:  # a peer exited: gloo closes its connection

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,7 @@ from gfbench.robustness.attacks import (
     attack_spec,
     run_attack,
 )
+from gfbench.robustness.calibration import IMAGE_COLUMNS, CalibrationSums
 from gfbench.robustness.data import (
     CLASS_MAPS,
     EVAL_SETS,
@@ -63,6 +65,14 @@ from gfbench.robustness.data import (
     require_folder,
     scan_classes,
     severity_folders,
+)
+from gfbench.robustness.fourier import (
+    DEFAULT_FOURIER_EPS,
+    DEFAULT_FOURIER_GRID,
+    FourierSpec,
+    fourier_maps,
+    half_grid,
+    perturb,
 )
 from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
 from gfbench.robustness.protocol import (
@@ -132,7 +142,15 @@ class RobustnessConfig:
     class_map: str = "imagenet"
     resume: bool = True
     test_sets: dict[str, Path] = field(default_factory=dict)  # EVAL_SETS name -> its folder
+    fourier_map: bool = False  # the Fourier heat map on --clean (gfbench.robustness.fourier)
+    fourier_grid: int | None = None  # N x N frequencies (the image side: every one); None 15
+    fourier_eps: float | None = None  # L2 norm of the basis image per channel; None: 15.7
     jpeg_quality: int | None = None  # re-encode generated corruptions as JPEG of this quality
+
+    def fourier_settings(self) -> tuple[int, float]:
+        """The Fourier map's grid and eps, the defaults where not given."""
+        grid = DEFAULT_FOURIER_GRID if self.fourier_grid is None else self.fourier_grid
+        return grid, DEFAULT_FOURIER_EPS if self.fourier_eps is None else self.fourier_eps
 
 
 @dataclass
@@ -215,11 +233,42 @@ def _score(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
     return hit1.long(), hit5.long()
 
 
+def _calibration_values(logits: torch.Tensor, labels: torch.Tensor, readable: torch.Tensor,
+                        hit1: torch.Tensor, columns: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """Per-image (readable, top-1 hit, top-1 confidence, NLL, Brier) in float64, zero rows for
+    unreadable images. The softmax is over `columns` when given (ImageNet-A/R: the 200 classes
+    top-1 competes among, as in _score); a label outside them has NLL inf."""
+    if columns is not None:
+        position = torch.full((logits.shape[1],), -1, dtype=torch.long, device=labels.device)
+        position[columns] = torch.arange(len(columns), device=labels.device)
+        logits, labels = logits[:, columns], position[labels]
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    p = log_p.exp()
+    known = labels >= 0
+    label = labels.clamp(min=0)[:, None]
+    nll = torch.where(known, -log_p.gather(1, label)[:, 0], torch.inf)
+    target = torch.zeros_like(p).scatter_(1, label, known[:, None].double())
+    values = torch.stack([torch.ones_like(nll), hit1.double(), p.amax(dim=1), nll,
+                          (p - target).square().sum(dim=1)], dim=1)
+    return torch.where(readable[:, None], values, torch.zeros_like(values))
+
+
 def _predict(model: nn.Module, pixels_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
              device: torch.device, precision: str) -> torch.Tensor:
     """Logits of a uint8 batch: ToTensor (/255) and the model's normalisation on the device."""
     with torch.inference_mode(), autocast(device, precision):
         pixels = pixels_u8.float().div_(255.0)
+        return model((pixels - mean) / std).float()
+
+
+def _fourier_logits(model: nn.Module, pixels_u8: torch.Tensor, spec: FourierSpec,
+                    keys: Sequence[str], seed: int, mean: torch.Tensor, std: torch.Tensor,
+                    device: torch.device, precision: str) -> torch.Tensor:
+    """Logits of a uint8 batch with a Fourier basis image added in float [0, 1] pixels (not
+    rounded back to uint8: at eps 15.7 and 224x224 its amplitude is about 25/255)."""
+    with torch.inference_mode(), autocast(device, precision):
+        pixels = perturb(pixels_u8.float().div_(255.0), spec, keys, seed)
         return model((pixels - mean) / std).float()
 
 
@@ -240,12 +289,18 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                    precision: str = "fp32", batch_size: int = 64, workers: int = 0,
                    seed: int = 0, context: dd.DistContext | None = None,
                    progress: ProgressCallback | None = None
-                   ) -> Iterator[tuple[int, dict[str, int]]]:
-    """Yield (part index, summed integer counts) for every part, in order, as each finishes.
+                   ) -> Iterator[tuple[int, dict[str, int], CalibrationSums]]:
+    """Yield (part index, summed integer counts, calibration sums) for every part, in order,
+    as each finishes.
 
     One DataLoader serves all parts; under torchrun each rank reads its shard of every part
     (no padding) and the counts are summed over ranks before they are yielded (on every rank).
-    Parts whose source is 'attack' are attacked (their corruption names the attack).
+    The calibration is exact too: each rank writes its images' float64 (confidence, NLL,
+    Brier) into their own slots of a part-long table, which all_reduce sums (every slot has
+    one writer, so the sum is that value, bit for bit), and the sums are rounded once
+    (math.fsum): a k-rank run gives the bits of a 1-rank run.
+    Parts whose source is 'attack' are attacked (their corruption names the attack); parts
+    with a FourierSpec get its basis image added (gfbench.robustness.fourier).
     """
     context = context or dd.DistContext()
     progress = progress or NoProgress()
@@ -256,6 +311,7 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
     pixel_model = PixelSpaceModel(model, mean, std).to(device)
     specs = {i: attack_spec(p.corruption) for i, p in enumerate(parts) if p.source == "attack"}
+    fourier = {i: p.fourier for i, p in enumerate(parts) if p.fourier is not None}
     columns = {i: torch.tensor(p.classes, dtype=torch.long, device=device)
                for i, p in enumerate(parts) if p.classes is not None}
 
@@ -270,14 +326,25 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     progress.begin([(p.name, n, p.corruption if p.source == "attack" else "forward")
                     for p, n in zip(parts, local_totals, strict=True)])
     counts = torch.zeros(len(parts), len(COUNT_FIELDS), dtype=torch.long, device=device)
+    slots: dict[int, torch.Tensor] = {}  # part -> its per-image calibration values (this rank's)
     seen = [0] * len(parts)
     next_part = 0
 
-    def finished() -> Iterator[tuple[int, dict[str, int]]]:
+    def slots_of(part_index: int) -> torch.Tensor:
+        """The part's per-image table (every image of the part, zeros where not this rank's)."""
+        if part_index not in slots:
+            slots[part_index] = torch.zeros(len(parts[part_index].samples), len(IMAGE_COLUMNS),
+                                            dtype=torch.float64, device=device)
+        return slots[part_index]
+
+    def finished() -> Iterator[tuple[int, dict[str, int], CalibrationSums]]:
         nonlocal next_part
         while next_part < len(parts) and seen[next_part] == local_totals[next_part]:
             total = dd.sum_counts(counts[next_part], context).cpu().tolist()
-            yield next_part, dict(zip(COUNT_FIELDS, (int(v) for v in total), strict=True))
+            values = dd.sum_counts(slots_of(next_part), context).cpu().numpy()
+            del slots[next_part]
+            yield (next_part, dict(zip(COUNT_FIELDS, (int(v) for v in total), strict=True)),
+                   CalibrationSums.from_images(values))
             next_part += 1
 
     yield from finished()
@@ -294,10 +361,16 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                 logits = _attacked_logits(pixel_model, specs[part_index], images[pick],
                                           labels[pick], sample_ids[rows], seed, device,
                                           precision)
+            elif part_index in fourier:
+                keys = [parts[part_index].samples[i].key for i in sample_ids[rows].tolist()]
+                logits = _fourier_logits(model, images[pick], fourier[part_index], keys, seed,
+                                         mean_t, std_t, device, precision)
             else:
                 logits = _predict(model, images[pick], mean_t, std_t, device, precision)
             hit1, hit5 = _score(logits, labels[pick], readable_dev[pick],
                                 columns.get(part_index))
+            slots_of(part_index)[sample_ids[rows].to(device)] = _calibration_values(
+                logits, labels[pick], readable_dev[pick], hit1, columns.get(part_index))
             ok = readable_dev[pick].long()
             counts[part_index] += torch.stack([ok.sum(), hit1.sum(), hit5.sum(),
                                                (1 - ok).sum()])
@@ -393,6 +466,7 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError(f"--class-map {config.class_map!r}; allowed: {', '.join(CLASS_MAPS)}")
     if config.attacks and config.clean is None:
         raise GfbenchError("--attack needs --clean (an ImageNet val folder to attack)")
+    check_fourier(config)
     for attack in config.attacks:
         attack_spec(attack)
     unknown = [name for name in config.test_sets if name not in EVAL_SETS]
@@ -423,8 +497,25 @@ def check_config(config: RobustnessConfig) -> None:
         eval_set_labels(folder, name)
 
 
+def check_fourier(config: RobustnessConfig, side: int | None = None) -> None:
+    """The Fourier options' mistakes in one line (the grid against the model's image side
+    once the model is known), before anything is evaluated."""
+    if config.fourier_map and config.clean is None:
+        raise GfbenchError("--fourier-map needs --clean (the ImageNet val folder it perturbs)")
+    if not config.fourier_map and (config.fourier_grid, config.fourier_eps) != (None, None):
+        raise GfbenchError("--fourier-grid and --fourier-eps set up --fourier-map: add it")
+    grid, eps = config.fourier_settings()
+    if not (math.isfinite(eps) and eps > 0):
+        raise GfbenchError(f"--fourier-eps {eps}: must be a number above 0 (the L2 norm of "
+                           "the basis image per channel, [0, 1] pixels)")
+    if grid < 1 or (side is not None and grid > side):
+        top = f"the model's image side, {side}" if side is not None else "the image side"
+        raise GfbenchError(f"--fourier-grid {grid}: must be 1 to {top} (frequencies per axis)")
+
+
 def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
-    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, test sets."""
+    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, Fourier
+    frequencies, test sets."""
     check_config(config)
     folders = severity_folders(config.data, config.corruptions, config.severities) \
         if config.data is not None else {}
@@ -465,6 +556,13 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
+    if config.fourier_map:
+        check_fourier(config, min(size))
+        grid, eps = config.fourier_settings()
+        for ky, kx in half_grid(size, grid):
+            spec = FourierSpec(ky, kx, float(eps))
+            parts.append(Part("fourier", spec.corruption, 0, clean_samples, eval_recipe,
+                              fourier=spec))
     for name in [n for n in EVAL_SETS if n in config.test_sets]:
         folder = config.test_sets[name]
         samples = scan_classes(folder, eval_set_labels(folder, name), config.limit)
@@ -563,11 +661,19 @@ def resumable_settings(json_path: Path, settings: dict[str, object], checkpoint_
             for k, v in settings.items()}
 
 
+def _finite(value: float | None) -> float | None:
+    """A mean as a row stores it: None when there is none or it is not finite (NaN logits, a
+    label the softmax cannot reach), which JSON cannot hold."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, int],
-         config: RobustnessConfig, device: torch.device, checkpoint_sha: str) -> RobustnessRow:
+         calibration: CalibrationSums, config: RobustnessConfig, device: torch.device,
+         checkpoint_sha: str) -> RobustnessRow:
     """The results row of a finished part."""
     images = counts["images"]
-    eps = attack_spec(part.corruption).eps if part.source == "attack" else None
+    eps = attack_spec(part.corruption).eps if part.source == "attack" else (
+        part.fourier.eps if part.fourier is not None else None)
     return RobustnessRow(
         model=bundle.name, checkpoint=Path(checkpoint).name, source=part.source,
         corruption=part.corruption, severity=part.severity, images=images,
@@ -576,14 +682,16 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         error_top1=1 - counts["correct_top1"] / images if images else None,
         error_top5=1 - counts["correct_top5"] / images if images else None,
         eps=eps, precision=config.precision, device=device.type,
-        checkpoint_sha256=checkpoint_sha,
+        checkpoint_sha256=checkpoint_sha, ece=_finite(calibration.ece),
+        nll=_finite(calibration.nll), brier=_finite(calibration.brier),
+        calibration_bins=calibration.bins_text() if images else None,
         jpeg_quality=config.jpeg_quality if part.source == "generated" else None,
     )
 
 
 def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.device,
-                 context: dd.DistContext, notes: list[str], checkpoint_sha: str
-                 ) -> ResultsWriter:
+                 context: dd.DistContext, notes: list[str], checkpoint_sha: str,
+                 parts: Sequence[Part]) -> ResultsWriter:
     """The results writer (rank 0): the file keyed by checkpoint content and settings; rows
     already in it are kept (ResultsWriter never drops rows)."""
     settings = run_settings(config, bundle)
@@ -599,13 +707,26 @@ def _open_writer(config: RobustnessConfig, bundle: ModelBundle, device: torch.de
         notes=notes, label_source=("canonical ImageNet-1k wnid list"
                                    if config.class_map == "imagenet"
                                    else "sorted class folder names"),
+        preprocessing=preprocessing(parts, bundle),
     )
     return ResultsWriter(stem, provenance, summary_of=summary_payload)
 
 
+def preprocessing(parts: Sequence[Part], bundle: ModelBundle) -> dict[str, str]:
+    """Per source, what its images went through before the model (stored in provenance)."""
+    described: dict[str, str] = {}
+    for part in parts:
+        described.setdefault(part.source, f"{part.recipe.describe()}; then ToTensor and the "
+                                          f"model's mean {bundle.mean} and std {bundle.std}")
+    return described
+
+
 def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
-    """The `summary` stored beside the rows: one record per (model, checkpoint, source)."""
-    return {"summaries": summary_records(summarize(_rows_frame(rows)))}
+    """The `summary` stored beside the rows: one record per (model, checkpoint, source), and
+    the Fourier heat maps (the whole grid, mirrored) when there are Fourier rows."""
+    frame = _rows_frame(rows)
+    maps = [m.record() for m in fourier_maps(frame)]
+    return {"summaries": summary_records(summarize(frame)), **({"fourier": maps} if maps else {})}
 
 
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
@@ -642,7 +763,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
     notes = [generated_note(config.jpeg_quality)] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
-                                                 checkpoint_sha), context)
+                                                 checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends
         done = writer.done() if writer and config.resume else set()
         key = (bundle.name, Path(config.checkpoint).name)
@@ -654,13 +775,13 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
         started = time.perf_counter()
         evaluated = 0
         try:
-            for index, counts in evaluate_parts(
+            for index, counts, calibration in evaluate_parts(
                     bundle.module, todo, bundle.mean, bundle.std, device=device,
                     precision=config.precision, batch_size=config.batch_size,
                     workers=config.workers, seed=config.seed, context=context, progress=progress):
                 evaluated += counts["images"] + counts["unreadable"]
-                row = _row(bundle, config.checkpoint, todo[index], counts, config, device,
-                           checkpoint_sha)
+                row = _row(bundle, config.checkpoint, todo[index], counts, calibration, config,
+                           device, checkpoint_sha)
                 if writer is not None:
                     writer.add(row)
                 if progress is not None:

@@ -128,3 +128,27 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
     typed.write_text(json.dumps(payload))
     bad["typed"] = typed
     return bad
+
+
+def with_calibration(rows: list[RobustnessRow], seed: int = 0) -> list[RobustnessRow]:
+    """The rows with calibration from simulated per-image softmax values that agree with each
+    row's counts: confident when right, overconfident when wrong, more so at higher severity."""
+    import dataclasses
+
+    from gfbench.robustness.calibration import CalibrationSums
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in rows:
+        right = np.arange(row.images) < row.correct_top1
+        confidence = np.where(right, rng.uniform(0.55, 1.0, row.images),
+                              rng.uniform(0.2 + 0.08 * row.severity, 0.9, row.images))
+        label_p = np.where(right, confidence, (1 - confidence) * rng.uniform(0.05, 0.6,
+                                                                              row.images))
+        values = np.stack([np.ones(row.images), right.astype(float), confidence,
+                           -np.log(label_p), (1 - label_p) ** 2 + np.where(right, 0.0,
+                                                                           confidence ** 2)], 1)
+        sums = CalibrationSums.from_images(values)
+        out.append(dataclasses.replace(row, ece=sums.ece, nll=sums.nll, brier=sums.brier,
+                                       calibration_bins=sums.bins_text()))
+    return out

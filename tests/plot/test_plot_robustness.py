@@ -1,4 +1,5 @@
-"""Robustness figures, read back from the matplotlib objects: bars, severity lines, summary."""
+"""Robustness figures, read back from the matplotlib objects: bars, severity lines, summary,
+calibration against severity and reliability diagrams."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import dataclasses
 
 import numpy as np
 import pytest
-from plot_synthetic import CORRUPTIONS, robustness_rows, write_robustness
+from plot_synthetic import CORRUPTIONS, robustness_rows, with_calibration, write_robustness
 
 from gfbench.plot.robustness import (
+    calibration_severity_figure,
     checkpoint_name,
     corruption_figure,
     entries_of,
     eps_text,
+    reliability_figure,
+    robustness_figures,
     severity_figure,
     summary_figure,
 )
@@ -203,3 +207,103 @@ def test_two_checkpoints_with_one_file_name_are_two_entries(tmp_path):
     assert [e.label for e in found] == ["gfnet-s (best.pth@aaaaaaaa)",
                                         "gfnet-s (best.pth@bbbbbbbb)"]
     assert [e.summary.clean_error_top1_pct for e in found] == pytest.approx([20.0, 30.0])
+
+
+# --- calibration: ECE/NLL/Brier against severity, reliability diagrams ---
+
+
+def _calibrated_rows():
+    return (with_calibration(robustness_rows("gfnet-s", 0.20))
+            + with_calibration(robustness_rows("deit-s", 0.22), seed=1))
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calibrated")
+    write_robustness(folder / "rob", _calibrated_rows())
+    return entries_of(robustness_frame(load_results([folder]).runs, []))
+
+
+def _sums(row):
+    from gfbench.robustness.calibration import parse_bins
+
+    return parse_bins(row.calibration_bins, row.nll, row.brier)
+
+
+def test_calibration_against_severity_draws_clean_then_the_mean_per_severity(calibrated):
+    with style_context():
+        figure = calibration_severity_figure(calibrated)
+    lines = {line.get_gid(): line for ax in figure.figure.axes for line in ax.lines}
+    ranges = {c.get_gid() for ax in figure.figure.axes for c in ax.collections}
+    for model in ("gfnet-s", "deit-s"):
+        rows = [r for r in _calibrated_rows() if r.model == model]
+        clean = next(r for r in rows if r.source == "clean")
+        corrupted = [r for r in rows if r.source == "imagenet-c"]
+        for column, value in (("ece_pct", lambda r: 100 * _sums(r).ece),
+                              ("nll", lambda r: r.nll), ("brier", lambda r: r.brier),
+                              ("error_top1_pct", _error_pct)):
+            line = lines[f"calibration|{model}|{column}"]
+            np.testing.assert_allclose(line.get_xdata(), [0, 1, 2, 3, 4, 5])
+            expected = [value(clean)] + [np.mean([value(r) for r in corrupted
+                                                  if r.severity == s]) for s in range(1, 6)]
+            np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-12)
+            assert f"range|{model}|{column}" in ranges
+    titles = [ax.get_title() for ax in figure.figure.axes]
+    assert titles[:2] == ["Top-1 error", "Expected calibration error (15 bins)"]
+    assert figure.stem == "robustness-calibration-severity"
+
+
+def test_reliability_diagrams_show_each_bins_accuracy_and_share_of_images(calibrated):
+    from gfbench.robustness.calibration import pooled
+
+    with style_context():
+        figure = reliability_figure(calibrated)
+    heights = {}
+    for ax in figure.figure.axes:
+        for patch in ax.patches:
+            if patch.get_gid():
+                heights[patch.get_gid()] = patch.get_height()
+    texts = [t.get_text() for ax in figure.figure.axes for t in ax.texts]
+    for model in ("gfnet-s", "deit-s"):
+        rows = [r for r in _calibrated_rows() if r.model == model]
+        clean = _sums(next(r for r in rows if r.source == "clean"))
+        worst = pooled([_sums(r) for r in rows if r.source == "imagenet-c" and r.severity == 5])
+        for what, sums in (("clean", clean), ("severity 5, 4 corruptions pooled", worst)):
+            for b, (n, k, c) in enumerate(zip(sums.counts, sums.correct, sums.confidence,
+                                              strict=True)):
+                share = heights[f"count|{model}|{what}|{b}"]
+                assert share == pytest.approx(100 * n / sums.images)
+                if n:
+                    assert heights[f"reliability|{model}|{what}|{b}"] == pytest.approx(k / n)
+                    assert heights[f"gap|{model}|{what}|{b}"] == pytest.approx(c / n - k / n)
+                else:
+                    assert f"reliability|{model}|{what}|{b}" not in heights
+            assert f"ECE {100 * sums.ece:.1f}%\n{sums.images:,} images" in texts
+    diagonals = [line for ax in figure.figure.axes for line in ax.lines
+                 if list(line.get_xdata()) == [0, 1] and list(line.get_ydata()) == [0, 1]]
+    assert len(diagonals) == 4
+    assert figure.stem == "robustness-reliability"
+
+
+def test_files_without_calibration_draw_no_calibration_figures(tmp_path):
+    write_robustness(tmp_path / "old", _rows())
+    frame = robustness_frame(load_results([tmp_path]).runs, [])
+    with style_context():
+        _, figures = robustness_figures(frame)
+    assert [f.stem for f in figures] == ["robustness-corruptions", "robustness-severity",
+                                         "robustness-summary"]
+
+
+def test_gfbench_plot_puts_the_calibration_figures_and_table_in_the_report(tmp_path):
+    from gfbench.plot.make import make_plots
+
+    write_robustness(tmp_path / "rob", _calibrated_rows())
+    report = make_plots([tmp_path])
+    names = {p.name for p in report.figures}
+    assert {"robustness-calibration-severity.png", "robustness-reliability.png"} <= names
+    markdown = (tmp_path / "plots" / "report.md").read_text()
+    html = (tmp_path / "plots" / "report.html").read_text()
+    for text in (markdown, html):
+        assert "Calibration against corruption severity" in text
+        assert "Reliability diagrams" in text and "Calibration of the top-1 softmax" in text
+    assert "| gfnet-s | severity 5 (mean of 4) |" in markdown

@@ -105,6 +105,8 @@ def test_runs_with_and_without_it_write_different_files_and_rows_record_it(
         assert clean[0] is None or clean[0] != clean[0]  # only generated rows are re-encoded
         by_quality[quality] = path
     assert set(by_quality) == {None, 85}
+    assert "saved as JPEG quality 85 (PIL) and read back" in by_quality[85].read_text()
+    assert "(PIL) and read back" not in by_quality[None].read_text()  # what was scored
     header = [line for line in by_quality[85].with_suffix(".csv").read_text().splitlines()
               if not line.startswith("#")][0]
     assert "jpeg_quality" in header.split(",")

@@ -8,7 +8,7 @@ import pytest
 from robustness_helpers import index_bundle, write_image, write_index_tree
 
 from gfbench.errors import DataError
-from gfbench.results import read_summary
+from gfbench.results import read_provenance, read_summary
 from gfbench.robustness.data import (
     EVAL_SETS,
     eval_set_classes,
@@ -70,6 +70,10 @@ def test_each_set_is_scored_with_its_own_labels_and_classes(trees, tmp_path):
     assert stored["imagenet-r"]["released_images"] == 30000
     assert not any(t["complete"] for t in stored.values())  # partial downloads say so
     assert summary["source"] == "test-sets"  # no clean set, no corruption was evaluated
+    described = read_provenance(report.json_path).extra["preprocessing"]
+    assert set(described) == set(trees)  # each test set says how its images were prepared
+    size = "x".join(map(str, index_bundle().input_size))
+    assert all(f"centre crop {size}" in text and "mean" in text for text in described.values())
 
 
 def test_a_test_set_only_run_shows_no_clean_error_and_no_mce(trees, tmp_path):
