@@ -27,6 +27,7 @@ from gfbench.options import (
     comma_list,
     parse_batch_sizes,
     parse_device,
+    parse_jpeg_quality,
     parse_out,
     parse_precision,
     parse_sizes,
@@ -368,6 +369,10 @@ Seed = Annotated[int, typer.Option(help="Seed of generated corruptions and PGD s
 ClassMapOption = Annotated[ClassMap, typer.Option(
     "--class-map", help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: "
     "sorted folder names (a data set with its own classes).")]
+JpegQuality = Annotated[int | None, typer.Option(
+    "--jpeg-quality", metavar="Q", parser=parse_jpeg_quality,
+    help="Save each generated corruption as a JPEG of quality Q (1-95) with PIL and read it "
+    "back, as the released ImageNet-C files were saved (85); needs --generate-from.")]
 ResumeParts = Annotated[bool, typer.Option(
     "--resume/--no-resume", help="Skip the parts already in this checkpoint's results file "
     "(--no-resume evaluates them again and replaces their rows; other parts' rows are kept).")]
@@ -386,7 +391,8 @@ FourierEps = Annotated[float | None, typer.Option(
 @app.command("robustness")
 def robustness_command(
     ckpt: Ckpt, model: Arch = None, data: Data = None, clean: Clean = None,
-    generate_from: GenerateFrom = None, corruptions: Corruptions = "default",
+    generate_from: GenerateFrom = None, jpeg_quality: JpegQuality = None,
+    corruptions: Corruptions = "default",
     severities: Severities = "1-5", attack: Attack = None, batch_size: BatchSize = None,
     workers: Workers = DEFAULT_WORKERS, device: Device = "auto",
     precision: Precision = "fp32", limit: Limit = None, imagenet_a: ImagenetA = None,
@@ -412,6 +418,7 @@ Sketch/V2 and FGSM/PGD. Results go to <out>/robustness-<model>-<ckpt>-<key>.json
         batch_size=batch_size, workers=workers, device=device, precision=precision,
         limit=limit, out=out, seed=seed, class_map=class_map.value, resume=resume,
         fourier_map=fourier_map, fourier_grid=fourier_grid, fourier_eps=fourier_eps,
+        jpeg_quality=jpeg_quality,
         test_sets={name: folder for key, name in _TEST_SETS.items() if (folder := given[key])})
     with RobustnessProgress(enabled=not (quiet or as_json)) as progress:
         report = _run(run_robustness, config, progress)

@@ -138,6 +138,7 @@ class RobustnessRow:
     nll: float | None = None  # mean negative log-likelihood of the label (nats)
     brier: float | None = None  # mean multi-class Brier score (0..2)
     calibration_bins: str | None = None  # 15 "count:confidence_sum:correct", space-separated
+    jpeg_quality: int | None = None  # generated rows re-encoded as JPEG (--jpeg-quality)
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 

@@ -35,6 +35,7 @@ from gfbench.errors import (
     RunInterrupted,
     first_line,
 )
+from gfbench.options import check_jpeg_quality
 from gfbench.results import (
     ResultsWriter,
     RobustnessRow,
@@ -82,13 +83,19 @@ from gfbench.robustness.protocol import (
 )
 
 
-def generated_note() -> str:
+def generated_note(jpeg_quality: int | None = None) -> str:
     """Why in-memory corruptions are not the released benchmark, and which frost ran."""
     from gfbench.robustness.corruptions import frost_source
 
+    if jpeg_quality is None:
+        saved = "which were saved as JPEG quality 85"
+    elif jpeg_quality == 85:
+        saved = "re-encoded as JPEG quality 85 as they were, but other random draws"
+    else:
+        saved = f"which were saved as JPEG quality 85, here {jpeg_quality}"
     return ("corruptions generated in memory by gfbench (not the released ImageNet-C JPEGs, "
-            f"which were saved as JPEG quality 85; frost textures: {frost_source()}): mCE on "
-            "them is not comparable to published numbers")
+            f"{saved}; frost textures: {frost_source()}): mCE on them is not comparable to "
+            "published numbers")
 
 
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
@@ -138,6 +145,7 @@ class RobustnessConfig:
     fourier_map: bool = False  # the Fourier heat map on --clean (gfbench.robustness.fourier)
     fourier_grid: int | None = None  # N x N frequencies (the image side: every one); None 15
     fourier_eps: float | None = None  # L2 norm of the basis image per channel; None: 15.7
+    jpeg_quality: int | None = None  # re-encode generated corruptions as JPEG of this quality
 
     def fourier_settings(self) -> tuple[int, float]:
         """The Fourier map's grid and eps, the defaults where not given."""
@@ -472,6 +480,11 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError("nothing to evaluate: give --data (ImageNet-C), --generate-from, "
                            "--clean, --attack with --clean, or a test set such as "
                            "--imagenet-a")
+    if config.jpeg_quality is not None:
+        check_jpeg_quality(config.jpeg_quality)
+        if config.generate_from is None:
+            raise GfbenchError("--jpeg-quality re-encodes the corruptions gfbench generates: "
+                               "it needs --generate-from")
     if config.limit is not None and config.limit < 1:
         raise GfbenchError(f"--limit {config.limit}: must be at least 1 image per class")
     check_out_folder(config.out or DEFAULT_OUT)
@@ -538,7 +551,8 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
         for corruption in config.corruptions:
             for severity in config.severities:
                 recipe = Recipe("generate", size, interp, corruption=corruption,
-                                severity=severity, seed=config.seed)
+                                severity=severity, seed=config.seed,
+                                jpeg_quality=config.jpeg_quality)
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
@@ -588,12 +602,16 @@ def checkpoint_sha256(checkpoint: Path, module: nn.Module) -> str:
 
 
 def run_settings(config: RobustnessConfig, bundle: ModelBundle) -> dict[str, object]:
-    """The settings every row's numbers depend on (with the checkpoint, they key the file)."""
-    return {
+    """The settings every row's numbers depend on (with the checkpoint, they key the file).
+    jpeg_quality is there only when set, so runs without it keep their files' keys."""
+    settings: dict[str, object] = {
         "limit": config.limit, "precision": config.precision, "class_map": config.class_map,
         "seed": config.seed, "input_size": list(bundle.input_size),
         "interpolation": bundle.interpolation, "crop_pct": bundle.crop_pct,
     }
+    if config.jpeg_quality is not None:
+        settings["jpeg_quality"] = config.jpeg_quality
+    return settings
 
 
 FOLDER_SETTINGS = ("data", "clean", "generate_from", *EVAL_SETS)
@@ -667,6 +685,7 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         checkpoint_sha256=checkpoint_sha, ece=_finite(calibration.ece),
         nll=_finite(calibration.nll), brier=_finite(calibration.brier),
         calibration_bins=calibration.bins_text() if images else None,
+        jpeg_quality=config.jpeg_quality if part.source == "generated" else None,
     )
 
 
@@ -742,7 +761,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     parts = plan_parts(config, bundle)
     checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
-    notes = [generated_note()] if config.generate_from is not None else []
+    notes = [generated_note(config.jpeg_quality)] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends
