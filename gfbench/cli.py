@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gfbench.defaults import FLOP_CONVENTION
+from gfbench.defaults import DEFAULT_FOURIER_EPS, DEFAULT_FOURIER_GRID, FLOP_CONVENTION
 from gfbench.errors import GfbenchError, PeerFailed, RunInterrupted
 from gfbench.options import (
     BatchSizes,
@@ -27,6 +27,7 @@ from gfbench.options import (
     comma_list,
     parse_batch_sizes,
     parse_device,
+    parse_jpeg_quality,
     parse_out,
     parse_precision,
     parse_sizes,
@@ -373,22 +374,38 @@ Seed = Annotated[int, typer.Option(help="Seed of generated corruptions and PGD s
 ClassMapOption = Annotated[ClassMap, typer.Option(
     "--class-map", help="imagenet: labels from the canonical ImageNet-1k wnid list; folders: "
     "sorted folder names (a data set with its own classes).")]
+JpegQuality = Annotated[int | None, typer.Option(
+    "--jpeg-quality", metavar="Q", parser=parse_jpeg_quality,
+    help="Save each generated corruption as a JPEG of quality Q (1-95) with PIL and read it "
+    "back, as the released ImageNet-C files were saved (85); needs --generate-from.")]
 ResumeParts = Annotated[bool, typer.Option(
     "--resume/--no-resume", help="Skip the parts already in this checkpoint's results file "
     "(--no-resume evaluates them again and replaces their rows; other parts' rows are kept).")]
+FourierMap = Annotated[bool, typer.Option(
+    "--fourier-map", help="Fourier heat map on --clean (Yin et al. 2019): the error with one "
+    "Fourier basis image added per frequency; one part per frequency (see --fourier-grid).")]
+FourierGrid = Annotated[int | None, typer.Option(
+    "--fourier-grid", help=f"N x N frequencies spread over the spectrum (default "
+    f"{DEFAULT_FOURIER_GRID}; half evaluated, the other mirrored); the image side (224) = "
+    "every frequency, as the paper (25,090 passes).")]
+FourierEps = Annotated[float | None, typer.Option(
+    "--fourier-eps", help=f"L2 norm of the basis image per channel, [0, 1] pixels (default "
+    f"{DEFAULT_FOURIER_EPS}, the paper's ImageNet value; 4 on CIFAR-10).")]
 
 
 @app.command("robustness")
 def robustness_command(
     ckpt: Ckpt, model: Arch = None, data: Data = None, clean: Clean = None,
-    generate_from: GenerateFrom = None, corruptions: Corruptions = "default",
+    generate_from: GenerateFrom = None, jpeg_quality: JpegQuality = None,
+    corruptions: Corruptions = "default",
     severities: Severities = "1-5", attack: Attack = None, batch_size: BatchSize = None,
     workers: Workers = DEFAULT_WORKERS, device: Device = "auto",
     precision: Precision = "fp32", limit: Limit = None, imagenet_a: ImagenetA = None,
     imagenet_r: ImagenetR = None, imagenet_sketch: ImagenetSketch = None,
     imagenet_v2: ImagenetV2 = None, out: Out = None, seed: Seed = 0,
     class_map: ClassMapOption = ClassMap.imagenet, resume: ResumeParts = True,
-    quiet: Quiet = False, as_json: Json = False,
+    quiet: Quiet = False, as_json: Json = False, fourier_map: FourierMap = False,
+    fourier_grid: FourierGrid = None, fourier_eps: FourierEps = None,
 ) -> None:
     """Evaluate a checkpoint on ImageNet-C (CE, mCE, relative mCE), clean val, ImageNet-A/R/\
 Sketch/V2 and FGSM/PGD. Results go to <out>/robustness-<model>-<ckpt>-<key>.json and .csv \
@@ -405,6 +422,8 @@ Sketch/V2 and FGSM/PGD. Results go to <out>/robustness-<model>-<ckpt>-<key>.json
         corruptions=corruptions, severities=severities, attacks=attack or (),
         batch_size=batch_size, workers=workers, device=device, precision=precision,
         limit=limit, out=out, seed=seed, class_map=class_map.value, resume=resume,
+        fourier_map=fourier_map, fourier_grid=fourier_grid, fourier_eps=fourier_eps,
+        jpeg_quality=jpeg_quality,
         test_sets={name: folder for key, name in _TEST_SETS.items() if (folder := given[key])})
     with RobustnessProgress(enabled=not (quiet or as_json)) as progress:
         report = _run(run_robustness, config, progress)

@@ -96,3 +96,23 @@ def parse_out(text: str) -> Path:
         raise GfbenchError(f"--out {text!r} names a file; --out is a folder, and gfbench names "
                            "the files it writes in it (e.g. --out runs)")
     return path
+
+
+JPEG_QUALITIES = range(1, 96)  # PIL's JPEG quality scale (above 95 PIL advises against it)
+
+
+def check_jpeg_quality(value: int) -> int:
+    """--jpeg-quality: a JPEG quality PIL takes, 1..95."""
+    if value not in JPEG_QUALITIES:
+        raise GfbenchError(f"--jpeg-quality {value} is not a whole number from 1 to 95 (PIL's "
+                           "JPEG quality; the released ImageNet-C files were saved at 85)")
+    return value
+
+
+def parse_jpeg_quality(text: str) -> int:
+    """--jpeg-quality: '85' -> 85, a whole number from 1 to 95."""
+    value = text.strip()
+    if not value.isdigit():
+        raise GfbenchError(f"--jpeg-quality {text!r} is not a whole number from 1 to 95 (PIL's "
+                           "JPEG quality; the released ImageNet-C files were saved at 85)")
+    return check_jpeg_quality(int(value))

@@ -702,6 +702,30 @@ def print_robustness_run(report) -> None:
     print_robustness_report(report, REFERENCE_MCE)
 
 
+def fourier_lines(rows) -> list[str]:
+    """One line per Fourier heat map of a run's rows: its grid, error range and worst
+    frequency (the map itself is a figure: gfbench plot)."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from gfbench.robustness.fourier import fourier_maps
+
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows])
+    lines = []
+    for m in fourier_maps(frame):
+        if not np.isfinite(m.error).any():
+            continue
+        i, j = np.unravel_index(np.nanargmax(m.error), m.error.shape)
+        clean = "" if m.clean_error is None else f" (clean {m.clean_error:.1f}%)"
+        lines.append(f"Fourier heat map of {m.model}, eps {m.eps:g}: {m.evaluated} frequencies "
+                     f"on a {len(m.ky)}x{len(m.kx)} grid, top-1 error "
+                     f"{np.nanmin(m.error):.1f}-{np.nanmax(m.error):.1f}%{clean}, worst at "
+                     f"frequency ({m.ky[i]}, {m.kx[j]}); gfbench plot draws it")
+    return lines
+
+
 def print_robustness_report(report, reference: dict[str, float]) -> None:
     """Tables, notes and files of a finished `gfbench robustness` run."""
     for summary in report.summaries:
@@ -722,6 +746,8 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
             console.print(f"[yellow]note:[/] {summary.unreadable} image reads failed (files "
                           "that could not be decoded, counted per part in the 'unreadable' "
                           "column and not scored).")
+    for line in fourier_lines(report.rows):
+        console.print(line, highlight=False)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
     if report.resumed:

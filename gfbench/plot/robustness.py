@@ -491,6 +491,69 @@ def reliability_figure(entries: Sequence[Entry]) -> NamedFigure:
     return NamedFigure(stem="robustness-reliability", title=title, figure=fig)
 
 
+def _frequency_ticks(values: Sequence[int], most: int = 9) -> list[int]:
+    """At most `most` frequency ticks, 0 among them when it is on the axis, evenly spaced."""
+    step = max(1, math.ceil(len(values) / most))
+    centre = values.index(0) if 0 in values else 0
+    return [values[i] for i in range(len(values)) if (i - centre) % step == 0]
+
+
+def _heat_panel(fig, ax: Axes, fourier_map, values: np.ndarray, title: str, cmap: str,
+                limits: tuple[float, float], label: str, gid: str) -> None:
+    """One heat map over the centred (fftshift) frequency grid, with its colour bar."""
+    image = ax.imshow(values, cmap=cmap, vmin=limits[0], vmax=limits[1], origin="upper",
+                      interpolation="nearest", aspect="equal")
+    image.set_gid(gid)
+    ax.grid(False)
+    for axis_values, set_ticks, set_labels in (
+            (fourier_map.kx, ax.set_xticks, ax.set_xticklabels),
+            (fourier_map.ky, ax.set_yticks, ax.set_yticklabels)):
+        ticks = _frequency_ticks(list(axis_values))
+        set_ticks([list(axis_values).index(t) for t in ticks])
+        set_labels([str(t) for t in ticks])
+    ax.set_xlabel("horizontal frequency")
+    ax.set_ylabel("vertical frequency")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.85, label=label)
+
+
+def fourier_figure(frame: pd.DataFrame) -> NamedFigure | None:
+    """The Fourier heat maps (Yin et al. 2019): per (checkpoint, eps) the top-1 error with a
+    basis image of each frequency added, zero frequency centred and the mirrored half filled
+    in, beside its change from the clean error; None without Fourier rows."""
+    from gfbench.robustness.fourier import PAPER, fourier_maps
+
+    maps = fourier_maps(frame)
+    if not maps:
+        return None
+    fig = new_figure(12.0, 5.4 * len(maps) + 0.8)
+    top = max(float(np.nanmax(m.error)) for m in maps if np.isfinite(m.error).any()) \
+        if any(np.isfinite(m.error).any() for m in maps) else 100.0
+    for row, fourier_map in enumerate(maps):
+        name = f"{fourier_map.model} ({fourier_map.checkpoint}), eps {fourier_map.eps:g}"
+        ax = fig.add_subplot(len(maps), 2, 2 * row + 1)
+        _heat_panel(fig, ax, fourier_map, fourier_map.error, f"{name}\ntop-1 error",
+                    "viridis", (0.0, top), pct_axis_label("top-1 error"),
+                    f"fourier|{name}|error")
+        ax = fig.add_subplot(len(maps), 2, 2 * row + 2)
+        change = fourier_map.change
+        if change is None:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no clean row: no change from clean", ha="center", va="center",
+                    transform=ax.transAxes)
+            continue
+        reach = float(np.nanmax(np.abs(change))) if np.isfinite(change).any() else 1.0
+        reach = reach or 1.0
+        _heat_panel(fig, ax, fourier_map, change,
+                    f"change from clean ({fourier_map.clean_error:.1f}%)", "RdBu_r",
+                    (-reach, reach), "error minus clean error (percentage points)",
+                    f"fourier|{name}|change")
+    title = "Fourier heat map"
+    fig.suptitle(f"{title}: error with one Fourier basis image added per frequency (random "
+                 f"sign per image and channel)\n{PAPER}", fontweight="bold")
+    return NamedFigure(stem="robustness-fourier", title=title, figure=fig)
+
+
 def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigure]]:
     """The entries and every robustness figure their rows allow (the calibration figures
     when some rows carry calibration: files written before it have none)."""
@@ -507,4 +570,7 @@ def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigu
         figures.append(calibration_severity_figure(calibrated))
     if any(e.summary.reliability for e in entries):
         figures.append(reliability_figure(entries))
+    fourier = fourier_figure(frame)
+    if fourier is not None:
+        figures.append(fourier)
     return entries, figures

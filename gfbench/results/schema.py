@@ -123,8 +123,8 @@ class RobustnessRow:
 
     model: str
     checkpoint: str
-    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack"
-    corruption: str  # corruption name, "clean", or the attack name ("fgsm", "pgd")
+    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack", "fourier"
+    corruption: str  # corruption name, "clean", the attack name ("fgsm", "pgd"), "fourier:i,j@eps"
     severity: int  # 1..5; 0 for clean and attacks
     images: int
     correct_top1: int
@@ -132,7 +132,7 @@ class RobustnessRow:
     unreadable: int = 0
     error_top1: float | None = None
     error_top5: float | None = None
-    eps: float | None = None  # attack budget in [0,1] pixel units
+    eps: float | None = None  # attack budget in [0,1] pixel units; Fourier: L2 norm per channel
     precision: str = "fp32"
     device: str = "cpu"
     checkpoint_sha256: str = ""  # the checkpoint file's content: two best.pth stay apart
@@ -142,6 +142,7 @@ class RobustnessRow:
     nll: float | None = None  # mean negative log-likelihood of the label (nats)
     brier: float | None = None  # mean multi-class Brier score (0..2)
     calibration_bins: str | None = None  # 15 "count:confidence_sum:correct", space-separated
+    jpeg_quality: int | None = None  # generated rows re-encoded as JPEG (--jpeg-quality)
 
     KEY_FIELDS = ("model", "checkpoint", "source", "corruption", "severity")
 

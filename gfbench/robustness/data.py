@@ -22,7 +22,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
-from gfbench.robustness.corruptions import corrupt, image_rng
+from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
+from gfbench.robustness.fourier import FourierSpec
 from gfbench.robustness.protocol import EVAL_SET_INFO
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -59,7 +60,9 @@ class Recipe:
 
     mode "as_is": decode, resize only when the size differs (ImageNet-C JPEGs are 224x224);
     "eval": resize to size/crop_pct and centre-crop (the model's clean-val transform);
-    "generate": Resize(256) + CenterCrop(224), corrupt in memory, resize if the model differs.
+    "generate": Resize(256) + CenterCrop(224), corrupt in memory, (with jpeg_quality) save as
+    a JPEG of that quality and read back, as the released files were, resize if the model
+    differs.
     """
 
     mode: str
@@ -69,6 +72,7 @@ class Recipe:
     corruption: str = ""
     severity: int = 0
     seed: int = 0
+    jpeg_quality: int | None = None  # "generate": re-encode the corrupted crop as this JPEG
 
     def describe(self) -> str:
         """In words, what the files go through before ToTensor and the model's mean/std (the
@@ -80,21 +84,24 @@ class Recipe:
             cover = "x".join(str(math.floor(s / self.crop_pct)) for s in self.size)
             return (f"resized ({self.interpolation}) to cover {cover} (the model's crop_pct "
                     f"{self.crop_pct}), centre crop {side}")
+        saved = ("" if self.jpeg_quality is None else
+                 f", saved as JPEG quality {self.jpeg_quality} (PIL) and read back")
         return (f"resized (bilinear) to cover {GENERATION_RESIZE}x{GENERATION_RESIZE}, centre "
-                f"crop {GENERATION_CROP}x{GENERATION_CROP}, corrupted in memory, resized to "
-                f"{side} ({self.interpolation}) only if not")
+                f"crop {GENERATION_CROP}x{GENERATION_CROP}, corrupted in memory{saved}, resized "
+                f"to {side} ({self.interpolation}) only if not")
 
 
 @dataclass
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | a EVAL_SETS name
+    source: str  # imagenet-c | generated | clean | attack | fourier | a EVAL_SETS name
     corruption: str
     severity: int
     samples: list[Sample]
     recipe: Recipe
     classes: tuple[int, ...] | None = None  # logit columns scored (a 200-class subset)
+    fourier: FourierSpec | None = None  # the Fourier basis perturbation (source "fourier")
 
     @property
     def name(self) -> str:
@@ -230,6 +237,8 @@ def prepare(image: Image.Image, sample: Sample, recipe: Recipe) -> np.ndarray:
                         crop)
     rng = image_rng(recipe.seed, sample.key, recipe.corruption, recipe.severity)
     corrupted = corrupt(np.asarray(image), recipe.corruption, recipe.severity, rng)
+    if recipe.jpeg_quality is not None:
+        corrupted = jpeg_roundtrip(corrupted, recipe.jpeg_quality)
     if crop == tuple(recipe.size):
         return corrupted
     return np.asarray(resize_exact(Image.fromarray(corrupted), recipe.size, recipe.interpolation))

@@ -35,6 +35,7 @@ from gfbench.errors import (
     RunInterrupted,
     first_line,
 )
+from gfbench.options import check_jpeg_quality
 from gfbench.results import (
     ResultsWriter,
     RobustnessRow,
@@ -65,6 +66,14 @@ from gfbench.robustness.data import (
     scan_classes,
     severity_folders,
 )
+from gfbench.robustness.fourier import (
+    DEFAULT_FOURIER_EPS,
+    DEFAULT_FOURIER_GRID,
+    FourierSpec,
+    fourier_maps,
+    half_grid,
+    perturb,
+)
 from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
 from gfbench.robustness.protocol import (
     BENCHMARK_CORRUPTIONS,
@@ -74,13 +83,19 @@ from gfbench.robustness.protocol import (
 )
 
 
-def generated_note() -> str:
+def generated_note(jpeg_quality: int | None = None) -> str:
     """Why in-memory corruptions are not the released benchmark, and which frost ran."""
     from gfbench.robustness.corruptions import frost_source
 
+    if jpeg_quality is None:
+        saved = "which were saved as JPEG quality 85"
+    elif jpeg_quality == 85:
+        saved = "re-encoded as JPEG quality 85 as they were, but other random draws"
+    else:
+        saved = f"which were saved as JPEG quality 85, here {jpeg_quality}"
     return ("corruptions generated in memory by gfbench (not the released ImageNet-C JPEGs, "
-            f"which were saved as JPEG quality 85; frost textures: {frost_source()}): mCE on "
-            "them is not comparable to published numbers")
+            f"{saved}; frost textures: {frost_source()}): mCE on them is not comparable to "
+            "published numbers")
 
 
 COUNT_FIELDS = ("images", "correct_top1", "correct_top5", "unreadable")
@@ -127,6 +142,15 @@ class RobustnessConfig:
     class_map: str = "imagenet"
     resume: bool = True
     test_sets: dict[str, Path] = field(default_factory=dict)  # EVAL_SETS name -> its folder
+    fourier_map: bool = False  # the Fourier heat map on --clean (gfbench.robustness.fourier)
+    fourier_grid: int | None = None  # N x N frequencies (the image side: every one); None 15
+    fourier_eps: float | None = None  # L2 norm of the basis image per channel; None: 15.7
+    jpeg_quality: int | None = None  # re-encode generated corruptions as JPEG of this quality
+
+    def fourier_settings(self) -> tuple[int, float]:
+        """The Fourier map's grid and eps, the defaults where not given."""
+        grid = DEFAULT_FOURIER_GRID if self.fourier_grid is None else self.fourier_grid
+        return grid, DEFAULT_FOURIER_EPS if self.fourier_eps is None else self.fourier_eps
 
 
 @dataclass
@@ -238,6 +262,16 @@ def _predict(model: nn.Module, pixels_u8: torch.Tensor, mean: torch.Tensor, std:
         return model((pixels - mean) / std).float()
 
 
+def _fourier_logits(model: nn.Module, pixels_u8: torch.Tensor, spec: FourierSpec,
+                    keys: Sequence[str], seed: int, mean: torch.Tensor, std: torch.Tensor,
+                    device: torch.device, precision: str) -> torch.Tensor:
+    """Logits of a uint8 batch with a Fourier basis image added in float [0, 1] pixels (not
+    rounded back to uint8: at eps 15.7 and 224x224 its amplitude is about 25/255)."""
+    with torch.inference_mode(), autocast(device, precision):
+        pixels = perturb(pixels_u8.float().div_(255.0), spec, keys, seed)
+        return model((pixels - mean) / std).float()
+
+
 def _attacked_logits(pixel_model: PixelSpaceModel, spec: AttackSpec, pixels_u8: torch.Tensor,
                      labels: torch.Tensor, ids: torch.Tensor, seed: int, device: torch.device,
                      precision: str) -> torch.Tensor:
@@ -265,7 +299,8 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     Brier) into their own slots of a part-long table, which all_reduce sums (every slot has
     one writer, so the sum is that value, bit for bit), and the sums are rounded once
     (math.fsum): a k-rank run gives the bits of a 1-rank run.
-    Parts whose source is 'attack' are attacked (their corruption names the attack).
+    Parts whose source is 'attack' are attacked (their corruption names the attack); parts
+    with a FourierSpec get its basis image added (gfbench.robustness.fourier).
     """
     context = context or dd.DistContext()
     progress = progress or NoProgress()
@@ -276,6 +311,7 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
     std_t = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
     pixel_model = PixelSpaceModel(model, mean, std).to(device)
     specs = {i: attack_spec(p.corruption) for i, p in enumerate(parts) if p.source == "attack"}
+    fourier = {i: p.fourier for i, p in enumerate(parts) if p.fourier is not None}
     columns = {i: torch.tensor(p.classes, dtype=torch.long, device=device)
                for i, p in enumerate(parts) if p.classes is not None}
 
@@ -325,6 +361,10 @@ def evaluate_parts(model: nn.Module, parts: Sequence[Part], mean: Sequence[float
                 logits = _attacked_logits(pixel_model, specs[part_index], images[pick],
                                           labels[pick], sample_ids[rows], seed, device,
                                           precision)
+            elif part_index in fourier:
+                keys = [parts[part_index].samples[i].key for i in sample_ids[rows].tolist()]
+                logits = _fourier_logits(model, images[pick], fourier[part_index], keys, seed,
+                                         mean_t, std_t, device, precision)
             else:
                 logits = _predict(model, images[pick], mean_t, std_t, device, precision)
             hit1, hit5 = _score(logits, labels[pick], readable_dev[pick],
@@ -426,6 +466,7 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError(f"--class-map {config.class_map!r}; allowed: {', '.join(CLASS_MAPS)}")
     if config.attacks and config.clean is None:
         raise GfbenchError("--attack needs --clean (an ImageNet val folder to attack)")
+    check_fourier(config)
     for attack in config.attacks:
         attack_spec(attack)
     unknown = [name for name in config.test_sets if name not in EVAL_SETS]
@@ -439,6 +480,11 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError("nothing to evaluate: give --data (ImageNet-C), --generate-from, "
                            "--clean, --attack with --clean, or a test set such as "
                            "--imagenet-a")
+    if config.jpeg_quality is not None:
+        check_jpeg_quality(config.jpeg_quality)
+        if config.generate_from is None:
+            raise GfbenchError("--jpeg-quality re-encodes the corruptions gfbench generates: "
+                               "it needs --generate-from")
     if config.limit is not None and config.limit < 1:
         raise GfbenchError(f"--limit {config.limit}: must be at least 1 image per class")
     check_out_folder(config.out or DEFAULT_OUT)
@@ -451,8 +497,25 @@ def check_config(config: RobustnessConfig) -> None:
         eval_set_labels(folder, name)
 
 
+def check_fourier(config: RobustnessConfig, side: int | None = None) -> None:
+    """The Fourier options' mistakes in one line (the grid against the model's image side
+    once the model is known), before anything is evaluated."""
+    if config.fourier_map and config.clean is None:
+        raise GfbenchError("--fourier-map needs --clean (the ImageNet val folder it perturbs)")
+    if not config.fourier_map and (config.fourier_grid, config.fourier_eps) != (None, None):
+        raise GfbenchError("--fourier-grid and --fourier-eps set up --fourier-map: add it")
+    grid, eps = config.fourier_settings()
+    if not (math.isfinite(eps) and eps > 0):
+        raise GfbenchError(f"--fourier-eps {eps}: must be a number above 0 (the L2 norm of "
+                           "the basis image per channel, [0, 1] pixels)")
+    if grid < 1 or (side is not None and grid > side):
+        top = f"the model's image side, {side}" if side is not None else "the image side"
+        raise GfbenchError(f"--fourier-grid {grid}: must be 1 to {top} (frequencies per axis)")
+
+
 def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
-    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, test sets."""
+    """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, Fourier
+    frequencies, test sets."""
     check_config(config)
     folders = severity_folders(config.data, config.corruptions, config.severities) \
         if config.data is not None else {}
@@ -488,10 +551,18 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
         for corruption in config.corruptions:
             for severity in config.severities:
                 recipe = Recipe("generate", size, interp, corruption=corruption,
-                                severity=severity, seed=config.seed)
+                                severity=severity, seed=config.seed,
+                                jpeg_quality=config.jpeg_quality)
                 parts.append(Part("generated", corruption, severity, source, recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
+    if config.fourier_map:
+        check_fourier(config, min(size))
+        grid, eps = config.fourier_settings()
+        for ky, kx in half_grid(size, grid):
+            spec = FourierSpec(ky, kx, float(eps))
+            parts.append(Part("fourier", spec.corruption, 0, clean_samples, eval_recipe,
+                              fourier=spec))
     for name in [n for n in EVAL_SETS if n in config.test_sets]:
         folder = config.test_sets[name]
         samples = scan_classes(folder, eval_set_labels(folder, name), config.limit)
@@ -531,12 +602,16 @@ def checkpoint_sha256(checkpoint: Path, module: nn.Module) -> str:
 
 
 def run_settings(config: RobustnessConfig, bundle: ModelBundle) -> dict[str, object]:
-    """The settings every row's numbers depend on (with the checkpoint, they key the file)."""
-    return {
+    """The settings every row's numbers depend on (with the checkpoint, they key the file).
+    jpeg_quality is there only when set, so runs without it keep their files' keys."""
+    settings: dict[str, object] = {
         "limit": config.limit, "precision": config.precision, "class_map": config.class_map,
         "seed": config.seed, "input_size": list(bundle.input_size),
         "interpolation": bundle.interpolation, "crop_pct": bundle.crop_pct,
     }
+    if config.jpeg_quality is not None:
+        settings["jpeg_quality"] = config.jpeg_quality
+    return settings
 
 
 FOLDER_SETTINGS = ("data", "clean", "generate_from", *EVAL_SETS)
@@ -597,7 +672,8 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
          checkpoint_sha: str) -> RobustnessRow:
     """The results row of a finished part."""
     images = counts["images"]
-    eps = attack_spec(part.corruption).eps if part.source == "attack" else None
+    eps = attack_spec(part.corruption).eps if part.source == "attack" else (
+        part.fourier.eps if part.fourier is not None else None)
     return RobustnessRow(
         model=bundle.name, checkpoint=Path(checkpoint).name, source=part.source,
         corruption=part.corruption, severity=part.severity, images=images,
@@ -609,6 +685,7 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         checkpoint_sha256=checkpoint_sha, ece=_finite(calibration.ece),
         nll=_finite(calibration.nll), brier=_finite(calibration.brier),
         calibration_bins=calibration.bins_text() if images else None,
+        jpeg_quality=config.jpeg_quality if part.source == "generated" else None,
     )
 
 
@@ -645,8 +722,11 @@ def preprocessing(parts: Sequence[Part], bundle: ModelBundle) -> dict[str, str]:
 
 
 def summary_payload(rows: Sequence[RobustnessRow]) -> dict[str, list[dict]]:
-    """The `summary` stored beside the rows: one record per (model, checkpoint, source)."""
-    return {"summaries": summary_records(summarize(_rows_frame(rows)))}
+    """The `summary` stored beside the rows: one record per (model, checkpoint, source), and
+    the Fourier heat maps (the whole grid, mirrored) when there are Fourier rows."""
+    frame = _rows_frame(rows)
+    maps = [m.record() for m in fourier_maps(frame)]
+    return {"summaries": summary_records(summarize(frame)), **({"fourier": maps} if maps else {})}
 
 
 def run_robustness(config: RobustnessConfig, progress: ProgressCallback | None = None,
@@ -681,7 +761,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     parts = plan_parts(config, bundle)
     checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
-    notes = [generated_note()] if config.generate_from is not None else []
+    notes = [generated_note(config.jpeg_quality)] if config.generate_from is not None else []
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends

@@ -10,23 +10,36 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft, ndimage
 
 SMALL_RADIUS = 16  # smooth_field: below this kernel radius a direct filter beats matrix products
-PadMode = Literal["constant", "edge", "reflect", "symmetric", "wrap"]  # np.pad modes
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as OpenCV's RGB2GRAY
 
 
-def correlate_channels(image: np.ndarray, kernel: np.ndarray, pad_mode: PadMode) -> np.ndarray:
-    """Correlate every channel of an HxWxC image with a 2D kernel (FFT; large kernels are cheap)."""
-    ky, kx = kernel.shape
+@functools.lru_cache(maxsize=32)
+def _disk_response(radius: float, alias_blur: float, shape: tuple[int, int]) -> np.ndarray:
+    """The conjugated real FFT of disk_kernel(radius, alias_blur), zero-padded to shape
+    (complex64): multiplying an image's FFT by it correlates the image with the kernel."""
+    kernel = disk_kernel(radius, alias_blur)
+    return np.conj(fft.rfft2(kernel, s=shape)).astype(np.complex64)
+
+
+def correlate_disk(image: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    """Correlate every channel of an HxWxC float32 image with disk_kernel(radius, alias_blur),
+    mirrored (reflect-101) edges, as OpenCV's filter2D does: by FFT in float32, at the smallest
+    fast size that holds the padded image (the circular wrap-around lands only in the rows and
+    columns that are cut off), with the kernel's transform cached per size."""
+    height, width = image.shape[:2]
+    ky = kx = 2 * max(8, int(math.ceil(radius))) + 1  # disk_kernel's size
     pad = ((ky // 2, ky - 1 - ky // 2), (kx // 2, kx - 1 - kx // 2), (0, 0))
-    padded = np.pad(image, pad, mode=pad_mode)
-    flipped = kernel[::-1, ::-1, None].astype(np.float32)
-    return signal.fftconvolve(padded, flipped, mode="valid", axes=(0, 1)).astype(np.float32)
+    padded = np.pad(image.astype(np.float32, copy=False), pad, mode="reflect")
+    shape = (fft.next_fast_len(padded.shape[0], real=True),
+             fft.next_fast_len(padded.shape[1], real=True))
+    spectrum = fft.rfft2(padded, s=shape, axes=(0, 1))
+    spectrum *= _disk_response(float(radius), float(alias_blur), shape)[..., None]
+    return fft.irfft2(spectrum, s=shape, axes=(0, 1))[:height, :width]
 
 
 @functools.lru_cache(maxsize=32)
@@ -172,13 +185,6 @@ def clipped_zoom(image: np.ndarray, factor: float, trim: bool = True) -> np.ndar
     return rows[:, low] * (1 - weight)[None, :, None] + rows[:, high] * weight[None, :, None]
 
 
-def _mirror_index(index: np.ndarray, size: int) -> np.ndarray:
-    """Reflect-101 border (OpenCV's default, scipy's 'mirror'): -1 -> 1, size -> size - 2."""
-    period = max(2 * size - 2, 1)
-    index = np.abs(index) % period
-    return np.where(index >= size, period - index, index)
-
-
 def affine_from_points(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The 2x3 affine map [A | b] that sends three (x, y) source points to three targets."""
     return np.linalg.solve(np.c_[source.astype(np.float64), np.ones(3)],
@@ -189,25 +195,25 @@ def warp_affine(image: np.ndarray, forward: np.ndarray) -> np.ndarray:
     """OpenCV's warpAffine(image, forward) with bilinear sampling and mirrored (reflect-101)
     edges: every output pixel samples the input at the inverse map of its position, as OpenCV
     5.1 does (the older OpenCV that made the release rounded positions to 1/32 pixel; on the
-    elastic_transform test photographs that changes the output by about 65 dB PSNR)."""
-    height, width = image.shape[:2]
+    elastic_transform test photographs that changes the output by about 65 dB PSNR). Each
+    channel is resampled by scipy's affine_transform (order 1, mode 'mirror', which reflects
+    each neighbour as reflect-101 does), in float64, returned as HxWxC float32."""
+    return np.stack(warp_affine_channels(image, forward), axis=-1)
+
+
+def warp_affine_channels(image: np.ndarray, forward: np.ndarray) -> list[np.ndarray]:
+    """warp_affine, one HxW float32 array per channel."""
     a, b, c, d = forward[0, 0], forward[0, 1], forward[1, 0], forward[1, 1]
     det = a * d - b * c
     det = 1.0 / det if det != 0 else 0.0
     i00, i11, i01, i10 = d * det, a * det, -b * det, -c * det
     i02 = -i00 * forward[0, 2] - i01 * forward[1, 2]
     i12 = -i10 * forward[0, 2] - i11 * forward[1, 2]
-    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64),
-                         indexing="ij")
-    src_x, src_y = i00 * xs + i01 * ys + i02, i10 * xs + i11 * ys + i12
-    x0, y0 = np.floor(src_x), np.floor(src_y)
-    wx, wy = (src_x - x0)[..., None], (src_y - y0)[..., None]
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    left, right = _mirror_index(x0, width), _mirror_index(x0 + 1, width)
-    top, bottom = _mirror_index(y0, height), _mirror_index(y0 + 1, height)
-    out = ((image[top, left] * (1 - wx) + image[top, right] * wx) * (1 - wy)
-           + (image[bottom, left] * (1 - wx) + image[bottom, right] * wx) * wy)
-    return out.astype(np.float32)
+    # The inverse map in (row, column) order: source = matrix @ (row, column) + offset.
+    matrix = np.array([[i11, i10], [i01, i00]])
+    offset = np.array([i12, i02])
+    return [ndimage.affine_transform(image[..., k], matrix, offset, order=1, mode="mirror",
+                                     output=np.float32) for k in range(image.shape[2])]
 
 
 def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -245,76 +251,133 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarr
 
 CHAMFER_STEPS = (1.0, 1.4, 2.1969)  # OpenCV's 5x5 mask for DIST_L2: straight, diagonal, knight
 TAN_22_5 = 13573  # tan(22.5 degrees) in 1/32768, Canny's direction test
+CHAMFER_STRIP = 32  # rows per strip of a capped chamfer_distance (timed best at 224 x 224)
 
 
 def box3_sum(image: np.ndarray) -> np.ndarray:
     """Sum over each 3x3 neighbourhood with mirrored (reflect-101) edges, in float64 or int64."""
     padded = np.pad(image, 1, mode="reflect")
-    rows = padded[:-2] + padded[1:-1] + padded[2:]
-    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    rows = padded[:-2] + padded[1:-1]
+    rows += padded[2:]
+    out = rows[:, :-2] + rows[:, 1:-1]
+    out += rows[:, 2:]
+    return out
 
 
 def canny(gray: np.ndarray, low: int, high: int) -> np.ndarray:
     """OpenCV's Canny edges of a uint8 image (3x3 Sobel with repeated edges, L1 gradient
     magnitude, non-maximum suppression with its fixed-point direction tests, hysteresis over
-    8-connected pixels above `low` that reach one above `high`)."""
-    p = np.pad(gray.astype(np.int64), 1, mode="edge")
-    dx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
-    dy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    8-connected pixels above `low` that reach one above `high`). The suppression is computed
+    only where the magnitude exceeds `low` (nothing else can be an edge): Sobel in int16, the
+    direction tests in int32."""
+    height, width = gray.shape
+    p = np.pad(gray.astype(np.int16), 1, mode="edge")  # Sobel sums and |dx| + |dy| fit
+    smooth_rows = p[:-2] + 2 * p[1:-1] + p[2:]  # [1, 2, 1] down the columns
+    dx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
+    diff_rows = p[2:] - p[:-2]
+    dy = diff_rows[:, :-2] + 2 * diff_rows[:, 1:-1] + diff_rows[:, 2:]
     mag = np.abs(dx) + np.abs(dy)
-    m = np.pad(mag, 1)  # magnitudes outside the image count as 0
-    centre = m[1:-1, 1:-1]
-    ax, ay = np.abs(dx), np.abs(dy) << 15
+    index = np.flatnonzero(mag > low)
+    edges = np.zeros((height, width), dtype=bool)
+    if index.size == 0:
+        return edges
+    m = np.pad(mag, 1).ravel()  # magnitudes outside the image count as 0
+    step = width + 2
+    at = index + 2 * (index // width) + step + 1  # the same pixels in the padded layout
+    centre = m[at]
+    gx, gy = dx.ravel()[index].astype(np.int32), dy.ravel()[index].astype(np.int32)
+    ax, ay = np.abs(gx), np.abs(gy) << 15
     tg22 = ax * TAN_22_5
     horizontal = ay < tg22
     vertical = ~horizontal & (ay > tg22 + (ax << 16))
-    same_sign = (dx ^ dy) >= 0  # diagonal: down-right when the signs agree, else down-left
-    up_left, up_right = m[:-2, :-2], m[:-2, 2:]
-    down_left, down_right = m[2:, :-2], m[2:, 2:]
-    diagonal = np.where(same_sign, (centre > up_left) & (centre > down_right),
-                        (centre > up_right) & (centre > down_left))
-    peak = np.where(horizontal, (centre > m[1:-1, :-2]) & (centre >= m[1:-1, 2:]),
-                    np.where(vertical, (centre > m[:-2, 1:-1]) & (centre >= m[2:, 1:-1]),
-                             diagonal))
-    candidate = peak & (mag > low)
-    labels, count = ndimage.label(candidate, structure=np.ones((3, 3), dtype=bool))
+    # Neighbours compared along the gradient: the first strictly, the second with >=.
+    before = np.where(horizontal, at - 1, np.where(vertical, at - step, 0))
+    after = np.where(horizontal, at + 1, np.where(vertical, at + step, 0))
+    diagonal = ~horizontal & ~vertical
+    same_sign = (gx ^ gy) >= 0  # diagonal: down-right when the signs agree, else down-left
+    before = np.where(diagonal, np.where(same_sign, at - step - 1, at - step + 1), before)
+    after = np.where(diagonal, np.where(same_sign, at + step + 1, at + step - 1), after)
+    peak = (centre > m[before]) & np.where(diagonal, centre > m[after], centre >= m[after])
+    edges.ravel()[index[peak]] = True
+    labels, count = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
     strong = np.zeros(count + 1, dtype=bool)
-    strong[labels[candidate & (mag > high)]] = True
+    strong[labels.ravel()[index[peak & (centre > high)]]] = True
     strong[0] = False
     return strong[labels]
 
 
-def chamfer_distance(edges: np.ndarray) -> np.ndarray:
+def chamfer_distance(edges: np.ndarray, cap: float | None = None,
+                     strip: int = CHAMFER_STRIP) -> np.ndarray:
     """OpenCV's distanceTransform(DIST_L2, mask 5) of the non-edge pixels: the 5x5 chamfer
     distance (steps 1, 1.4, 2.1969 in float32) to the nearest edge pixel, by its two raster
     passes. Steps from other rows are added in float32 as OpenCV does; each row's left/right
     sweep is a running minimum that adds a run of unit steps at once, where OpenCV adds them
-    one by one (the two can differ in the last float32 bit)."""
+    one by one (the two can differ in the last float32 bit).
+
+    With a cap, distances are returned as min(distance, cap), and the rows are cut into strips
+    of `strip` rows, each computed with the ceil(cap) + 1 rows on either side of it, all strips
+    at once (one raster loop over strip + margins instead of over the whole height: a path of
+    cost under the cap moves fewer rows than the cap, every row costing at least 1, so the
+    strip's values under the cap are the same numbers as without strips)."""
     a, b, c = (np.float32(step) for step in CHAMFER_STEPS)
     height, width = edges.shape
+    margin = height if cap is None else math.ceil(cap) + 1
+    if strip + 3 * margin >= height:
+        strip, margin = height, 0
+    starts = np.arange(0, height, strip)
+    # Window k: rows [first[k], first[k] + length), strip k and the margins around it; the
+    # first ones start above the image (rows without edges, which stay far in the forward
+    # pass), the last ones end at its bottom (rows below it would let paths leave the image).
+    length = strip + 2 * margin
+    first = np.minimum(starts - margin, height - length)
+    count = starts.size
     far = np.finfo(np.float32).max
-    t = np.full((height + 4, width + 4), far, dtype=np.float32)  # 2-pixel border
+    t = np.full((length + 4, count, width + 4), far, dtype=np.float32)  # 2-row, 2-column border
+    # Edge pixels start at 0: min(candidate, t's row) puts them in (then the passes keep them).
+    window_rows = np.pad(edges, ((margin, 0), (0, 0)))[margin + first[None, :]
+                                                       + np.arange(length)[:, None]]
+    np.copyto(t[2:length + 2, :, 2:width + 2], 0, where=window_rows)
     along = np.arange(width, dtype=np.float64)
     inner = slice(2, width + 2)
+    pair = np.full((count, width), far, dtype=np.float32)  # min of t[i, j - 1], t[i, j + 1]
+    cand = np.empty((count, width), dtype=np.float32)
+    tmp = np.empty((count, width), dtype=np.float32)
+    run = np.empty((count, width), dtype=np.float64)
 
-    def sweep(cand: np.ndarray, edge_row: np.ndarray) -> np.ndarray:
-        """t[j] = min over k <= j of cand[k] + (j - k) unit steps; edge pixels stay 0."""
-        cand = np.where(edge_row, 0.0, cand.astype(np.float64))
-        return (np.minimum.accumulate(cand - along) + along).astype(np.float32)
+    def candidates(near: np.ndarray, pair_far: np.ndarray) -> np.ndarray:
+        """The minimum over the row steps: `near` is the adjacent row (steps a, b, c), pair_far
+        the j +- 1 minimum of the row two away (knight steps c); returns near's j +- 1 pair."""
+        new_pair = np.minimum(near[:, 1:width + 1], near[:, 3:width + 3])
+        np.minimum(near[:, 0:width], near[:, 4:width + 4], out=cand)
+        np.minimum(cand, pair_far, out=cand)
+        np.add(cand, c, out=cand)
+        np.add(new_pair, b, out=tmp)
+        np.minimum(cand, tmp, out=cand)
+        np.add(near[:, inner], a, out=tmp)
+        np.minimum(cand, tmp, out=cand)
+        return new_pair
 
-    for i in range(2, height + 2):  # forward: the two rows above, then left to right
-        cand = np.minimum.reduce([t[i - 2, 1:width + 1] + c, t[i - 2, 3:width + 3] + c,
-                                  t[i - 1, 0:width] + c, t[i - 1, 1:width + 1] + b,
-                                  t[i - 1, inner] + a, t[i - 1, 3:width + 3] + b,
-                                  t[i - 1, 4:width + 4] + c])
-        t[i, inner] = sweep(cand, edges[i - 2])
-    for i in range(height + 1, 1, -1):  # backward: the two rows below, then right to left
-        cand = np.minimum.reduce([t[i, inner], t[i + 2, 1:width + 1] + c,
-                                  t[i + 2, 3:width + 3] + c, t[i + 1, 0:width] + c,
-                                  t[i + 1, 1:width + 1] + b, t[i + 1, inner] + a,
-                                  t[i + 1, 3:width + 3] + b, t[i + 1, 4:width + 4] + c])
-        t[i, inner] = sweep(cand[::-1], edges[i - 2, ::-1])[::-1]
-    return t[2:-2, 2:-2].copy()
+    def sweep(row: np.ndarray, backward: bool) -> None:
+        """row[j] = min over k <= j (k >= j backward) of min(cand, row)[k] + |j - k| unit
+        steps: the row's own values (0 on edges, the forward pass's backward) join in."""
+        np.minimum(cand, row, out=cand)
+        np.subtract(cand[:, ::-1] if backward else cand, along, out=run)
+        np.minimum.accumulate(run, axis=1, out=run)
+        np.add(run, along, out=row[:, ::-1] if backward else row, casting="same_kind")
+
+    for i in range(2, length + 2):  # forward: the two rows above, then left to right
+        pair = candidates(t[i - 1], pair)
+        sweep(t[i, :, inner], backward=False)
+    # Backward: the two rows below, then right to left, down to the strips' first rows.
+    pair.fill(far)
+    for i in range(length + 1, 1 + int((starts - first).min()), -1):
+        pair = candidates(t[i + 1], pair)
+        sweep(t[i, :, inner], backward=True)
+    out = np.empty((height, width), dtype=np.float32)
+    for k, start in enumerate(starts):
+        stop = min(start + strip, height)
+        out[start:stop] = t[2 + start - first[k]:2 + stop - first[k], k, inner]
+    return out if cap is None else np.minimum(out, np.float32(cap))
 
 
 def equalize_hist(gray: np.ndarray) -> np.ndarray:
@@ -327,6 +390,21 @@ def equalize_hist(gray: np.ndarray) -> np.ndarray:
     lut = np.zeros(256, dtype=np.float32)
     lut[first + 1:] = np.cumsum(hist[first + 1:]).astype(np.float32) * scale
     return np.clip(np.rint(lut), 0, 255).astype(np.uint8)[gray]
+
+
+def emboss(gray: np.ndarray) -> np.ndarray:
+    """OpenCV's filter2D(gray, CV_8U, [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]) of a uint8 image
+    (correlation, mirrored reflect-101 edges, saturated to 0..255), as int16."""
+    height, width = gray.shape
+    p = np.pad(gray.astype(np.int16), 1, mode="reflect")
+    out = p[2:, 2:] - p[:-2, :-2]
+    out *= 2
+    out += p[1:-1, 2:]
+    out -= p[:-2, 1:-1]
+    out += p[2:, 1:-1]
+    out -= p[1:-1, :-2]
+    out += p[1:-1, 1:-1]
+    return np.clip(out, 0, 255, out=out)
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ from torch.utils.data import DataLoader
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.robustness.corruptions import CORRUPTIONS, PARAMETERS, corrupt, image_rng
 from gfbench.robustness.data import Part, PartsDataset, Recipe, Sample
-from gfbench.robustness.procedural import clipped_zoom, frost_texture, hsv_to_rgb, rgb_to_hsv
+from gfbench.robustness.procedural import (
+    chamfer_distance,
+    clipped_zoom,
+    frost_texture,
+    hsv_to_rgb,
+    rgb_to_hsv,
+)
 from gfbench.robustness.protocol import ALL_CORRUPTIONS, GROUPS
 
 # Corruptions whose output does not depend on the generator (pure image operations).
@@ -68,6 +74,42 @@ def test_helpers_invert_and_keep_shape():
     texture = frost_texture(40, 56, np.random.default_rng(0))
     assert texture.shape == (40, 56, 3) and texture.min() >= 0 and texture.max() <= 1
     assert texture.std() > 0.05  # a texture, not a flat wash
+
+
+def test_capped_chamfer_distance_in_strips_is_the_whole_one_capped():
+    """Cut into strips with margins of the cap (spatter's fast path), the capped distance is
+    the same float32 numbers as the one-pass transform of the whole image, capped."""
+    rng = np.random.default_rng(3)
+    for shape, density in (((224, 224), 0.002), ((224, 224), 0.02), ((150, 90), 0.005),
+                           ((97, 301), 0.001), ((40, 33), 0.01)):
+        edges = rng.random(shape) < density
+        whole = chamfer_distance(edges)
+        for cap in (2.5, 7, 20):
+            for strip in (4, 16, 32):
+                capped = chamfer_distance(edges, cap=cap, strip=strip)
+                assert np.array_equal(capped, np.minimum(whole, np.float32(cap))), (shape, cap)
+    assert np.all(chamfer_distance(np.zeros((60, 50), dtype=bool), cap=20) == 20)
+
+
+def test_pixelate_is_pil_box_down_and_box_up():
+    """pixelate enlarges by picking the pixels PIL's box filter would (NEAREST where that is
+    the same, at 224 x 224), for every size, uint8 and float alike."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for height, width in ((224, 224), (10, 21), (37, 37), (57, 122), (225, 224)):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for severity, scale in enumerate(PARAMETERS["pixelate"], start=1):
+            small = (max(1, int(width * scale)), max(1, int(height * scale)))
+            box = Image.Resampling.BOX
+            expected = np.asarray(Image.fromarray(image).resize(small, box).resize((width, height),
+                                                                                    box))
+            ours = corrupt(image, "pixelate", severity, rng)
+            assert np.array_equal(ours, expected), (height, width, severity)
+            assert ours.flags.writeable
+            as_float = corrupt(image / 255.0, "pixelate", severity, rng)
+            assert as_float.dtype == np.float64
+            assert np.array_equal(np.rint(as_float * 255), expected)
 
 
 def test_generated_pixels_do_not_depend_on_worker_count(tmp_path):

@@ -106,8 +106,9 @@ def test_glass_pass_is_the_reference_loop():
 
 
 def test_opencv_restatements_match_opencv():
-    """Canny, the 5x5 chamfer distance, equalizeHist and warpAffine as gfbench restates them
-    give OpenCV's own results on random images."""
+    """Canny, the 5x5 chamfer distance (whole, and capped in strips), equalizeHist, the emboss
+    filter, the defocus correlation and warpAffine as gfbench restates them give OpenCV's own
+    results on random images."""
     state = np.random.RandomState(2)
     for shape in ((64, 80), (37, 23)):
         blocks = np.kron(state.randint(0, 256, (shape[0] // 6 + 1, shape[1] // 6 + 1)),
@@ -123,7 +124,19 @@ def test_opencv_restatements_match_opencv():
                                       cv2.distanceTransform(mask, cv2.DIST_L2, 5))
         levels = state.randint(40, 90, shape).astype(np.uint8)
         assert np.array_equal(procedural.equalize_hist(levels), cv2.equalizeHist(levels))
+        for cap in (5, 20):  # strips of 8 rows and 2 x 6 margin rows at cap 5
+            assert np.array_equal(procedural.chamfer_distance(sparse, cap=cap, strip=8),
+                                  np.minimum(cv2.distanceTransform(mask, cv2.DIST_L2, 5), cap))
+        assert np.array_equal(procedural.emboss(levels),
+                              cv2.filter2D(levels, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1],
+                                                                        [0, 1, 2]])))
         image = state.rand(*shape, 3).astype(np.float32)
+        for radius, alias_blur in corruptions.PARAMETERS["defocus_blur"]:
+            kernel = procedural.disk_kernel(radius, alias_blur)
+            theirs = np.stack([cv2.filter2D(image[..., c].astype(np.float64), -1,
+                                            kernel.astype(np.float64)) for c in range(3)], -1)
+            ours = procedural.correlate_disk(image, radius, alias_blur)
+            np.testing.assert_allclose(ours, theirs, atol=2e-6)
         points = np.float32([[10, 10], [30, 5], [5, 20]])
         moved = points + state.uniform(-3, 3, points.shape).astype(np.float32)
         forward = cv2.getAffineTransform(points, moved)
