@@ -146,3 +146,18 @@ def test_counting_uses_no_more_threads_than_the_machine_has_free(monkeypatch):
     monkeypatch.setattr(setting, "available_cores", lambda: 64)
     with setting.counting_threads() as threads:
         assert threads == before  # an idle machine: torch's own number, never more
+
+
+@pytest.mark.parametrize("extra, fvcore", [((), True), (("--no-fvcore",), False)])
+def test_a_count_only_run_imports_neither_pandas_nor_an_unused_fvcore(tmp_path, extra, fvcore):
+    import sys
+
+    argv = ["gfbench", "complexity", "--models", "deit", "--res", "224", "--metrics",
+            "flops,params", "--quiet", "--out", str(tmp_path), *extra]
+    code = ("import sys\nfrom gfbench.cli import main\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(','.join(m for m in ('pandas', 'fvcore') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1:] == (["fvcore"] if fvcore else [])
