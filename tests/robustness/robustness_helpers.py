@@ -3,6 +3,7 @@ pixels, so every error is known by hand) and procedural gratings for a tiny trai
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,19 @@ def write_index_tree(root: Path, images: dict[str, list[int]], decoy: bool) -> P
         for j, index in enumerate(predictions):
             write_image(root / folder / f"img{j}.jpg", index_colour(index, decoy))
     return root
+
+
+def run_cli(monkeypatch, capsys, *args):
+    """Run `gfbench robustness` through the console entry point, in-process: (exit code,
+    stdout, stderr), each with rich's line wrapping undone."""
+    from gfbench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gfbench", "robustness", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "160")
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, " ".join(out.out.split()), " ".join(out.err.split())

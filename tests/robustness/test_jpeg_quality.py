@@ -4,14 +4,12 @@ generated row; bad values are one line."""
 
 import io
 import json
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
-from robustness_helpers import write_folder_val, write_vit_checkpoint
+from robustness_helpers import run_cli, write_folder_val, write_vit_checkpoint
 
-from gfbench.cli import main
 from gfbench.results import read_results
 from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
 from gfbench.robustness.data import Recipe, Sample, center_crop, prepare, resize_cover
@@ -62,19 +60,6 @@ def test_the_settings_key_has_the_quality_only_when_given(tmp_path):
     assert "jpeg_quality" not in plain  # files made before the option keep their keys
     assert run_settings(RobustnessConfig(checkpoint=tmp_path / "c.pth", jpeg_quality=85),
                         bundle)["jpeg_quality"] == 85
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """Run `gfbench robustness` in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gfbench", "robustness", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, " ".join(out.out.split()), out.err.strip()
 
 
 def test_runs_with_and_without_it_write_different_files_and_rows_record_it(

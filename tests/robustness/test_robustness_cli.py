@@ -1,30 +1,15 @@
 """`gfbench robustness` at the boundary: a run renders honest names and writes files; bad
 inputs give one red line and exit code 1."""
 
-import sys
 
 import pytest
 from robustness_helpers import (
+    run_cli,
     write_folder_tree,
     write_folder_val,
     write_oracle_tree,
     write_vit_checkpoint,
 )
-
-from gfbench.cli import main
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """Run the console entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gfbench", "robustness", *map(str, args)])
-    monkeypatch.setenv("COLUMNS", "160")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, " ".join(out.out.split()), " ".join(out.err.split())  # rich wraps lines
 
 
 @pytest.fixture(scope="module")
