@@ -104,7 +104,10 @@ def _child_main(request: dict[str, Any]) -> None:
     """The forked child: output to its log, allocator and threads set, one call, the reply
     pickled to the reply file, then exit without running the server's clean-up."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    log = os.open(request["log_path"], os.O_WRONLY | os.O_APPEND)
+    try:
+        log = os.open(request["log_path"], os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:  # the caller gave up on this call (Ctrl-C) and removed its folder
+        os._exit(1)
     os.dup2(log, 1)
     os.dup2(log, 2)
     if request["mmap_threshold"] is not None:

@@ -86,3 +86,20 @@ def test_a_child_ended_by_ctrl_c_stops_the_caller_instead_of_becoming_a_row():
     with pytest.raises(KeyboardInterrupt):
         call_in_child("child_steps:die_by", {"signum": signal.SIGINT})
     assert call_in_child("json:dumps", {"obj": 1}).value == "1"  # the next call still runs
+
+
+def test_a_call_abandoned_before_its_child_starts_ends_quietly(tmp_path):
+    from gfbench.measure import worker
+
+    err = tmp_path / "stderr"
+    pid = os.fork()
+    if pid == 0:  # the forked child, as the server would start it after the caller's Ctrl-C
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT), 2)
+        try:
+            worker._child_main({"log_path": str(tmp_path / "removed" / "log"),
+                                "mmap_threshold": None, "threads": None})
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
+    assert err.read_text() == ""  # no traceback on the user's terminal
