@@ -72,6 +72,12 @@ class ComplexityRow:
     flops: float | None = None  # per image, fvcore convention (multiply-adds)
     flops_torch: float | None = None  # the second engine, same convention
     flops_engine: str = ""  # which engine gave `flops`: "fvcore" (cross-checked) or "torch-meta"
+    # train mode: the forward pass alone, per image (`flops` then adds the backward pass);
+    # equal to `flops` in inference (gfbench.measure.flops, issue: training FLOPs)
+    fwd_flops: float | None = None
+    # per image, at the row's batch size (weights read once per batch): bytes the counted
+    # ops read and write, each op its own kernel unless fused in practice (gfbench.measure.traffic)
+    bytes: float | None = None
     params: int | None = None
     uncounted_ops: str = ""  # "op:count;op:count" that neither rule nor fvcore counted
     latency_ms_p10: float | None = None
@@ -80,6 +86,7 @@ class ComplexityRow:
     throughput_ips: float | None = None  # images per second at the median latency
     first_call_ms: float | None = None  # the untimed first call (compilation, lazy init)
     peak_mem_bytes: float | None = None  # above the resident model, during the measured step
+    pred_mem_bytes: float | None = None  # peak_mem_bytes predicted without the device
     mem_method: str = ""
     threads: int | None = None
     compile: bool = False
@@ -164,6 +171,7 @@ class BreakdownRow:
     flops: int | None = None  # per image, multiply-adds (the FLOP convention)
     params: int | None = None
     flops_share: float | None = None  # flops / model_flops
+    bytes: int | None = None  # per image, bytes this row's counted ops read and write
     params_share: float | None = None  # params / model_params
     model_flops: int | None = None  # the engine's total for the model
     model_params: int | None = None
