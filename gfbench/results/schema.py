@@ -87,6 +87,16 @@ class ComplexityRow:
     first_call_ms: float | None = None  # the untimed first call (compilation, lazy init)
     peak_mem_bytes: float | None = None  # above the resident model, during the measured step
     pred_mem_bytes: float | None = None  # peak_mem_bytes predicted without the device
+    # roofline of a timed row against the machine's measured ceilings (provenance.extra
+    # ["ceilings"]; gfbench.measure.roofline). FLOP rates follow the FLOP convention
+    # (multiply-adds per second), so vendor peaks quoted at 2 FLOPs per FMA are halved.
+    achieved_flops_s: float | None = None  # flops * batch / median latency
+    achieved_bytes_s: float | None = None  # bytes * batch / median latency
+    compute_share: float | None = None  # achieved_flops_s / the precision's matmul ceiling
+    bandwidth_share: float | None = None  # achieved_bytes_s / the bandwidth ceiling
+    bound: str = ""  # compute | memory (the ceiling the lower bound hits) | no ceiling | ""
+    roofline_ms: float | None = None  # lower bound of one call: max(compute, memory) time
+    roofline_ratio: float | None = None  # latency_ms_p50 / roofline_ms (1 = at the roofline)
     mem_method: str = ""
     threads: int | None = None
     compile: bool = False
