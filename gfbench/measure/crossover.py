@@ -191,7 +191,9 @@ def crossover(first: str, second: str, metric: str, rows_first: Sequence[Any],
     if not middle:
         overlap = _overlaps(n, *bands) if bands else []
         caveat = f" (p10–p90 overlap at N={', '.join(map(_n_text, overlap))})" if overlap else ""
-        return result(f"not within the sizes measured: {first} {order} {second} at every size "
+        equal = [_n_text(x) for x, y, z in zip(n, ya, yb, strict=True) if y == z]
+        every = f"every other size (equal at N={', '.join(equal)})" if equal else "every size"
+        return result(f"not within the sizes measured: {first} {order} {second} at {every} "
                       f"({_range_text(sizes)}){caveat}", below=below)
     tokens = middle[-1]
     again = f"; the curves cross {len(middle)} times, the last shown" if len(middle) > 1 else ""
