@@ -110,6 +110,18 @@ def test_several_crossings_show_the_last():
     assert 4 < found[-1] < 8
 
 
+def test_a_size_where_the_curves_are_equal_is_the_crossing():
+    assert crossings((1, 2, 4), (1, 2, 3), (2, 2, 2)) == [2.0]
+    assert crossings((1, 2, 4), (2, 1, 1), (2, 2, 2)) == []  # equal, then below: no change
+
+
+def test_equal_at_one_size_is_said_rather_than_below_everywhere():
+    found = crossover("gfnet", "deit", "flops", _rows("gfnet", [1, 2, 4, 8, 16]),
+                      _rows("deit", [1, 3, 9, 27, 81]))
+    assert found.tokens is None and found.below_after is True
+    assert "gfnet below deit at every other size (equal at N=49)" in found.verdict
+
+
 def test_missing_values_are_said():
     rows = _rows("global_filter", _law(40, 1.1))
     assert crossover("global_filter", "attention", "bytes", rows,
