@@ -159,6 +159,15 @@ def _bands(a: dict[float, list[float]], b: dict[float, list[float]], sizes: Sequ
     return (edges[0][:, 1], edges[0][:, 2]), (edges[1][:, 1], edges[1][:, 2])
 
 
+def _where(n: np.ndarray, ya: np.ndarray, yb: np.ndarray, overlap: Sequence[float]) -> str:
+    """'every size (N 196–3,136)', saying where the curves are equal and where the latency
+    bands overlap: the sizes at which 'below' is not shown by the data."""
+    equal = [_n_text(x) for x, y, z in zip(n, ya, yb, strict=True) if y == z]
+    every = f"every other size (equal at N={', '.join(equal)})" if equal else "every size"
+    caveat = f" (p10–p90 overlap at N={', '.join(map(_n_text, overlap))})" if overlap else ""
+    return f"{every} ({_range_text(list(n))}){caveat}"
+
+
 def crossover(first: str, second: str, metric: str, rows_first: Sequence[Any],
               rows_second: Sequence[Any]) -> Crossover:
     """The crossover of two curves (rows of one name each, one setting) in one metric.
@@ -166,7 +175,7 @@ def crossover(first: str, second: str, metric: str, rows_first: Sequence[Any],
     Rows are ComplexityRow-like: ``tokens``, ``status`` and the metric's columns (a missing
     value is None or NaN). Sizes both curves have are compared; see the module docstring.
     """
-    label, p10, p90 = CROSSOVER_METRICS[metric]
+    _, p10, p90 = CROSSOVER_METRICS[metric]
     band = [p10, p90] if p10 is not None and p90 is not None else []
     a, b = _series(rows_first, metric, band), _series(rows_second, metric, band)
     sizes = tuple(sorted(set(a) & set(b)))
@@ -190,11 +199,8 @@ def crossover(first: str, second: str, metric: str, rows_first: Sequence[Any],
     bands = _bands(a, b, sizes) if band else None
     if not middle:
         overlap = _overlaps(n, *bands) if bands else []
-        caveat = f" (p10–p90 overlap at N={', '.join(map(_n_text, overlap))})" if overlap else ""
-        equal = [_n_text(x) for x, y, z in zip(n, ya, yb, strict=True) if y == z]
-        every = f"every other size (equal at N={', '.join(equal)})" if equal else "every size"
-        return result(f"not within the sizes measured: {first} {order} {second} at {every} "
-                      f"({_range_text(sizes)}){caveat}", below=below)
+        return result(f"not within the sizes measured: {first} {order} {second} at "
+                      f"{_where(n, ya, yb, overlap)}", below=below)
     tokens = middle[-1]
     again = f"; the curves cross {len(middle)} times, the last shown" if len(middle) > 1 else ""
     if bands is None:

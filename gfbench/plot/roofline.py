@@ -35,6 +35,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
 from gfbench.plot.complexity import (
+    LEGEND_ENTRY_IN,
     PANEL_IN,
     Curve,
     PlainLogFormatter,
@@ -238,9 +239,6 @@ def _legend(ax: Axes, room: Axes) -> None:
                            bbox_transform=room.transAxes, frameon=False, borderaxespad=0.0)
         legend.set_in_layout(False)
     room.axis("off")
-
-
-LEGEND_ENTRY_IN = 0.235  # as the complexity figures: one legend line at legend.fontsize
 
 
 def roofline_figure(subject: str, setting: Setting, rows: pd.DataFrame,
