@@ -90,7 +90,7 @@ def test_a_memory_child_out_of_memory_is_an_oom_row_that_keeps_counts_and_timing
 def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
     real = setting_module.count_flops
 
-    def torch_engine_fails(builder, shape, engine="torch"):
+    def torch_engine_fails(builder, shape, engine="torch", **options):
         if engine == "torch":
             raise AssertionError("Expected gradient function to be set")
         return real(builder, shape, engine)
