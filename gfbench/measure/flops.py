@@ -360,7 +360,8 @@ def _built_for_tracing(builder: Callable[[], nn.Module], on_cpu: bool) -> nn.Mod
     return materialise(model)
 
 
-def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
+def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
+                  train: bool = False) -> FlopCount:
     """fvcore's count of a module (a meta one is materialised first) or of a builder's module,
     built on meta and materialised; where that one cannot be traced (a buffer whose values
     matter that timm cannot recompute), built again on the CPU with zeroed parameters."""
@@ -368,21 +369,24 @@ def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) 
 
     if isinstance(model_or_builder, nn.Module):
         model = model_or_builder
-        return _trace_fvcore(materialise(model) if is_meta(model) else model, input_shape)
+        return _trace_fvcore(materialise(model) if is_meta(model) else model, input_shape, train)
     try:
-        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=False), input_shape)
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=False), input_shape,
+                             train)
     except Exception:  # the CPU build is the reference: its failure is the error
-        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=True), input_shape)
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=True), input_shape,
+                             train)
 
 
-def _trace_fvcore(model: nn.Module, input_shape: Sequence[int]) -> FlopCount:
+def _trace_fvcore(model: nn.Module, input_shape: Sequence[int], train: bool = False
+                  ) -> FlopCount:
     """fvcore's FlopCountAnalysis with gfbench's handles, traced once on the model's real
     tensors; its inclusive by-module counts and unsupported ops taken apart into own parts."""
     with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
 
-    model = model.eval()
+    model = model.train(train)  # train: BatchNorm counted as training BatchNorm
     device = next(iter(model.parameters()), torch.empty(0)).device
     example = torch.zeros(*input_shape, device=device)
     analysis = (FlopCountAnalysis(model, (example,))
@@ -407,19 +411,16 @@ def count_flops(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
 
     ``model_or_builder`` is a module or a zero-argument function that builds one; give a
     builder to the torch engine so the model is created on the meta device directly.
-    ``train`` (torch engine only) counts a training step's passes: the forward in train mode,
-    then the backward autograd really runs from the outputs (``backward_flops``): a frozen
-    parameter (requires_grad False) gets no gradient and costs nothing, nor does the input's
-    gradient unless ``input_grad`` (a bare layer standing inside a network). The optimizer's
-    update is element-wise: not counted.
+    ``train`` counts a training step's passes: the forward in train mode, then (torch engine;
+    fvcore traces the forward alone) the backward autograd really runs from the outputs
+    (``backward_flops``): a frozen parameter (requires_grad False) gets no gradient and costs
+    nothing, nor does the input's gradient unless ``input_grad`` (a bare layer standing inside
+    a network). The optimizer's update is element-wise: not counted.
     """
-    if train and engine != "torch":
-        raise ValueError(f"a training count needs engine 'torch' (fvcore traces the forward "
-                         f"only), got {engine!r}")
     if engine == "torch":
         return _count_torch(model_or_builder, input_shape, train, input_grad)
     if engine == "fvcore":
-        return _count_fvcore(model_or_builder, input_shape)
+        return _count_fvcore(model_or_builder, input_shape, train)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 

@@ -245,7 +245,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
         return
     if row.fwd_flops is None or row.fwd_flops <= options.fvcore_max_flops:
         try:
-            _cross_check(row, float(count_flops(build, shape, engine="fvcore").total))
+            _cross_check(row, float(count_flops(build, shape, engine="fvcore",
+                                                train=setting.mode == "train").total))
         except Exception as exc:
             note(row, "fvcore cross-check ran out of memory" if is_out_of_memory(exc)
                  else f"fvcore failed: {first_line(exc)}")

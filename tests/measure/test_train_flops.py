@@ -56,11 +56,21 @@ def test_a_frozen_model_with_an_input_that_needs_no_gradient_has_no_backward():
     assert counted.forward_total == B * IN * OUT and counted.backward_total == 0
 
 
-def test_inference_counts_have_no_backward_and_train_needs_the_torch_engine():
+def test_inference_counts_have_no_backward():
     counted = count_flops(nn.Linear(IN, OUT), (B, IN))
     assert counted.backward_total == 0 and counted.total == counted.forward_total
-    with pytest.raises(ValueError, match="needs engine 'torch'"):
-        count_flops(nn.Linear(IN, OUT), (B, IN), engine="fvcore", train=True)
+
+
+def test_both_engines_count_a_training_forward_in_train_mode():
+    shape = (2, 8, 5, 5)
+    elements = 2 * 8 * 5 * 5
+    by_torch = count_flops(nn.BatchNorm2d(8), shape, train=True, input_grad=True)
+    by_fvcore = count_flops(nn.BatchNorm2d(8), shape, engine="fvcore", train=True)
+    assert by_torch.forward_total == by_fvcore.total == 5 * elements  # fvcore: training BN
+    assert count_flops(nn.BatchNorm2d(8), shape).total == 2 * elements  # eval BN
+    assert by_fvcore.backward_total == 0  # fvcore traces the forward alone
+    assert by_torch.backward_total == 0  # BatchNorm's backward stays uncounted, listed
+    assert by_torch.uncounted["native_batch_norm_backward"] == 1
 
 
 # --- Conv2d: B*Cout*(Cin/groups)*k*k*Ho*Wo forward; again per gradient ------------------------
