@@ -20,6 +20,11 @@ its nearest counted descendants) and its own uncounted calls. The total, the per
 and the per-module views are sums of that one table, so they add up to each other exactly;
 `gfbench complexity` reads the total, `gfbench breakdown` the modules.
 
+A training count (``train=True``, torch engine) also runs autograd's backward on meta inside
+the same counter, so the backward ops autograd really runs are counted by the same rules
+(a frozen weight's gradient and the images' gradient are never computed, hence never
+counted), into tables of their own (``backward_flops``) beside the forward's.
+
 >>> from gfbench.layers import build_mixer
 >>> count_flops(lambda: build_mixer("spatial_mlp", 384, 14), (1, 14, 14, 384)).total
 14751744

@@ -7,7 +7,9 @@ fill those gaps. Each rule is a pure function of shapes, wrapped twice: as an fv
 ``Handle`` (jit values in, count out) keyed by the traced op name, and as a
 ``FlopCounterMode`` formula keyed by the aten op the dispatcher runs. The torch engine also
 gets fvcore's normalisation, pooling and resampling counts, and torch's own dense formulas
-(2*m*n*k) halved, so that both engines count the same ops in the same unit.
+(2*m*n*k) halved, so that both engines count the same ops in the same unit. A training
+count's backward ops get the torch-side rules of their own (fused attention's recompute,
+convolution gradients, pooling); matmul gradients are torch's halved ``mm``/``bmm``.
 
 >>> fft_flops((1, 14, 14, 384), dims=(1, 2))  # one rfft2 of GFNet-XS's 14x14x384 feature
 602112
