@@ -225,9 +225,11 @@ def complexity_table(rows: list, title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
     batches = len({r.batch_size for r in rows}) > 1
-    forward_only = any(r.mode == "train" for r in rows)  # train mode counts the forward pass
+    train = any(r.mode == "train" for r in rows)  # flops: forward + backward, fwd_flops apart
+    forward = train and not timed  # room for the forward alone where nothing was timed
     columns = ["name", "res", *(["batch"] if batches else []), "tokens",
-               "fwd FLOPs" if forward_only else "FLOPs", "params"]
+               "fwd+bwd FLOPs" if train else "FLOPs", *(["fwd FLOPs"] if forward else []),
+               "params"]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -237,6 +239,7 @@ def complexity_table(rows: list, title: str) -> Table:
         cells = [row.name + ("*" if row.error else ""), _side(*row.sides()),
                  *([str(row.batch_size)] if batches else []),
                  str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
+                 *([format_count(row.fwd_flops, spec=".4g")] if forward else []),
                  _sig3(row.params)]
         if timed:
             spread = ("-" if row.latency_ms_p10 is None
@@ -355,7 +358,8 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if crossovers:
         console.print()
         console.print(crossover_table(list(crossovers)))
-    forward = " of the forward pass only (train mode times forward + backward)" \
+    forward = (" of the forward and backward passes, as timed (fwd: the forward alone; "
+               "normalisation backward and the optimizer's update are not counted)") \
         if any(r.mode == "train" for r in rows) else ""
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
                   highlight=False, soft_wrap=True)

@@ -240,3 +240,18 @@ def test_crossovers_follow_the_exponents_and_go_into_json(tmp_path):
     table = text.output[text.output.index("crossover: the N where"):]
     assert "global_filter vs attention" in table and "not within the sizes measured" in table
     assert text.output.index("k in cost ≈ a·N^k") < text.output.index("crossover: the N")
+
+
+def test_train_mode_flops_add_the_backward_to_the_inference_forward(tmp_path):
+    from gfbench.measure.flops import count_flops
+    from gfbench.models import create_model
+
+    result = runner.invoke(app, ["complexity", "--models", "deit-s", "--res", "224",
+                                 "--metrics", "flops,params", "--mode", "train", "--json",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["rows"]
+    inference = count_flops(lambda: create_model("deit-s", img_size=224), (1, 3, 224, 224))
+    assert row["mode"] == "train" and row["fwd_flops"] == inference.total
+    assert row["flops_engine"] == "fvcore"  # fvcore's forward agreed with the torch engine's
+    assert row["flops"] == row["flops_torch"] > 2.9 * row["fwd_flops"]  # backward about 2x

@@ -1,4 +1,4 @@
-"""The complexity table in the terminal: readable FLOPs, forward-only FLOPs in train mode."""
+"""The complexity table in the terminal: readable FLOPs; train mode's forward + backward."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from gfbench.render import complexity_table, print_complexity_report
 from gfbench.results import ComplexityRow
 
 
-def _row(name: str, flops: float, tokens: int = 196, mode: str = "infer") -> ComplexityRow:
+def _row(name: str, flops: float, tokens: int = 196, mode: str = "infer",
+         fwd_flops: float | None = None) -> ComplexityRow:
     return ComplexityRow(subject="mixer", name=name, res_h=14, res_w=14, tokens=tokens,
                          batch_size=1, precision="fp32", mode=mode, device="meta", flops=flops,
-                         params=1000)
+                         params=1000, fwd_flops=fwd_flops)
 
 
 def _text(renderable) -> str:
@@ -31,15 +32,17 @@ def test_flops_read_with_a_metric_prefix_like_the_progress_lines():
     assert resnet.split()[2] == "-"  # no token count, not "0"
 
 
-def test_train_mode_labels_the_flops_as_forward_only(monkeypatch):
+def test_train_mode_labels_the_flops_as_both_passes_and_shows_the_forward(monkeypatch):
     console = Console(record=True, width=200, color_system=None)
     monkeypatch.setattr("gfbench.render.console", console)
-    print_complexity_report([_row("global_filter", 623_616.0, mode="train")], [], [], "conv.",
-                            "t")
+    print_complexity_report([_row("global_filter", 1_870_848.0, mode="train",
+                                  fwd_flops=623_616.0)], [], [], "conv.", "t")
     text = console.export_text()
-    assert "fwd FLOPs" in text
-    assert "FLOPs per image of the forward pass only (train mode times forward + backward)" \
-        in text
+    header = next(line for line in text.splitlines() if "name" in line)
+    assert "fwd+bwd FLOPs" in header and "fwd FLOPs" in header.replace("fwd+bwd FLOPs", "")
+    line = next(line for line in text.splitlines() if line.startswith("global_filter"))
+    assert line.split()[3:5] == ["1.871M", "623.6k"]  # both passes, then the forward alone
+    assert "FLOPs per image of the forward and backward passes" in text
 
 
 def test_the_crossover_table_names_pair_metric_and_verdict():

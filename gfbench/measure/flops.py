@@ -20,6 +20,11 @@ its nearest counted descendants) and its own uncounted calls. The total, the per
 and the per-module views are sums of that one table, so they add up to each other exactly;
 `gfbench complexity` reads the total, `gfbench breakdown` the modules.
 
+A training count (``train=True``, torch engine) also runs autograd's backward on meta inside
+the same counter, so the backward ops autograd really runs are counted by the same rules
+(a frozen weight's gradient and the images' gradient are never computed, hence never
+counted), into tables of their own (``backward_flops``) beside the forward's.
+
 >>> from gfbench.layers import build_mixer
 >>> count_flops(lambda: build_mixer("spatial_mlp", 384, 14), (1, 14, 14, 384)).total
 14751744
@@ -27,17 +32,20 @@ and the per-module views are sums of that one table, so they add up to each othe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
@@ -61,32 +69,47 @@ _FVCORE_FREE = ("aten::view_as_complex", "aten::view_as_real", "aten::real", "at
 
 @dataclass(frozen=True)
 class FlopCount:
-    """One forward pass counted once: each module's own FLOPs (multiply-adds) and uncounted
-    calls by operator, so the total, per-operator and per-module views always agree."""
+    """One pass counted once: each module's own FLOPs (multiply-adds) and uncounted calls by
+    operator, so the total, per-operator and per-module views always agree. A training count
+    keeps the backward pass in tables of its own, so the forward stays readable alone."""
 
     engine: str
     module_flops: dict[str, dict[str, int]]  # module path ("" = the model) -> op -> own FLOPs
     module_uncounted: dict[str, dict[str, int]]  # module path -> op -> own calls worth zero
+    backward_flops: dict[str, dict[str, int]] = field(default_factory=dict)  # train: as above
+    backward_uncounted: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
-    def total(self) -> int:
-        """FLOPs of the whole forward pass."""
+    def forward_total(self) -> int:
+        """FLOPs of the forward pass."""
         return sum(sum(ops.values()) for ops in self.module_flops.values())
 
     @property
+    def backward_total(self) -> int:
+        """FLOPs of the backward pass (0 for an inference count)."""
+        return sum(sum(ops.values()) for ops in self.backward_flops.values())
+
+    @property
+    def total(self) -> int:
+        """FLOPs of everything counted: the forward pass, plus the backward in training."""
+        return self.forward_total + self.backward_total
+
+    @property
     def by_operator(self) -> dict[str, int]:
-        """op -> FLOPs over the whole model (ops that counted nothing left out)."""
-        return _summed(self.module_flops.values())
+        """op -> FLOPs over the whole model, both passes (ops that counted nothing left out)."""
+        return _summed([*self.module_flops.values(), *self.backward_flops.values()])
 
     @property
     def by_module(self) -> dict[str, int]:
-        """module path -> the FLOPs it does itself, not its children's (adds up to the total)."""
-        return {path: n for path, ops in self.module_flops.items() if (n := sum(ops.values()))}
+        """module path -> the FLOPs it does itself, both passes, not its children's (adds up
+        to the total)."""
+        return _summed({path: sum(ops.values())} for path, ops in
+                       [*self.module_flops.items(), *self.backward_flops.items()])
 
     @property
     def uncounted(self) -> dict[str, int]:
         """op -> calls over the whole model that no rule counted (element-wise, softmax...)."""
-        return _summed(self.module_uncounted.values())
+        return _summed([*self.module_uncounted.values(), *self.backward_uncounted.values()])
 
     def uncounted_summary(self) -> str:
         """'op:calls;op:calls' (most frequent first), the form results rows store."""
@@ -147,16 +170,23 @@ def _tracked_path(qualified: str) -> str:
 
 class UncountedOps(TorchDispatchMode):
     """Records every arithmetic op that the mapping leaves at zero (element-wise, softmax...),
-    under the innermost module the tracker sees running it."""
+    under the innermost module the tracker sees running it. With ``follow_autograd`` (the
+    backward pass) it first points the tracker at the modules whose forward made the
+    autograd node now running (``_TrainingTrace`` tagged them), for the counter too."""
 
     def __init__(self, mapping: dict[Any, Callable[..., int]], tracker: ModuleTracker):
         super().__init__()
         self.mapping = mapping
         self.tracker = tracker
         self.by_module: dict[str, Counter[str]] = {}  # tracker's module name -> op -> calls
+        self.follow_autograd = False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
+        if self.follow_autograd:
+            node = torch._C._current_autograd_node()
+            tags = getattr(node, "metadata", {})  # (torch's stubs call it a method)
+            self.tracker.parents = set(tags.get(_MODULES, {"Global"}))
         out = func(*args, **kwargs)
         packet = func._overloadpacket
         name = packet.__name__
@@ -185,29 +215,124 @@ def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
         return model_or_builder()
 
 
-def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
-    """One meta-device forward under FlopCounterMode (gfbench's mapping) and an uncounted-op
-    recorder, both attributing to modules by the counter's own module tracker."""
-    model = _on_meta(model_or_builder).eval()
+_MODULES = "gfbench_modules"  # autograd node metadata: the tracker's modules that made it
+
+
+def _tag_graph(node: Any, modules: frozenset[str]) -> None:
+    """Tag an autograd node and every untagged node behind it (made by the same call: the
+    nodes of earlier calls are tagged already) with the modules running the call."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        tags = getattr(current, "metadata", None)
+        if tags is None or _MODULES in tags:
+            continue
+        tags[_MODULES] = modules
+        stack.extend(following for following, _ in current.next_functions)
+
+
+class _TrainingTrace(TorchFunctionMode):
+    """The forward of a training count: tags each autograd node with the modules running the
+    call that made it, so its backward ops count under the same modules (torch's
+    ModuleTracker enters and leaves modules in backward by gradient hooks, which misfire
+    on modules that return their input, such as nn.Identity, and leave modules entered).
+
+    It also sends scaled_dot_product_attention on meta to the fused CPU kernel's meta
+    version: on meta torch picks SDPA's math path (softmax(QK^T)V as bmm's), whose backward
+    is the explicit matmul gradients, where every device picks a fused kernel (flash,
+    efficient, cudnn or CPU flash) whose backward recomputes the scores. The forward count
+    is the same; ``enable_gqa`` calls stay on the math path (the CPU kernel lacks it)."""
+
+    def __init__(self, tracker: ModuleTracker):
+        super().__init__()
+        self.tracker = tracker
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = _fused_attention(args, kwargs) if func is F.scaled_dot_product_attention \
+            else None
+        out = func(*args, **kwargs) if out is None else out
+        modules = frozenset(self.tracker.parents)
+        for value in tree_flatten(out)[0]:
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                _tag_graph(value.grad_fn, modules)
+        return out
+
+
+def _fused_attention(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """SDPA by the fused CPU kernel on 4-D meta tensors; None where it does not apply."""
+    q, k, v, *rest = args
+    if kwargs.get("enable_gqa") or not all(t.is_meta and t.dim() == 4 for t in (q, k, v)):
+        return None
+    options = {**dict(zip(("attn_mask", "dropout_p", "is_causal"), rest, strict=False)),
+               **kwargs}
+    kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    return kernel(q, k, v, options.get("dropout_p", 0.0), options.get("is_causal", False),
+                  attn_mask=options.get("attn_mask"), scale=options.get("scale"))[0]
+
+
+def _backward_from_outputs(output: Any) -> None:
+    """Backward from every floating output that needs a gradient, with a gradient of ones:
+    the gradients of ``output.sum()`` (a tuple's parts summed too) without running that sum,
+    so the loss adds nothing (a loss is element-wise or a softmax: not counted)."""
+    leaves = [t for t in tree_flatten(output)[0]
+              if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+    torch.autograd.backward(leaves, [torch.ones_like(t) for t in leaves])
+
+
+def _module_tables(flops: Mapping[str, Mapping[Any, int]],
+                   uncounted: Mapping[str, Mapping[str, int]], paths: Mapping[str, object]
+                   ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """The counter's inclusive counts (keyed by the tracker's names) and the recorder's calls
+    as own FLOPs and own uncounted calls per module path."""
+    counts = {qualified: {packet.__name__: int(n) for packet, n in by_op.items() if n}
+              for qualified, by_op in flops.items()}
+    inclusive = {nearest_known(_tracked_path(q), paths): by_op for q, by_op in counts.items()
+                 if q != "Global"}
+    inclusive[""] = counts.get("Global", {})  # the model's own part: also ops outside modules
+    own_uncounted: dict[str, dict[str, int]] = {}
+    for qualified, calls in uncounted.items():
+        path = nearest_known(_tracked_path(qualified), paths)
+        own_uncounted[path] = _summed([own_uncounted.get(path, {}), calls])
+    return own_parts(inclusive), own_uncounted
+
+
+def _minus(after: Mapping[str, Mapping[Any, int]], before: Mapping[str, Mapping[Any, int]]
+           ) -> dict[str, dict[Any, int]]:
+    """What each module's counts grew by between two snapshots (the backward pass)."""
+    return {name: grown for name, ops in after.items()
+            if (grown := {op: n - before.get(name, {}).get(op, 0) for op, n in ops.items()
+                          if n != before.get(name, {}).get(op, 0)})}
+
+
+def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
+                 train: bool = False, input_grad: bool = False) -> FlopCount:
+    """One meta-device forward (in training, then its backward) under FlopCounterMode
+    (gfbench's mapping) and an uncounted-op recorder, both attributing to modules by the
+    counter's own module tracker (in the backward, set to the modules whose forward made the
+    autograd node running); the backward is what the counts grew by after the forward."""
+    model = _on_meta(model_or_builder).train(train)
     paths = dict(model.named_modules())
-    example = torch.empty(*input_shape, device="meta")
+    example = torch.empty(*input_shape, device="meta", requires_grad=input_grad)
     mapping = torch_mapping()
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     recorder = UncountedOps(mapping, counter.mod_tracker)  # the modules FLOPs are counted under
     # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
     # (timm's attention pooling), and on meta tensors the graph costs nothing
+    trace = _TrainingTrace(counter.mod_tracker) if train else contextlib.nullcontext()
     with counter, recorder:
-        model(example)
-    counts = {qualified: {packet.__name__: int(n) for packet, n in by_op.items() if n}
-              for qualified, by_op in counter.get_flop_counts().items()}
-    inclusive = {nearest_known(_tracked_path(q), paths): by_op for q, by_op in counts.items()
-                 if q != "Global"}
-    inclusive[""] = counts.get("Global", {})  # the model's own part: also ops outside modules
-    uncounted: dict[str, dict[str, int]] = {}
-    for qualified, calls in recorder.by_module.items():
-        path = nearest_known(_tracked_path(qualified), paths)
-        uncounted[path] = _summed([uncounted.get(path, {}), calls])
-    return FlopCount("torch", own_parts(inclusive), uncounted)
+        with trace:
+            output = model(example)
+        forward = counter.get_flop_counts(), copy.deepcopy(recorder.by_module)
+        if train:
+            recorder.follow_autograd = True
+            _backward_from_outputs(output)
+    own, uncounted = _module_tables(*forward, paths)
+    if not train:
+        return FlopCount("torch", own, uncounted)
+    backward = _module_tables(_minus(counter.get_flop_counts(), forward[0]),
+                              _minus(recorder.by_module, forward[1]), paths)
+    return FlopCount("torch", own, uncounted, *backward)
 
 
 # --- engine "fvcore": FlopCountAnalysis on real tensors ----------------------------------------
@@ -240,7 +365,8 @@ def _built_for_tracing(builder: Callable[[], nn.Module], on_cpu: bool) -> nn.Mod
     return materialise(model)
 
 
-def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -> FlopCount:
+def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
+                  train: bool = False) -> FlopCount:
     """fvcore's count of a module (a meta one is materialised first) or of a builder's module,
     built on meta and materialised; where that one cannot be traced (a buffer whose values
     matter that timm cannot recompute), built again on the CPU with zeroed parameters."""
@@ -248,21 +374,24 @@ def _count_fvcore(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) 
 
     if isinstance(model_or_builder, nn.Module):
         model = model_or_builder
-        return _trace_fvcore(materialise(model) if is_meta(model) else model, input_shape)
+        return _trace_fvcore(materialise(model) if is_meta(model) else model, input_shape, train)
     try:
-        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=False), input_shape)
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=False), input_shape,
+                             train)
     except Exception:  # the CPU build is the reference: its failure is the error
-        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=True), input_shape)
+        return _trace_fvcore(_built_for_tracing(model_or_builder, on_cpu=True), input_shape,
+                             train)
 
 
-def _trace_fvcore(model: nn.Module, input_shape: Sequence[int]) -> FlopCount:
+def _trace_fvcore(model: nn.Module, input_shape: Sequence[int], train: bool = False
+                  ) -> FlopCount:
     """fvcore's FlopCountAnalysis with gfbench's handles, traced once on the model's real
     tensors; its inclusive by-module counts and unsupported ops taken apart into own parts."""
     with warnings.catch_warnings():  # importing fvcore warns about torch.jit.script
         warnings.simplefilter("ignore")
         from fvcore.nn import FlopCountAnalysis
 
-    model = model.eval()
+    model = model.train(train)  # train: BatchNorm counted as training BatchNorm
     device = next(iter(model.parameters()), torch.empty(0)).device
     example = torch.zeros(*input_shape, device=device)
     analysis = (FlopCountAnalysis(model, (example,))
@@ -280,17 +409,23 @@ def _trace_fvcore(model: nn.Module, input_shape: Sequence[int]) -> FlopCount:
 
 
 def count_flops(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
-                engine: str = "torch") -> FlopCount:
+                engine: str = "torch", train: bool = False,
+                input_grad: bool = False) -> FlopCount:
     """FLOPs of one forward pass at ``input_shape`` (batch included: use 1 for per-image),
     traced once: complexity reads its total, breakdown its per-module tables.
 
     ``model_or_builder`` is a module or a zero-argument function that builds one; give a
     builder to the torch engine so the model is created on the meta device directly.
+    ``train`` counts a training step's passes: the forward in train mode, then (torch engine;
+    fvcore traces the forward alone) the backward autograd really runs from the outputs
+    (``backward_flops``): a frozen parameter (requires_grad False) gets no gradient and costs
+    nothing, nor does the input's gradient unless ``input_grad`` (a bare layer standing inside
+    a network). The optimizer's update is element-wise: not counted.
     """
     if engine == "torch":
-        return _count_torch(model_or_builder, input_shape)
+        return _count_torch(model_or_builder, input_shape, train, input_grad)
     if engine == "fvcore":
-        return _count_fvcore(model_or_builder, input_shape)
+        return _count_fvcore(model_or_builder, input_shape, train)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 

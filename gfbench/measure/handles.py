@@ -7,7 +7,9 @@ fill those gaps. Each rule is a pure function of shapes, wrapped twice: as an fv
 ``Handle`` (jit values in, count out) keyed by the traced op name, and as a
 ``FlopCounterMode`` formula keyed by the aten op the dispatcher runs. The torch engine also
 gets fvcore's normalisation, pooling and resampling counts, and torch's own dense formulas
-(2*m*n*k) halved, so that both engines count the same ops in the same unit.
+(2*m*n*k) halved, so that both engines count the same ops in the same unit. A training
+count's backward ops get the torch-side rules of their own (fused attention's recompute,
+convolution gradients, pooling); matmul gradients are torch's halved ``mm``/``bmm``.
 
 >>> fft_flops((1, 14, 14, 384), dims=(1, 2))  # one rfft2 of GFNet-XS's 14x14x384 feature
 602112
@@ -51,15 +53,36 @@ def attention_flops(q_shape: Shape, k_shape: Shape, v_shape: Shape) -> int:
     return batch_heads * n_q * n_k * (d_qk + d_v)
 
 
+def attention_backward_flops(q_shape: Shape, k_shape: Shape, v_shape: Shape) -> int:
+    """A fused attention kernel's backward, which keeps no N x N matrix and so recomputes the
+    scores (FlashAttention, Dao et al. 2022, Algorithm 4): QK^T again (Dqk), dP = dO V^T (Dv),
+    dV = P^T dO (Dv), dQ = dS K (Dqk), dK = dS^T Q (Dqk): Nq*Nk*(3*Dqk + 2*Dv) per batch*head,
+    the multiply-adds of torch's ``sdpa_backward_flop_count`` (half its 2*m*n*k)."""
+    batch_heads = numel(q_shape[:-2])
+    n_q, d_qk = q_shape[-2], q_shape[-1]
+    n_k, d_v = k_shape[-2], v_shape[-1]
+    return batch_heads * n_q * n_k * (3 * d_qk + 2 * d_v)
+
+
 def avg_pool_flops(out_shape: Shape, kernel: Sequence[int], spatial_dims: int) -> int:
     """Average pooling: k*k (k^d) additions per output element, as the mixer formulas say."""
     sizes = list(kernel) * spatial_dims if len(kernel) == 1 else list(kernel)
     return numel(out_shape) * numel(sizes)
 
 
-def conv_flops(x_shape: Shape, w_shape: Shape, out_shape: Shape) -> int:
-    """A (non-transposed) convolution: batch * weight elements * output positions (fvcore)."""
-    return x_shape[0] * numel(w_shape) * numel(out_shape[2:])
+def conv_flops(x_shape: Shape, w_shape: Shape, out_shape: Shape, transposed: bool = False) -> int:
+    """A convolution: batch * weight elements * output positions (fvcore); a transposed one
+    scatters every input position through the whole weight, so input positions there."""
+    return x_shape[0] * numel(w_shape) * numel((x_shape if transposed else out_shape)[2:])
+
+
+def conv_backward_flops(x_shape: Shape, w_shape: Shape, out_shape: Shape, transposed: bool,
+                        input_grad: bool, weight_grad: bool) -> int:
+    """A convolution's backward: each forward multiply-add x*w gives one to the input gradient
+    (g*w) and one to the weight gradient (g*x), so each gradient computed costs the forward's
+    count, whatever the stride, dilation or groups; the bias gradient is a sum (not counted)."""
+    return conv_flops(x_shape, w_shape, out_shape, transposed) * (int(input_grad)
+                                                                  + int(weight_grad))
 
 
 def norm_flops(shape: Shape, affine: bool, training: bool = True) -> int:
@@ -136,9 +159,16 @@ def _fft_jit(default_dims: Sequence[int] | None, one_dim: bool) -> Handle:
     return handle
 
 
+def _jit_is_scalar(value: Any) -> bool:
+    """Whether a traced operand is a number or a 0-d tensor (a scaling, not a product)."""
+    kind = value.type()
+    return not isinstance(kind, torch._C.TensorType) or kind.dim() == 0
+
+
 def _complex_mul_jit(inputs: list, outputs: list) -> int:
-    """aten::mul counts only when an operand is complex (a filter product); real is free."""
-    if any(_jit_is_complex(v) for v in inputs):
+    """aten::mul counts only when an operand is complex (a filter product) and none is a
+    scalar (a complex scaled by a number is element-wise); real is free."""
+    if any(_jit_is_complex(v) for v in inputs) and not any(_jit_is_scalar(v) for v in inputs[:2]):
         return complex_mul_flops(_jit_shape(outputs[0]))
     return 0
 
@@ -183,8 +213,10 @@ def _fft_on_output(x: torch.Tensor, dim: Sequence[int], *_: Any, out_val: Any = 
 
 
 def _complex_mul(*args: Any, out_val: Any = None, **_: Any) -> int:
-    """aten.mul: only a product with a complex operand counts."""
-    if any(isinstance(a, torch.Tensor) and a.is_complex() for a in args):
+    """aten.mul: only a product of tensors with a complex operand counts; a complex scaled by
+    a number (irfft's backward doubles its mirrored bins so) is element-wise, not counted."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor) and a.dim() > 0]
+    if len(tensors) == 2 and any(a.is_complex() for a in tensors):
         return complex_mul_flops(_shape(out_val))
     return 0
 
@@ -195,12 +227,40 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *_: Any, out_v
     return attention_flops(_shape(q), _shape(k), _shape(v))
 
 
+def _attention_backward(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                        v: torch.Tensor, *_: Any, out_val: Any = None, **__: Any) -> int:
+    """Every fused SDPA backward kernel: (grad_out, query, key, value, ...)."""
+    return attention_backward_flops(_shape(q), _shape(k), _shape(v))
+
+
+def _convolution_backward(grad_out: torch.Tensor, x: torch.Tensor, w: torch.Tensor,
+                          _bias_sizes: Any, _stride: Any, _padding: Any, _dilation: Any,
+                          transposed: bool, _output_padding: Any, _groups: Any,
+                          output_mask: Sequence[bool], *_: Any, out_val: Any = None,
+                          **__: Any) -> int:
+    """aten.convolution_backward: the gradients output_mask asks for (torch's own formula
+    counts a grouped convolution's weight gradient groups times over)."""
+    return conv_backward_flops(_shape(x), _shape(w), _shape(grad_out), transposed,
+                               input_grad=output_mask[0], weight_grad=output_mask[1])
+
+
 def _avg_pool(spatial_dims: int) -> TorchFormula:
     """aten.avg_pool{2,3}d(x, kernel_size, ...)."""
 
     def formula(x: torch.Tensor, kernel: Sequence[int], *_: Any, out_val: Any = None,
                 **__: Any) -> int:
         return avg_pool_flops(_shape(out_val), list(kernel), spatial_dims)
+
+    return formula
+
+
+def _avg_pool_backward(spatial_dims: int) -> TorchFormula:
+    """aten.avg_pool{2,3}d_backward(grad_out, x, kernel_size, ...): each output's gradient is
+    added to its k^d inputs, k^d per output element like the forward."""
+
+    def formula(grad_out: torch.Tensor, x: torch.Tensor, kernel: Sequence[int], *_: Any,
+                out_val: Any = None, **__: Any) -> int:
+        return avg_pool_flops(_shape(grad_out), list(kernel), spatial_dims)
 
     return formula
 
@@ -225,6 +285,12 @@ def _batch_norm_eval(x: torch.Tensor, weight: Any, *_: Any, out_val: Any = None,
 
 def _per_input_element(x: torch.Tensor, *_: Any, out_val: Any = None, **__: Any) -> int:
     """fvcore's adaptive_avg_pool2d count: one per input element."""
+    return scaled_elementwise_flops(_shape(x), 1)
+
+
+def _adaptive_pool_backward(grad_out: torch.Tensor, x: torch.Tensor, *_: Any,
+                            out_val: Any = None, **__: Any) -> int:
+    """aten._adaptive_avg_pool2d_backward(grad_out, x): one per input element, as forward."""
     return scaled_elementwise_flops(_shape(x), 1)
 
 
@@ -287,10 +353,27 @@ RULES: tuple[CountingRule, ...] = (
             "_scaled_dot_product_fused_attention_overrideable")},
     ),
     CountingRule(
+        "attention_backward", "fused attention's backward (training) = Nq*Nk*(3*Dqk+2*Dv) per "
+        "batch and head: it recomputes QK^T, then dP, dV, dQ, dK (FlashAttention's backward)",
+        torch={name: _attention_backward for name in (
+            "_scaled_dot_product_flash_attention_backward",
+            "_scaled_dot_product_efficient_attention_backward",
+            "_scaled_dot_product_cudnn_attention_backward",
+            "_scaled_dot_product_flash_attention_for_cpu_backward",
+            "_scaled_dot_product_fused_attention_overrideable_backward")},
+    ),
+    CountingRule(
+        "convolution_backward", "a convolution's backward (training) = the forward's count per "
+        "gradient computed (input, weight); grouped convolutions included",
+        torch={"convolution_backward": _convolution_backward},
+    ),
+    CountingRule(
         "avg_pool", "average pooling = k*k per output element (PoolFormer's mixer)",
         fvcore={"aten::avg_pool1d": _avg_pool_jit(1), "aten::avg_pool2d": _avg_pool_jit(2),
                 "aten::avg_pool3d": _avg_pool_jit(3)},
-        torch={"avg_pool2d": _avg_pool(2), "avg_pool3d": _avg_pool(3)},
+        torch={"avg_pool2d": _avg_pool(2), "avg_pool3d": _avg_pool(3),
+               "avg_pool2d_backward": _avg_pool_backward(2),
+               "avg_pool3d_backward": _avg_pool_backward(3)},
     ),
     CountingRule(
         "convolution_mode", "convolution with padding='same'/'valid' = fvcore's conv count "
@@ -309,8 +392,10 @@ RULES: tuple[CountingRule, ...] = (
     ),
     CountingRule(
         "resampling", "fvcore's counts, for the torch engine: adaptive average pooling 1 per "
-        "input element, nearest upsampling 1 and bilinear 4 per output element",
+        "input element (its backward too: one share of the gradient per input), nearest "
+        "upsampling 1 and bilinear 4 per output element",
         torch={"_adaptive_avg_pool2d": _per_input_element,
+               "_adaptive_avg_pool2d_backward": _adaptive_pool_backward,
                "upsample_nearest2d": _per_output_element(1),
                "upsample_bilinear2d": _per_output_element(4),
                "grid_sampler_2d": _per_output_element(4)},

@@ -181,15 +181,25 @@ def _tokens(grid: tuple[int, int] | None) -> int | None:
 
 
 def _cross_check(row: ComplexityRow, fvcore_flops: float) -> None:
-    """Take fvcore's count where it agrees with the torch engine within 1% (or where that one
-    failed); otherwise keep the torch engine's, which applies every rule, and say how far
-    fvcore is off (it has no handle for some ops, e.g. aten::lstm)."""
-    torch_flops = row.flops_torch
-    if torch_flops is None or abs(fvcore_flops - torch_flops) <= DISAGREEMENT * torch_flops:
-        row.flops, row.flops_engine = fvcore_flops, "fvcore"
+    """Take fvcore's forward count where it agrees with the torch engine's forward within 1%
+    (or where that one failed); otherwise keep the torch engine's, which applies every rule,
+    and say how far fvcore is off (it has no handle for some ops, e.g. aten::lstm). fvcore
+    traces the forward only: a training row adds the torch engine's backward to it."""
+    torch_forward = row.fwd_flops
+    if torch_forward is not None and \
+            abs(fvcore_flops - torch_forward) > DISAGREEMENT * torch_forward:
+        forward = " for the forward" if row.mode == "train" else ""
+        note(row, f"fvcore counts {fvcore_flops:.4g} ({fvcore_flops / torch_forward - 1:+.1%})"
+                  f"{forward}: kept the torch engine's count")
         return
-    note(row, f"fvcore counts {fvcore_flops:.4g} ({fvcore_flops / torch_flops - 1:+.1%}): "
-              "kept the torch engine's count")
+    row.fwd_flops = fvcore_flops
+    if row.flops_torch is not None and torch_forward is not None:  # + its backward (train)
+        row.flops = fvcore_flops + row.flops_torch - torch_forward
+    elif row.mode != "train":
+        row.flops = fvcore_flops
+    else:  # a training count without the torch engine has no backward pass: flops unknown
+        return
+    row.flops_engine = "fvcore"
 
 
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
@@ -199,7 +209,9 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
 
     The token grid is recorded during the torch engine's forward (no forward of its own);
     without a FLOP count it is read on its own. A FLOP count that no engine could make is an
-    error row.
+    error row. In train mode ``flops`` adds the backward pass (torch engine only) to
+    ``fwd_flops``; a bare mixer's input needs a gradient there, as a layer inside a network
+    (a model's images do not: its first layer computes no input gradient).
     """
     from gfbench.models import record_token_grid, token_grid
     from gfbench.models.meta import on_meta
@@ -213,8 +225,11 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     if "flops" in options.metrics:
         try:
             with record_token_grid(meta_model) as grid_seen:
-                counted = count_flops(meta_model, shape, engine="torch")
+                counted = count_flops(meta_model, shape, engine="torch",
+                                      train=setting.mode == "train",
+                                      input_grad=setting.subject == "mixer")
             row.flops = row.flops_torch = float(counted.total)
+            row.fwd_flops = float(counted.forward_total)
             row.flops_engine = "torch-meta"
             row.uncounted_ops = counted.uncounted_summary()
         except Exception as exc:  # one engine's failure must not lose the row
@@ -228,9 +243,10 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     del meta_model
     if "flops" not in options.metrics:
         return
-    if row.flops_torch is None or row.flops_torch <= options.fvcore_max_flops:
+    if row.fwd_flops is None or row.fwd_flops <= options.fvcore_max_flops:
         try:
-            _cross_check(row, float(count_flops(build, shape, engine="fvcore").total))
+            _cross_check(row, float(count_flops(build, shape, engine="fvcore",
+                                                train=setting.mode == "train").total))
         except Exception as exc:
             note(row, "fvcore cross-check ran out of memory" if is_out_of_memory(exc)
                  else f"fvcore failed: {first_line(exc)}")

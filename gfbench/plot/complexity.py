@@ -72,11 +72,11 @@ METRICS = {
     "memory": Metric("memory", "Peak memory above the weights", "memory (MiB)", "peak_mem_bytes",
                      2.0**-20, False),
 }
-TRAIN_FLOPS_TITLE = "FLOPs per image, forward pass only"  # mode=train counts the forward
+TRAIN_FLOPS_TITLE = "FLOPs per image, forward + backward"  # mode=train counts both passes
 
 
 def panel_title(metric: Metric, mode: str) -> str:
-    """A panel's title; in train mode the FLOPs panel says it counts the forward pass only."""
+    """A panel's title; in train mode the FLOPs panel says it counts forward + backward."""
     return TRAIN_FLOPS_TITLE if metric.key == "flops" and mode == "train" else metric.title
 
 

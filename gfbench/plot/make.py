@@ -157,7 +157,7 @@ def complexity_table(rows: pd.DataFrame, mode: str = "") -> pd.DataFrame:
     """The rows of one figure's setting as the report lists them (empty columns dropped).
 
     Counts carry metric prefixes (k, M, G), memory is in MiB as in the figures and the
-    terminal; in train mode the FLOPs column says it counts the forward pass only.
+    terminal; in train mode the FLOPs column says it counts forward + backward.
     """
     rows = rows.sort_values(["name", "impl", "batch_size", "tokens", "side_h", "side_w"],
                             kind="stable")
@@ -175,7 +175,7 @@ def complexity_table(rows: pd.DataFrame, mode: str = "") -> pd.DataFrame:
     keep = [c for c in table.columns if table[c].replace("", None).notna().any()]
     columns = dict(COMPLEXITY_COLUMNS)
     if mode == "train":
-        columns["flops"] = "FLOPs (forward only)"
+        columns["flops"] = "FLOPs (forward + backward)"
     return formatted(table[keep].rename(columns=columns))
 
 

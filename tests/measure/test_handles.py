@@ -87,6 +87,28 @@ def test_only_complex_products_count(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_complex_scaled_by_a_number_is_element_wise_not_a_product(engine):
+    scaled = _count(lambda x: torch.complex(x, x) * 2.0, (1, 14, 8, 4), engine)
+    product = _count(lambda x: torch.complex(x, x) * x, (1, 14, 8, 4), engine)
+    assert scaled.total == 0 and product.total == 14 * 8 * 4
+
+
+def test_backward_ops_have_rules_in_the_torch_mapping():
+    mapping = torch_mapping()
+    for name in ("_scaled_dot_product_flash_attention_for_cpu_backward",
+                 "_scaled_dot_product_flash_attention_backward", "convolution_backward",
+                 "avg_pool2d_backward", "_adaptive_avg_pool2d_backward"):
+        assert getattr(torch.ops.aten, name) in mapping, name
+    # a depthwise convolution's backward: each gradient = the forward's 2*8*3*3*5*5 = 3600
+    x, w = torch.empty(2, 8, 5, 5, device="meta"), torch.empty(8, 1, 3, 3, device="meta")
+    grad = torch.empty(2, 8, 5, 5, device="meta")
+    formula = mapping[torch.ops.aten.convolution_backward]
+    args = (grad, x, w, [8], [1, 1], [1, 1], [1, 1], False, [0, 0], 8)
+    assert formula(*args, [True, True, False], out_val=None) == 2 * 3600
+    assert formula(*args, [False, True, False], out_val=None) == 3600
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_fused_attention_counts_qk_and_av(engine):
     def sdpa(x):
         q = x.reshape(2, 50, 3, 16).transpose(1, 2)

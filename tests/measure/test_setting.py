@@ -10,6 +10,7 @@ from gfbench.measure.faults import classify_failure, needs_restart
 from gfbench.measure.memory import CPU_METHOD, NOT_MEASURED
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.sweep import run_sweep
+from gfbench.results import ComplexityRow
 
 SMALL = {"mixers": ("global_filter", "attention"), "tokens": ("4", "6"), "dim": 16,
          "metrics": ("flops", "params", "latency"), "device": "cpu", "warmup": 1, "repeat": 2,
@@ -90,7 +91,7 @@ def test_a_memory_child_out_of_memory_is_an_oom_row_that_keeps_counts_and_timing
 def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
     real = setting_module.count_flops
 
-    def torch_engine_fails(builder, shape, engine="torch"):
+    def torch_engine_fails(builder, shape, engine="torch", **options):
         if engine == "torch":
             raise AssertionError("Expected gradient function to be set")
         return real(builder, shape, engine)
@@ -202,3 +203,32 @@ def test_an_isolated_timing_is_spread_over_fresh_processes(tmp_path):
     (row,) = outcome.rows
     assert row.status == "ok" and row.processes == 3 and row.repeat == 6
     assert len(set(outcome.children)) == len(outcome.children) == 4  # count + 3 timings
+
+
+def test_a_training_mixer_counts_its_input_gradient_as_a_layer_inside_a_network(tmp_path):
+    plan = _plan(tmp_path, mixers=("spatial_mlp",), tokens=("7",), dim=16, mode="train",
+                 metrics=("flops",))
+    (row,) = run_sweep(plan).rows
+    forward = (7 * 7) ** 2 * 16  # the token-mixing Linear over 49 tokens, 16 channels
+    assert row.fwd_flops == forward and row.flops_engine == "fvcore"
+    assert row.flops == row.flops_torch == 3 * forward  # + input and weight gradients
+
+
+def _train_row(fwd_flops, flops_torch):
+    return ComplexityRow(subject="model", name="m", res_h=224, res_w=224, batch_size=1,
+                         precision="fp32", mode="train", device="meta", tokens=None,
+                         flops=flops_torch, flops_torch=flops_torch, fwd_flops=fwd_flops)
+
+
+def test_fvcore_cross_checks_a_training_row_forward_against_forward():
+    agreed = _train_row(100.0, 300.0)
+    setting_module._cross_check(agreed, 100.5)
+    assert (agreed.fwd_flops, agreed.flops, agreed.flops_engine) == (100.5, 300.5, "fvcore")
+    apart = _train_row(100.0, 300.0)
+    setting_module._cross_check(apart, 50.0)
+    assert (apart.fwd_flops, apart.flops, apart.flops_torch) == (100.0, 300.0, 300.0)
+    assert "fvcore counts 50 (-50.0%) for the forward: kept the torch engine's count" \
+        in apart.error
+    no_torch = _train_row(None, None)  # fvcore alone has no backward: flops stays unknown
+    setting_module._cross_check(no_torch, 100.0)
+    assert no_torch.fwd_flops == 100.0 and no_torch.flops is None

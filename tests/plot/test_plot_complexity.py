@@ -321,13 +321,13 @@ def test_memory_is_in_mib_like_the_tables(gpu_figure):
     np.testing.assert_allclose(line.get_ydata(), [r.peak_mem_bytes / 2**20 for r in rows])
 
 
-def test_train_mode_says_its_flops_are_of_the_forward_pass(tmp_path):
+def test_train_mode_says_its_flops_are_of_both_passes(tmp_path):
     rows = [model_row("gfnet-xs", r) for r in (224, 320)]
     for row in rows:
         row.mode = "train"
     figure = _figure(_frame(tmp_path, rows))
     titles = [ax.get_title() for ax in figure.figure.axes if ax.get_title()]
-    assert "FLOPs per image, forward pass only" in titles and "FLOPs per image" not in titles
+    assert "FLOPs per image, forward + backward" in titles and "FLOPs per image" not in titles
 
 
 def test_rows_without_tokens_plot_against_resolution_and_the_axis_says_why(tmp_path):
