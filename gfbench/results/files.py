@@ -408,6 +408,15 @@ def _payload(path: Path) -> dict[str, Any]:
     return payload
 
 
+def upgraded(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A row record as today's schema reads it: a train-mode complexity row written before
+    ``fwd_flops`` existed counted the forward pass only, so that count is its forward and its
+    forward + backward total is unknown (not the forward mistaken for both passes)."""
+    if kind == "complexity" and record.get("mode") == "train" and "fwd_flops" not in record:
+        return {**record, "fwd_flops": record.get("flops"), "flops": None, "flops_torch": None}
+    return record
+
+
 def _rows_of(path: Path, payload: dict[str, Any]) -> list[Any]:
     """The typed rows of a parsed results file."""
     row_type = ROW_TYPES[payload["kind"]]
@@ -417,7 +426,8 @@ def _rows_of(path: Path, payload: dict[str, Any]) -> list[Any]:
         if not isinstance(record, dict):
             raise ResultsFileError(f"{path}: row {i} is not an object")
         try:
-            rows.append(row_type(**{k: v for k, v in record.items() if k in names}))
+            fields = {k: v for k, v in upgraded(payload["kind"], record).items() if k in names}
+            rows.append(row_type(**fields))
         except TypeError as exc:
             raise ResultsFileError(f"{path}: row {i} is malformed ({exc})") from None
     return rows

@@ -279,3 +279,24 @@ def test_csv_is_written_without_pandas_and_reads_back_with_it(tmp_path):
     assert frame["flops"][0] == 1.5e9 and frame["params"][0] == 7
     assert pd.isna(frame["flops"][1]) and pd.isna(frame["tokens"][1])
     assert list(frame["reparam"]) == [True, False] and frame["error"][1] == "line; two"
+
+
+def test_a_train_row_written_before_fwd_flops_reads_as_forward_only(tmp_path):
+    """Before training FLOPs, a train row's `flops` was the forward pass alone: it loads as
+    `fwd_flops`, its forward + backward total unknown; a new file's train row is untouched."""
+    def record(**extra):
+        return {"subject": "mixer", "name": "attention", "res_h": None, "res_w": None,
+                "grid_h": 14, "grid_w": 14, "tokens": 196, "batch_size": 1, "precision": "fp32",
+                "mode": "train", "device": "meta", "dim": 64, "flops": 9.0e6,
+                "flops_torch": 9.0e6, **extra}
+
+    writer = ResultsWriter(tmp_path / "r", collect_provenance("complexity"))
+    writer.add(ComplexityRow(**record(fwd_flops=3.0e6)))
+    path = tmp_path / "r.json"
+    _, (new,) = read_rows(path)
+    assert (new.flops, new.fwd_flops) == (9.0e6, 3.0e6)
+    payload = json.loads(path.read_text())
+    payload["rows"] = [record()]  # as an older gfbench wrote it
+    path.write_text(json.dumps(payload))
+    _, (old,) = read_rows(path)
+    assert (old.flops, old.fwd_flops, old.flops_torch) == (None, 9.0e6, None)
