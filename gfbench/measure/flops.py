@@ -18,7 +18,9 @@ Each engine traces once into one ``FlopCount``: every module's *own* FLOPs by op
 engines' per-module counts are inclusive, so a module's own part is its count minus that of
 its nearest counted descendants) and its own uncounted calls. The total, the per-operator
 and the per-module views are sums of that one table, so they add up to each other exactly;
-`gfbench complexity` reads the total, `gfbench breakdown` the modules.
+`gfbench complexity` reads the total, `gfbench breakdown` the modules. The torch engine also
+records the bytes every op reads and writes in the same trace (``gfbench.measure.traffic``),
+by module and operator in the same way; fvcore's trace gives no bytes (None).
 
 >>> from gfbench.layers import build_mixer
 >>> count_flops(lambda: build_mixer("spatial_mlp", 384, 14), (1, 14, 14, 384)).total
@@ -42,6 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
 from gfbench.measure.handles import fvcore_handles, torch_mapping
+from gfbench.measure.traffic import ByteTrace
 
 ENGINES = ("torch", "fvcore")
 ModelOrBuilder = nn.Module | Callable[[], nn.Module]
@@ -67,6 +70,9 @@ class FlopCount:
     engine: str
     module_flops: dict[str, dict[str, int]]  # module path ("" = the model) -> op -> own FLOPs
     module_uncounted: dict[str, dict[str, int]]  # module path -> op -> own calls worth zero
+    # module path -> op -> bytes its own ops read and write (gfbench.measure.traffic);
+    # None where the engine records no bytes (fvcore)
+    module_bytes: dict[str, dict[str, int]] | None = None
 
     @property
     def total(self) -> int:
@@ -87,6 +93,25 @@ class FlopCount:
     def uncounted(self) -> dict[str, int]:
         """op -> calls over the whole model that no rule counted (element-wise, softmax...)."""
         return _summed(self.module_uncounted.values())
+
+    @property
+    def bytes_total(self) -> int | None:
+        """Bytes the whole forward pass reads and writes (None: the engine records none)."""
+        if self.module_bytes is None:
+            return None
+        return sum(sum(ops.values()) for ops in self.module_bytes.values())
+
+    @property
+    def bytes_by_operator(self) -> dict[str, int] | None:
+        """op -> bytes over the whole model (None: the engine records none)."""
+        return None if self.module_bytes is None else _summed(self.module_bytes.values())
+
+    @property
+    def bytes_by_module(self) -> dict[str, int] | None:
+        """module path -> the bytes its own ops move (adds up to ``bytes_total``)."""
+        if self.module_bytes is None:
+            return None
+        return {path: n for path, ops in self.module_bytes.items() if (n := sum(ops.values()))}
 
     def uncounted_summary(self) -> str:
         """'op:calls;op:calls' (most frequent first), the form results rows store."""
@@ -169,8 +194,22 @@ class UncountedOps(TorchDispatchMode):
 
     def record(self, name: str) -> None:
         """Note one uncounted call under the innermost module running it."""
-        innermost = max(self.tracker.parents, key=lambda q: (q != "Global", q.count(".")))
-        self.by_module.setdefault(innermost, Counter())[name] += 1
+        self.by_module.setdefault(innermost(self.tracker), Counter())[name] += 1
+
+
+def innermost(tracker: ModuleTracker) -> str:
+    """The tracker's name of the innermost module running now ('Global' outside them all)."""
+    return max(tracker.parents, key=lambda q: (q != "Global", q.count(".")))
+
+
+def _by_path(by_tracked: Mapping[str, Mapping[str, int]], paths: Mapping[str, object]
+             ) -> dict[str, dict[str, int]]:
+    """Tables keyed by the tracker's module names, summed under the model's module paths."""
+    tables: dict[str, dict[str, int]] = {}
+    for qualified, table in by_tracked.items():
+        path = nearest_known(_tracked_path(qualified), paths)
+        tables[path] = _summed([tables.get(path, {}), table])
+    return tables
 
 
 def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
@@ -194,20 +233,18 @@ def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int]) -
     mapping = torch_mapping()
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     recorder = UncountedOps(mapping, counter.mod_tracker)  # the modules FLOPs are counted under
+    traffic = ByteTrace(lambda: innermost(counter.mod_tracker), training=model.training)
     # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
     # (timm's attention pooling), and on meta tensors the graph costs nothing
-    with counter, recorder:
+    with counter, recorder, traffic:
         model(example)
     counts = {qualified: {packet.__name__: int(n) for packet, n in by_op.items() if n}
               for qualified, by_op in counter.get_flop_counts().items()}
     inclusive = {nearest_known(_tracked_path(q), paths): by_op for q, by_op in counts.items()
                  if q != "Global"}
     inclusive[""] = counts.get("Global", {})  # the model's own part: also ops outside modules
-    uncounted: dict[str, dict[str, int]] = {}
-    for qualified, calls in recorder.by_module.items():
-        path = nearest_known(_tracked_path(qualified), paths)
-        uncounted[path] = _summed([uncounted.get(path, {}), calls])
-    return FlopCount("torch", own_parts(inclusive), uncounted)
+    return FlopCount("torch", own_parts(inclusive), _by_path(recorder.by_module, paths),
+                     _by_path(traffic.by_module, paths))
 
 
 # --- engine "fvcore": FlopCountAnalysis on real tensors ----------------------------------------
