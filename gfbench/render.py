@@ -118,6 +118,13 @@ def _side(height: int, width: int) -> str:
     return str(height) if height == width else f"{height}x{width}"
 
 
+def _intensity(flops: float | None, moved: float | None) -> str:
+    """Arithmetic intensity, FLOPs per byte moved, in 3 significant figures; '-' if missing."""
+    if not flops or not moved:
+        return "-"
+    return f"{flops / moved:.3g}"
+
+
 def _mib(value: float | None) -> str:
     """Bytes as MiB (one decimal below 1000 MiB, whole MiB above); '-' when missing."""
     if value is None or value != value:
@@ -226,8 +233,11 @@ def complexity_table(rows: list, title: str) -> Table:
                   pad_edge=False, padding=(0, 1, 0, 0))
     batches = len({r.batch_size for r in rows}) > 1
     forward_only = any(r.mode == "train" for r in rows)  # train mode counts the forward pass
+    # bytes per image and FLOP per byte; a timed table keeps only the intensity (80 columns)
+    traffic = ["FLOP/B"] if timed else ["B/img", "FLOP/B"]
+    traffic = traffic if any(r.bytes for r in rows) else []
     columns = ["name", "res", *(["batch"] if batches else []), "tokens",
-               "fwd FLOPs" if forward_only else "FLOPs", "params"]
+               "fwd FLOPs" if forward_only else "FLOPs", "params", *traffic]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -238,6 +248,8 @@ def complexity_table(rows: list, title: str) -> Table:
                  *([str(row.batch_size)] if batches else []),
                  str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
                  _sig3(row.params)]
+        cells += ([_sig3(row.bytes)] if "B/img" in traffic else [])
+        cells += [_intensity(row.flops, row.bytes)] if traffic else []
         if timed:
             spread = ("-" if row.latency_ms_p10 is None
                       else f"{_ms(row.latency_ms_p10)}-{_ms(row.latency_ms_p90)}")
@@ -416,14 +428,16 @@ def breakdown_table(rows: list) -> Table:
                   f"engine, depth {first.depth} ({format_count(first.model_flops)} FLOPs, "
                   f"{_sig3(first.model_params)} params)", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-    for column in ("module", "role", "GFLOPs", "% FLOPs", "params", "% params", "uncounted"):
+    for column in ("module", "role", "GFLOPs", "% FLOPs", "bytes", "params", "% params",
+                   "uncounted"):
         text = column in ("module", "role", "uncounted")  # numbers whole; long text folds
         table.add_column(column, justify="left" if text else "right", no_wrap=not text,
                          overflow="fold")
     for row in rows:
         table.add_row(row.module + (" (own)" if row.own else ""),
                       GROUP_LABELS.get(row.group, row.group), f"{row.flops / 1e9:.4g}",
-                      _share(row.flops_share), _sig3(row.params), _share(row.params_share),
+                      _share(row.flops_share), _sig3(row.bytes), _sig3(row.params),
+                      _share(row.params_share),
                       row.uncounted_ops.replace(";", " "))  # wraps between ops
     return table
 
