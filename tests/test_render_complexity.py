@@ -40,3 +40,24 @@ def test_train_mode_labels_the_flops_as_forward_only(monkeypatch):
     assert "fwd FLOPs" in text
     assert "FLOPs per image of the forward pass only (train mode times forward + backward)" \
         in text
+
+
+def test_bytes_per_image_and_flop_per_byte_are_the_rows_own_ratio():
+    rows = [_row("global_filter", 623_616.0), _row("attention", 2_857_093_632.0)]
+    rows[0].bytes, rows[1].bytes = 8192.0, 180_455_008.0
+    lines = _text(complexity_table(rows, "t")).splitlines()
+    header = next(line.split() for line in lines if "name" in line)
+    assert header[-2:] == ["B/img", "FLOP/B"]
+    cells = {line.split()[0]: line.split() for line in lines if line.startswith(("g", "a"))}
+    assert cells["global_filter"][-2:] == ["8.19k", "76.1"]  # 623616 / 8192 = 76.1
+    assert cells["attention"][-2:] == ["180M", "15.8"]  # 2857093632 / 180455008 = 15.83
+    rows[1].bytes = None  # a row without bytes shows a dash, not a ratio
+    lines = _text(complexity_table(rows, "t")).splitlines()
+    assert next(line for line in lines if line.startswith("attention")).split()[-2:] == \
+        ["-", "-"]
+
+
+def test_no_bytes_no_byte_columns():
+    header = next(line for line in _text(complexity_table(
+        [_row("global_filter", 623_616.0)], "t")).splitlines() if "name" in line)
+    assert "B/img" not in header and "FLOP/B" not in header
