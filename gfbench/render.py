@@ -344,11 +344,18 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
         console.print(exponents_table(exponents))
     forward = " of the forward pass only (train mode times forward + backward)" \
         if any(r.mode == "train" for r in rows) else ""
-    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
-                  highlight=False, soft_wrap=True)
+    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}"
+                  f"{_bytes_note(rows)}[/]", highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _bytes_note(rows: list) -> str:
+    """The bytes convention, after the FLOP one, where the table shows bytes."""
+    from gfbench.defaults import BYTES_CONVENTION
+
+    return f" {BYTES_CONVENTION}" if any(r.bytes for r in rows) else ""
 
 
 def print_complexity_run(report) -> None:

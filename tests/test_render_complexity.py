@@ -61,3 +61,16 @@ def test_no_bytes_no_byte_columns():
     header = next(line for line in _text(complexity_table(
         [_row("global_filter", 623_616.0)], "t")).splitlines() if "name" in line)
     assert "B/img" not in header and "FLOP/B" not in header
+
+
+def test_the_bytes_convention_follows_the_flop_one_where_bytes_are_shown(monkeypatch):
+    from gfbench.defaults import BYTES_CONVENTION
+
+    console = Console(record=True, width=400, color_system=None)
+    monkeypatch.setattr("gfbench.render.console", console)
+    row = _row("global_filter", 623_616.0)
+    print_complexity_report([row], [], [], "conv.", "t")
+    assert BYTES_CONVENTION not in console.export_text()
+    row.bytes = 8192.0
+    print_complexity_report([row], [], [], "conv.", "t")
+    assert f"conv. {BYTES_CONVENTION}" in console.export_text()

@@ -5,8 +5,9 @@ and the ratio of the two (arithmetic intensity, FLOP per byte) places it under t
 the compute roof of the roofline model (Williams, Waterman & Patterson, "Roofline: an
 insightful visual performance model for multicore architectures", CACM 52(4), 2009).
 
-The convention (``BYTES_CONVENTION``), applied to the aten ops the dispatcher runs in the very
-trace that counts the FLOPs (``gfbench.measure.flops``, meta device, one forward pass):
+The convention (summed up in ``gfbench.defaults.BYTES_CONVENTION``), applied to the aten ops
+the dispatcher runs in the very trace that counts the FLOPs (``gfbench.measure.flops``, meta
+device, one forward pass):
 
 * every op that runs a kernel reads each of its tensor inputs once and writes each of its
   outputs once, at their dtype (elements * element size; a complex element counts both
