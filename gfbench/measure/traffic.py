@@ -14,10 +14,11 @@ device, one forward pass):
   parts), weights and buffers included: each op is its own kernel, nothing is fused. A tensor
   passed twice (``x * x``) is read once. Element-wise ops, softmax, activations and residual
   adds move bytes although they count no FLOPs, so bytes cover more ops than FLOPs do;
-* views and aliases (``view``, ``transpose``, ``expand``, ``_unsafe_view``, ``detach``...)
-  move nothing; copies (``clone``, ``contiguous``, ``cat``, ``_to_copy``) read and write;
-  ``copy_``, ``fill_`` and ``zero_`` only write their destination; creation ops write their
-  output (``zeros``, ``arange``...) or nothing (``empty``: no kernel);
+* views and aliases (``view``, ``transpose``, ``expand``, ``_unsafe_view``, ``detach``,
+  and in-place restrides such as ``as_strided_``) move nothing; copies (``clone``,
+  ``contiguous``, ``cat``, ``_to_copy``) read and write; ``copy_``, ``fill_`` and ``zero_``
+  only write their destination; creation ops write their output (``zeros``, ``arange``...)
+  or nothing (``empty``: no kernel);
 * an in-place op (``add_``) reads its inputs, its destination included, and writes the
   destination once;
 * one exception, fused in practice: ``F.scaled_dot_product_attention`` runs one kernel (flash,
@@ -85,6 +86,13 @@ def distinct_tensors(values: Iterable[Any]) -> list[torch.Tensor]:
     return found
 
 
+def is_view(func: Any) -> bool:
+    """Whether an aten op only makes a view: out-of-place (``transpose``) or in place on the
+    tensor's metadata (``as_strided_``, ``unsqueeze_``: tagged inplace_view)."""
+    return bool(getattr(func, "is_view", False)) or \
+        torch.Tag.inplace_view in getattr(func, "tags", ())
+
+
 def op_bytes(name: str, is_view: bool, inputs: Sequence[Any], outputs: Any) -> int:
     """Bytes one aten op moves under the convention: tensor inputs read, outputs written once."""
     if is_view or name in VIEWS or name in ALLOCATIONS:
@@ -145,8 +153,7 @@ class _OpBytes(TorchDispatchMode):
         out = func(*args, **kwargs)
         if not self.trace.inside_fused:
             name = func._overloadpacket.__name__
-            moved = op_bytes(name, bool(getattr(func, "is_view", False)),
-                             [*args, *kwargs.values()], out)
+            moved = op_bytes(name, is_view(func), [*args, *kwargs.values()], out)
             if moved:
                 self.trace.record(name, moved)
         return out

@@ -123,6 +123,8 @@ def test_explicit_attention_writes_and_reads_the_n_by_n_scores():
 def test_views_move_nothing_and_copies_read_and_write():
     x = meta(2, 3, 4)
     assert traced(lambda: x.view(6, 4).transpose(0, 1).reshape(4, 6).unsqueeze(0)) == {}
+    y = meta(2, 3, 4)  # restrided in place: metadata only
+    assert traced(lambda: y.unsqueeze_(0).as_strided_((2, 12), (12, 1))) == {}
     assert traced(lambda: x.transpose(1, 2).contiguous()) == {"clone": 2 * 24 * F32}
     assert traced(lambda: torch.cat([x, x])) == {"cat": (24 + 48) * F32}  # x read once
 
