@@ -4,9 +4,12 @@ import json
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gfbench.cli import app, main
+from gfbench.measure.flops import count_flops
+from gfbench.models import create_model
 from gfbench.results import read_rows
 
 runner = CliRunner()
@@ -45,6 +48,10 @@ def test_json_output_has_rows_and_role_totals(tmp_path):
     for group in payload["groups"]:
         rows = [r for r in payload["rows"] if r["name"] == group["name"]]
         assert sum(r["flops"] for r in rows) == group["model_flops"]
+        with torch.device("meta"):
+            model = create_model(group["name"], img_size=112)
+        traced = count_flops(model, (1, 3, 112, 112))
+        assert sum(r["bytes"] for r in rows) == traced.bytes_total  # modules' bytes add up
         assert group["mixer_share"] == group["flops"]["token_mixer"] / group["model_flops"]
 
 
