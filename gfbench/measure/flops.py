@@ -20,7 +20,8 @@ its nearest counted descendants) and its own uncounted calls. The total, the per
 and the per-module views are sums of that one table, so they add up to each other exactly;
 `gfbench complexity` reads the total, `gfbench breakdown` the modules. The torch engine also
 records the bytes every op reads and writes in the same trace (``gfbench.measure.traffic``),
-by module and operator in the same way; fvcore's trace gives no bytes (None).
+each op under the innermost module running it (that module's own part, as for uncounted
+calls), so per-module bytes add up to the total too; fvcore's trace gives no bytes (None).
 
 >>> from gfbench.layers import build_mixer
 >>> count_flops(lambda: build_mixer("spatial_mlp", 384, 14), (1, 14, 14, 384)).total
