@@ -242,8 +242,9 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
 
 def bytes_per_image(setting: Setting, model: nn.Module, batch1: FlopCount) -> float | None:
     """Bytes one forward pass moves at the setting's batch, per image (weights are read once
-    per batch, so it falls with the batch): the batch-1 trace, or a trace at the batch (on
-    meta, free). fp32 only: autocast does not reach meta tensors, so None otherwise."""
+    per batch, so it usually falls with the batch): the batch-1 trace, or a trace at the batch
+    (on meta, free; it also holds the copies only a batch needs). fp32 only: autocast does
+    not reach meta tensors, so None otherwise."""
     if setting.precision != "fp32":
         return None
     counted = batch1 if setting.batch_size == 1 else count_flops(

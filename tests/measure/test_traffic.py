@@ -54,6 +54,19 @@ def test_linear_reads_its_weight_once_per_batch_so_bytes_per_image_fall():
     assert per_image[1] > per_image[8] > per_image[64]
 
 
+def test_a_copy_only_a_batch_needs_is_counted_at_that_batch():
+    from gfbench.layers import build_mixer
+
+    side, dim = 14, 384
+    tokens = side * side * dim * 4  # one image's float32 tokens
+    per_image = {batch: count_flops(lambda: build_mixer("spatial_mlp", dim, side),
+                                    (batch, side, side, dim)).bytes_by_operator
+                 for batch in (1, 8)}
+    # (B, N, D) -> (B, D, N) for the token Linear: a view at batch 1, a copy (clone) above
+    assert "clone" not in per_image[1]
+    assert per_image[8]["clone"] == 8 * 2 * tokens  # read and written once per image
+
+
 def test_conv2d_reads_input_weight_bias_and_writes_output():
     # x 2x3x5x5, weight 4x3x3x3, bias 4 read; 2x4x3x3 written
     hand = (2 * 3 * 25 + 4 * 3 * 9 + 4 + 2 * 4 * 3 * 3) * F32
