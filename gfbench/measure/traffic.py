@@ -64,8 +64,6 @@ ALLOCATIONS = frozenset({"empty", "empty_like", "empty_strided", "new_empty",
 WRITE_ONLY = frozenset({"copy_", "fill_", "zero_", "zeros", "zeros_like", "ones", "ones_like",
                         "full", "full_like", "new_zeros", "new_ones", "new_full", "arange",
                         "rand", "randn", "rand_like", "randn_like", "scalar_tensor"})
-# The fused attention the function-level hook sees, and its tensor arguments read.
-SDPA_FUNCTIONS = frozenset({torch.nn.functional.scaled_dot_product_attention})
 
 ModuleKey = Callable[[], str]  # which module an op runs under, asked at the op
 
@@ -126,7 +124,8 @@ class _FusedAttention(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if func not in SDPA_FUNCTIONS or self.trace.inside_fused:
+        if func is not torch.nn.functional.scaled_dot_product_attention \
+                or self.trace.inside_fused:
             return func(*args, **kwargs)
         self.trace.inside_fused = True
         try:
