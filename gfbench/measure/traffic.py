@@ -91,9 +91,10 @@ def is_view(func: Any) -> bool:
         torch.Tag.inplace_view in getattr(func, "tags", ())
 
 
-def op_bytes(name: str, is_view: bool, inputs: Sequence[Any], outputs: Any) -> int:
-    """Bytes one aten op moves under the convention: tensor inputs read, outputs written once."""
-    if is_view or name in VIEWS or name in ALLOCATIONS:
+def op_bytes(name: str, view: bool, inputs: Sequence[Any], outputs: Any) -> int:
+    """Bytes one aten op moves under the convention: tensor inputs read, outputs written once
+    (``view``: the dispatcher flags the op as a view)."""
+    if view or name in VIEWS or name in ALLOCATIONS:
         return 0
     written = sum(tensor_bytes(t) for t in distinct_tensors([outputs]))
     if name in WRITE_ONLY:
