@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from gfbench.cli import app, main
+from gfbench.defaults import BYTES_CONVENTION
 from gfbench.measure.flops import count_flops
 from gfbench.models import create_model
 from gfbench.results import read_rows
@@ -45,6 +46,8 @@ def test_json_output_has_rows_and_role_totals(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert {g["name"] for g in payload["groups"]} == {"deit-ti", "gfnet-ti"}
+    written = json.loads((tmp_path / "0001-breakdown-d1-torch.json").read_text())
+    assert written["provenance"]["extra"]["bytes_convention"] == BYTES_CONVENTION
     for group in payload["groups"]:
         rows = [r for r in payload["rows"] if r["name"] == group["name"]]
         assert sum(r["flops"] for r in rows) == group["model_flops"]

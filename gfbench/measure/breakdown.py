@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from gfbench.defaults import DEFAULT_OUT, FLOP_CONVENTION
+from gfbench.defaults import BYTES_CONVENTION, DEFAULT_OUT, FLOP_CONVENTION
 from gfbench.errors import GfbenchError, RunInterrupted, first_line
 from gfbench.measure.flops import ENGINES, FlopCount, count_flops, format_uncounted, parent_path
 from gfbench.measure.quality import load_average
@@ -370,7 +370,8 @@ def run_breakdown(plan: BreakdownPlan,
     """
     provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
                                     else "meta", depth=plan.depth, engines=list(plan.engines),
-                                    reparam=plan.reparam, load_average_at_start=load_average())
+                                    reparam=plan.reparam, load_average_at_start=load_average(),
+                                    bytes_convention=BYTES_CONVENTION)
     with new_run(plan.folder, plan.name, provenance) as writer:
         try:
             for name, size in plan.settings:
