@@ -31,3 +31,10 @@ FLOP_CONVENTION = (
     "element; attention (SDPA, fused or explicit) = 2*N^2*D (QK^T and AV); average pooling = "
     "k*k per output element."
 )
+# What `bytes` (B/img) counts, beside the FLOP convention (gfbench.measure.traffic).
+BYTES_CONVENTION = (
+    "Bytes (B/img) follow the same trace: each op that runs a kernel reads its tensor inputs "
+    "and writes its outputs once at their dtype, weights included (read once per batch), no "
+    "fusion except fused attention (Q, K, V read, O written once); views move nothing; fp32 "
+    "rows only. FLOP/B = FLOPs / bytes."
+)

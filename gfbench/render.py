@@ -118,6 +118,13 @@ def _side(height: int, width: int) -> str:
     return str(height) if height == width else f"{height}x{width}"
 
 
+def _intensity(flops: float | None, moved: float | None) -> str:
+    """Arithmetic intensity, FLOPs per byte moved, in 3 significant figures; '-' if missing."""
+    if not flops or not moved:
+        return "-"
+    return f"{flops / moved:.3g}"
+
+
 def _mib(value: float | None) -> str:
     """Bytes as MiB (one decimal below 1000 MiB, whole MiB above); '-' when missing."""
     if value is None or value != value:
@@ -227,9 +234,12 @@ def complexity_table(rows: list, title: str) -> Table:
     batches = len({r.batch_size for r in rows}) > 1
     train = any(r.mode == "train" for r in rows)  # flops: forward + backward, fwd_flops apart
     forward = train and not timed  # room for the forward alone where nothing was timed
+    # bytes per image and FLOP per byte; a timed table keeps only the intensity (80 columns)
+    traffic = ["FLOP/B"] if timed else ["B/img", "FLOP/B"]
+    traffic = traffic if any(r.bytes for r in rows) else []
     columns = ["name", "res", *(["batch"] if batches else []), "tokens",
                "fwd+bwd FLOPs" if train else "FLOPs", *(["fwd FLOPs"] if forward else []),
-               "params"]
+               "params", *traffic]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
     columns += ["status"] if flagged else []
@@ -241,6 +251,8 @@ def complexity_table(rows: list, title: str) -> Table:
                  str(row.tokens) if row.tokens else "-", format_count(row.flops, spec=".4g"),
                  *([format_count(row.fwd_flops, spec=".4g")] if forward else []),
                  _sig3(row.params)]
+        cells += ([_sig3(row.bytes)] if "B/img" in traffic else [])
+        cells += [_intensity(row.flops, row.bytes)] if traffic else []
         if timed:
             spread = ("-" if row.latency_ms_p10 is None
                       else f"{_ms(row.latency_ms_p10)}-{_ms(row.latency_ms_p90)}")
@@ -361,11 +373,18 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     forward = (" of the forward and backward passes, as timed (fwd: the forward alone; "
                "normalisation backward and the optimizer's update are not counted)") \
         if any(r.mode == "train" for r in rows) else ""
-    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
-                  highlight=False, soft_wrap=True)
+    console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}"
+                  f"{_bytes_note(rows)}[/]", highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def _bytes_note(rows: list) -> str:
+    """The bytes convention, after the FLOP one, where the table shows bytes."""
+    from gfbench.defaults import BYTES_CONVENTION
+
+    return f" {BYTES_CONVENTION}" if any(r.bytes for r in rows) else ""
 
 
 def print_complexity_run(report) -> None:
@@ -445,14 +464,16 @@ def breakdown_table(rows: list) -> Table:
                   f"engine, depth {first.depth} ({format_count(first.model_flops)} FLOPs, "
                   f"{_sig3(first.model_params)} params)", title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-    for column in ("module", "role", "GFLOPs", "% FLOPs", "params", "% params", "uncounted"):
+    for column in ("module", "role", "GFLOPs", "% FLOPs", "bytes", "params", "% params",
+                   "uncounted"):
         text = column in ("module", "role", "uncounted")  # numbers whole; long text folds
         table.add_column(column, justify="left" if text else "right", no_wrap=not text,
                          overflow="fold")
     for row in rows:
         table.add_row(row.module + (" (own)" if row.own else ""),
                       GROUP_LABELS.get(row.group, row.group), f"{row.flops / 1e9:.4g}",
-                      _share(row.flops_share), _sig3(row.params), _share(row.params_share),
+                      _share(row.flops_share), _sig3(row.bytes), _sig3(row.params),
+                      _share(row.params_share),
                       row.uncounted_ops.replace(";", " "))  # wraps between ops
     return table
 

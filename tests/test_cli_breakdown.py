@@ -4,9 +4,13 @@ import json
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gfbench.cli import app, main
+from gfbench.defaults import BYTES_CONVENTION
+from gfbench.measure.flops import count_flops
+from gfbench.models import create_model
 from gfbench.results import read_rows
 
 runner = CliRunner()
@@ -42,9 +46,15 @@ def test_json_output_has_rows_and_role_totals(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert {g["name"] for g in payload["groups"]} == {"deit-ti", "gfnet-ti"}
+    written = json.loads((tmp_path / "0001-breakdown-d1-torch.json").read_text())
+    assert written["provenance"]["extra"]["bytes_convention"] == BYTES_CONVENTION
     for group in payload["groups"]:
         rows = [r for r in payload["rows"] if r["name"] == group["name"]]
         assert sum(r["flops"] for r in rows) == group["model_flops"]
+        with torch.device("meta"):
+            model = create_model(group["name"], img_size=112)
+        traced = count_flops(model, (1, 3, 112, 112))
+        assert sum(r["bytes"] for r in rows) == traced.bytes_total  # modules' bytes add up
         assert group["mixer_share"] == group["flops"]["token_mixer"] / group["model_flops"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gfbench.cli import app, main
+from gfbench.defaults import BYTES_CONVENTION
 from gfbench.errors import RunInterrupted
 
 runner = CliRunner()
@@ -43,6 +44,15 @@ def test_json_output_is_machine_readable(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert len(payload["rows"]) == 9
+    # bytes per row: the global filter on a 7x7 grid of 64 channels by hand (float32 grid,
+    # complex64 half spectrum of 7x4; rfft2, product with the filter, irfft2)
+    real, spectrum = 7 * 7 * 64 * 4, 7 * 4 * 64 * 8
+    small = next(r for r in payload["rows"] if r["name"] == "global_filter" and r["grid_h"] == 7)
+    assert small["bytes"] == 2 * (real + spectrum) + 3 * spectrum == 96_768
+    assert all(r["bytes"] > 0 for r in payload["rows"])
+    written = json.loads((tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.json")
+                         .read_text())
+    assert written["provenance"]["extra"]["bytes_convention"] == BYTES_CONVENTION
     assert {e["name"] for e in payload["exponents"]} == {"global_filter", "attention",
                                                          "spatial_mlp"}
 

@@ -45,6 +45,40 @@ def test_train_mode_labels_the_flops_as_both_passes_and_shows_the_forward(monkey
     assert "FLOPs per image of the forward and backward passes" in text
 
 
+def test_bytes_per_image_and_flop_per_byte_are_the_rows_own_ratio():
+    rows = [_row("global_filter", 623_616.0), _row("attention", 2_857_093_632.0)]
+    rows[0].bytes, rows[1].bytes = 8192.0, 180_455_008.0
+    lines = _text(complexity_table(rows, "t")).splitlines()
+    header = next(line.split() for line in lines if "name" in line)
+    assert header[-2:] == ["B/img", "FLOP/B"]
+    cells = {line.split()[0]: line.split() for line in lines if line.startswith(("g", "a"))}
+    assert cells["global_filter"][-2:] == ["8.19k", "76.1"]  # 623616 / 8192 = 76.1
+    assert cells["attention"][-2:] == ["180M", "15.8"]  # 2857093632 / 180455008 = 15.83
+    rows[1].bytes = None  # a row without bytes shows a dash, not a ratio
+    lines = _text(complexity_table(rows, "t")).splitlines()
+    assert next(line for line in lines if line.startswith("attention")).split()[-2:] == \
+        ["-", "-"]
+
+
+def test_no_bytes_no_byte_columns():
+    header = next(line for line in _text(complexity_table(
+        [_row("global_filter", 623_616.0)], "t")).splitlines() if "name" in line)
+    assert "B/img" not in header and "FLOP/B" not in header
+
+
+def test_the_bytes_convention_follows_the_flop_one_where_bytes_are_shown(monkeypatch):
+    from gfbench.defaults import BYTES_CONVENTION
+
+    console = Console(record=True, width=400, color_system=None)
+    monkeypatch.setattr("gfbench.render.console", console)
+    row = _row("global_filter", 623_616.0)
+    print_complexity_report([row], [], [], "conv.", "t")
+    assert BYTES_CONVENTION not in console.export_text()
+    row.bytes = 8192.0
+    print_complexity_report([row], [], [], "conv.", "t")
+    assert f"conv. {BYTES_CONVENTION}" in console.export_text()
+
+
 def test_the_crossover_table_names_pair_metric_and_verdict():
     from gfbench.measure.crossover import crossovers
     from gfbench.render import crossover_table

@@ -3,6 +3,7 @@ of their cell, nothing is cut with an ellipsis, and every number stays whole on 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pandas as pd
@@ -63,7 +64,8 @@ def complexity_rows() -> list[ComplexityRow]:
                 latency_ms_p10=None if oom else 0.9 * p50,
                 latency_ms_p50=None if oom else p50, latency_ms_p90=None if oom else 1.1 * p50,
                 throughput_ips=None if oom else 1000 * batch / p50,
-                peak_mem_bytes=None if oom else 3.2e9 * side / 224))
+                peak_mem_bytes=None if oom else 3.2e9 * side / 224,
+                bytes=2.36e8 * (side / 224) ** 2))
     return rows
 
 
@@ -72,7 +74,11 @@ def test_complexity_and_exponent_tables():
     text = at_80(render.complexity_table(rows, f"models on cuda: {DEIT}, {VIT}, gfnet-xs"))
     assert_whole(text, [DEIT + "*", VIT + "*", "gfnet-xs"],
                  ["1024", "256", "5329", "96.13G", "86.6M", "OOM", "10486", "9437-11534", "24.4",
-                  "13951", "2415-2952"])
+                  "13951", "2415-2952", "FLOP/B", "19.5"])
+    counted = at_80(render.complexity_table(
+        [dataclasses.replace(r, latency_ms_p50=None, peak_mem_bytes=None) for r in rows],
+        "counted"))  # without timing, bytes per image too
+    assert_whole(counted, [DEIT, VIT, "gfnet-xs"], ["B/img", "FLOP/B", "236M", "4.93G", "19.5"])
     for row in rows:
         row.batch_size = 1  # one setting over three sizes: one exponent per metric
     exponents = scaling_exponents(rows)
@@ -89,6 +95,7 @@ def breakdown_rows(name: str) -> list[BreakdownRow]:
     return [BreakdownRow(name=name, res_h=518, res_w=518, tokens=1369, engine="torch", depth=2,
                          module=module, own=False, group=group, flops=int(share * 1e11),
                          params=int(share * 8.6e7), flops_share=share, params_share=share,
+                         bytes=int(share * 2.4e8),
                          model_flops=int(1e11), model_params=int(8.6e7),
                          uncounted_ops="aten.scaled_dot_product_attention:12;aten.gelu:12")
             for module, group, share in roles]
@@ -98,7 +105,7 @@ def test_breakdown_tables():
     rows = breakdown_rows(VIT)
     assert_whole(at_80(render.breakdown_table(rows)),
                  ["blocks.0.attn", "channel MLP", "aten.scaled_dot_product_attention:12"],
-                 ["45", "50.0", "38.7M", "aten.gelu:12"])
+                 ["45", "50.0", "38.7M", "aten.gelu:12", "bytes", "108M"])
     summaries = summarise(rows + breakdown_rows(DEIT) + breakdown_rows(LONGEST))
     assert_whole(at_80(render.breakdown_summary_table(summaries)),
                  [VIT, DEIT, LONGEST], ["518", "1369", "100", "45.0", "50.0"])

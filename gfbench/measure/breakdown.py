@@ -19,8 +19,10 @@ Every module gets one role, decided once for the subtree it heads (descendants i
 A breakdown at depth D lists the modules D attribute names below the model (depth 0: the
 whole model; 1: ``blocks``, ``head``...; 3: ``blocks.0.attn``...), one row per (module,
 role) it contains, plus the *own* part of any shallower module that does something itself
-(``(model)`` own: the position embedding). Rows that hold nothing (no FLOPs, no parameters,
-no uncounted op) are left out.
+(``(model)`` own: the position embedding). Rows that hold nothing (no FLOPs, no bytes moved,
+no parameters, no uncounted op) are left out. The torch engine's rows also carry the bytes
+their modules' ops read and write (``gfbench.measure.traffic``), which add up to the model's
+bytes like the FLOPs; fvcore's rows have none.
 
 >>> rows = breakdown_setting("deit-s", (224, 224), depth=0, engine="torch")
 >>> {r.group: r.flops for r in rows}["token_mixer"]  # 12 * (N*D*3D + N*D*D + 2*N^2*D), N = 197
@@ -40,7 +42,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from gfbench.defaults import DEFAULT_OUT, FLOP_CONVENTION
+from gfbench.defaults import BYTES_CONVENTION, DEFAULT_OUT, FLOP_CONVENTION
 from gfbench.errors import GfbenchError, RunInterrupted, first_line
 from gfbench.measure.flops import ENGINES, FlopCount, count_flops, format_uncounted, parent_path
 from gfbench.measure.quality import load_average
@@ -190,6 +192,7 @@ class _Part:
 
     flops: int = 0
     params: int = 0
+    bytes: int = 0
     uncounted: Counter = field(default_factory=Counter)
 
 
@@ -207,7 +210,8 @@ def _own_parameters(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
 
 def breakdown_parts(model: nn.Module, counts: FlopCount, depth: int
                     ) -> dict[tuple[str, bool, str], _Part]:
-    """(row module path, own only, role) -> its FLOPs, parameters and uncounted calls."""
+    """(row module path, own only, role) -> its FLOPs, bytes moved, parameters and uncounted
+    calls."""
     groups = assign_groups(model)
     params = _own_parameters(model)
     parents = {parent_path(p) for p in groups if p}
@@ -217,9 +221,11 @@ def breakdown_parts(model: nn.Module, counts: FlopCount, depth: int
         group = groups[path] or "other"
         flops = counts.module_flops.get(path, {})
         uncounted = counts.module_uncounted.get(path, {})
-        if flops or uncounted:
+        moved = (counts.module_bytes or {}).get(path, {})
+        if flops or uncounted or moved:
             part = parts.setdefault((row_path, own, group), _Part())
             part.flops += sum(flops.values())
+            part.bytes += sum(moved.values())
             part.uncounted.update(uncounted)
         for name, numel in params.get(path, []):
             role = groups[path] or PARAMETER_NAMES.get(name, "other")
@@ -238,13 +244,14 @@ def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: F
     rows = []
     for (path, own, group), part in sorted(parts.items(), key=lambda kv: (
             order.get(kv[0][0], len(order)), GROUPS.index(kv[0][2]))):
-        if not (part.flops or part.params or part.uncounted):
+        if not (part.flops or part.params or part.uncounted or part.bytes):
             continue
         rows.append(BreakdownRow(
             name=name, res_h=size[0], res_w=size[1], tokens=tokens, engine=counts.engine,
             depth=depth, module=path or MODEL_LABEL, own=own, group=group, flops=part.flops,
             params=part.params, flops_share=part.flops / total if total else None,
             params_share=part.params / total_params if total_params else None,
+            bytes=None if counts.module_bytes is None else part.bytes,
             model_flops=total, model_params=total_params,
             uncounted_ops=format_uncounted(part.uncounted), reparam=reparam))
     return rows
@@ -363,7 +370,8 @@ def run_breakdown(plan: BreakdownPlan,
     """
     provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
                                     else "meta", depth=plan.depth, engines=list(plan.engines),
-                                    reparam=plan.reparam, load_average_at_start=load_average())
+                                    reparam=plan.reparam, load_average_at_start=load_average(),
+                                    bytes_convention=BYTES_CONVENTION)
     with new_run(plan.folder, plan.name, provenance) as writer:
         try:
             for name, size in plan.settings:

@@ -18,7 +18,10 @@ Each engine traces once into one ``FlopCount``: every module's *own* FLOPs by op
 engines' per-module counts are inclusive, so a module's own part is its count minus that of
 its nearest counted descendants) and its own uncounted calls. The total, the per-operator
 and the per-module views are sums of that one table, so they add up to each other exactly;
-`gfbench complexity` reads the total, `gfbench breakdown` the modules.
+`gfbench complexity` reads the total, `gfbench breakdown` the modules. The torch engine also
+records the bytes every op reads and writes in the same trace (``gfbench.measure.traffic``),
+each op under the innermost module running it (that module's own part, as for uncounted
+calls), so per-module bytes add up to the total too; fvcore's trace gives no bytes (None).
 
 A training count (``train=True``, torch engine) also runs autograd's backward on meta inside
 the same counter, so the backward ops autograd really runs are counted by the same rules
@@ -50,6 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
 from gfbench.measure.handles import fvcore_handles, torch_mapping
+from gfbench.measure.traffic import ByteTrace
 
 ENGINES = ("torch", "fvcore")
 ModelOrBuilder = nn.Module | Callable[[], nn.Module]
@@ -78,6 +82,10 @@ class FlopCount:
     module_uncounted: dict[str, dict[str, int]]  # module path -> op -> own calls worth zero
     backward_flops: dict[str, dict[str, int]] = field(default_factory=dict)  # train: as above
     backward_uncounted: dict[str, dict[str, int]] = field(default_factory=dict)
+    # module path -> op -> bytes its own ops read and write (gfbench.measure.traffic);
+    # None where the engine records no bytes (fvcore)
+    module_bytes: dict[str, dict[str, int]] | None = None
+    backward_bytes: dict[str, dict[str, int]] = field(default_factory=dict)  # train
 
     @property
     def forward_total(self) -> int:
@@ -110,6 +118,37 @@ class FlopCount:
     def uncounted(self) -> dict[str, int]:
         """op -> calls over the whole model that no rule counted (element-wise, softmax...)."""
         return _summed([*self.module_uncounted.values(), *self.backward_uncounted.values()])
+
+    @property
+    def bytes_total(self) -> int | None:
+        """Bytes everything counted reads and writes: the forward pass, plus the backward in
+        training (None: the engine records no bytes)."""
+        by_module = self.bytes_by_module
+        return None if by_module is None else sum(by_module.values())
+
+    @property
+    def forward_bytes_total(self) -> int | None:
+        """Bytes of the forward pass alone (None: the engine records no bytes)."""
+        if self.module_bytes is None:
+            return None
+        return sum(sum(ops.values()) for ops in self.module_bytes.values())
+
+    @property
+    def bytes_by_operator(self) -> dict[str, int] | None:
+        """op -> bytes over the whole model, both passes (None: the engine records none)."""
+        if self.module_bytes is None:
+            return None
+        return _summed([*self.module_bytes.values(), *self.backward_bytes.values()])
+
+    @property
+    def bytes_by_module(self) -> dict[str, int] | None:
+        """module path -> the bytes its own ops move in both passes (adds up to
+        ``bytes_total``)."""
+        if self.module_bytes is None:
+            return None
+        moved = _summed([{path: sum(ops.values())} for path, ops in
+                         [*self.module_bytes.items(), *self.backward_bytes.items()]])
+        return moved
 
     def uncounted_summary(self) -> str:
         """'op:calls;op:calls' (most frequent first), the form results rows store."""
@@ -199,8 +238,22 @@ class UncountedOps(TorchDispatchMode):
 
     def record(self, name: str) -> None:
         """Note one uncounted call under the innermost module running it."""
-        innermost = max(self.tracker.parents, key=lambda q: (q != "Global", q.count(".")))
-        self.by_module.setdefault(innermost, Counter())[name] += 1
+        self.by_module.setdefault(innermost(self.tracker), Counter())[name] += 1
+
+
+def innermost(tracker: ModuleTracker) -> str:
+    """The tracker's name of the innermost module running now ('Global' outside them all)."""
+    return max(tracker.parents, key=lambda q: (q != "Global", q.count(".")))
+
+
+def _by_path(by_tracked: Mapping[str, Mapping[str, int]], paths: Mapping[str, object]
+             ) -> dict[str, dict[str, int]]:
+    """Tables keyed by the tracker's module names, summed under the model's module paths."""
+    tables: dict[str, dict[str, int]] = {}
+    for qualified, table in by_tracked.items():
+        path = nearest_known(_tracked_path(qualified), paths)
+        tables[path] = _summed([tables.get(path, {}), table])
+    return tables
 
 
 def _on_meta(model_or_builder: ModelOrBuilder) -> nn.Module:
@@ -317,22 +370,26 @@ def _count_torch(model_or_builder: ModelOrBuilder, input_shape: Sequence[int],
     mapping = torch_mapping()
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     recorder = UncountedOps(mapping, counter.mod_tracker)  # the modules FLOPs are counted under
+    traffic = ByteTrace(lambda: innermost(counter.mod_tracker), training=model.training)
     # autograd stays on: FlopCounterMode's module tracker fails under no_grad on some heads
     # (timm's attention pooling), and on meta tensors the graph costs nothing
     trace = _TrainingTrace(counter.mod_tracker) if train else contextlib.nullcontext()
-    with counter, recorder:
+    with counter, recorder, traffic:
         with trace:
             output = model(example)
-        forward = counter.get_flop_counts(), copy.deepcopy(recorder.by_module)
+        forward = (counter.get_flop_counts(), copy.deepcopy(recorder.by_module),
+                   copy.deepcopy(traffic.by_module))
         if train:
             recorder.follow_autograd = True
             _backward_from_outputs(output)
-    own, uncounted = _module_tables(*forward, paths)
+    own, uncounted = _module_tables(*forward[:2], paths)
+    moved = _by_path(forward[2], paths)
     if not train:
-        return FlopCount("torch", own, uncounted)
+        return FlopCount("torch", own, uncounted, module_bytes=moved)
     backward = _module_tables(_minus(counter.get_flop_counts(), forward[0]),
                               _minus(recorder.by_module, forward[1]), paths)
-    return FlopCount("torch", own, uncounted, *backward)
+    return FlopCount("torch", own, uncounted, *backward, module_bytes=moved,
+                     backward_bytes=_by_path(_minus(traffic.by_module, forward[2]), paths))
 
 
 # --- engine "fvcore": FlopCountAnalysis on real tensors ----------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from gfbench.defaults import DEFAULT_OUT, DEFAULT_TOKENS
+from gfbench.defaults import BYTES_CONVENTION, DEFAULT_OUT, DEFAULT_TOKENS
 from gfbench.device import PRECISIONS, device_kind, resolve_device
 from gfbench.distributed import DistContext
 from gfbench.errors import GfbenchError, ResolutionError
@@ -251,6 +251,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2, "processes": options.processes,
              "reparam": request.reparam}
+    extra["bytes_convention"] = BYTES_CONVENTION  # the rows' bytes, beside flop_convention
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,
                      request.isolate, threads, dist, extra)

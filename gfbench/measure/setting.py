@@ -24,7 +24,7 @@ from gfbench.errors import GfbenchError, first_line
 from gfbench.layers import build_mixer
 from gfbench.measure.compile import WatchedCompile
 from gfbench.measure.faults import classify_on_device
-from gfbench.measure.flops import count_flops, count_params
+from gfbench.measure.flops import FlopCount, count_flops, count_params
 from gfbench.measure.memory import (
     CUDA_METHOD,
     MemoryResult,
@@ -203,9 +203,9 @@ def _cross_check(row: ComplexityRow, fvcore_flops: float) -> None:
 
 
 def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
-    """FLOPs (both engines where fvcore fits), parameters and tokens, from the meta device
-    (built there without initialising weights; fvcore traces zeroed CPU storage, see
-    gfbench.models.meta).
+    """FLOPs (both engines where fvcore fits), bytes moved (the torch engine's trace, see
+    ``bytes_per_image``), parameters and tokens, from the meta device (built there without
+    initialising weights; fvcore traces zeroed CPU storage, see gfbench.models.meta).
 
     The token grid is recorded during the torch engine's forward (no forward of its own);
     without a FLOP count it is read on its own. A FLOP count that no engine could make is an
@@ -234,6 +234,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
             row.uncounted_ops = counted.uncounted_summary()
         except Exception as exc:  # one engine's failure must not lose the row
             note(row, f"torch counter failed: {first_line(exc)}")
+        else:
+            _set_bytes(setting, meta_model, counted, row)
     if setting.subject == "mixer":
         row.tokens = setting.res_h * setting.res_w
     elif grid_seen is not None and grid_seen.grid is not None:
@@ -252,6 +254,30 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
                  else f"fvcore failed: {first_line(exc)}")
     if row.flops is None:
         row.status = "error"
+
+
+def bytes_per_image(setting: Setting, model: nn.Module, batch1: FlopCount) -> float | None:
+    """Bytes one pass moves at the setting's batch, per image (in train mode forward +
+    backward, like ``flops``; weights are read once
+    per batch, so it usually falls with the batch): the batch-1 trace, or a trace at the batch
+    (on meta, free; it also holds the copies only a batch needs). fp32 only: autocast does
+    not reach meta tensors, so None otherwise."""
+    if setting.precision != "fp32":
+        return None
+    counted = batch1 if setting.batch_size == 1 else count_flops(
+        model, input_shape(setting, setting.batch_size), engine="torch",
+        train=setting.mode == "train", input_grad=setting.subject == "mixer")
+    total = counted.bytes_total
+    return None if total is None else total / setting.batch_size
+
+
+def _set_bytes(setting: Setting, model: nn.Module, batch1: FlopCount, row: ComplexityRow
+               ) -> None:
+    """The row's bytes per image; a trace that fails leaves them empty and says why."""
+    try:
+        row.bytes = bytes_per_image(setting, model, batch1)
+    except Exception as exc:
+        note(row, f"bytes at batch {setting.batch_size} not counted: {first_line(exc)}")
 
 
 def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:

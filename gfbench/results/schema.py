@@ -76,7 +76,8 @@ class ComplexityRow:
     # equal to `flops` in inference (gfbench.measure.flops, issue: training FLOPs)
     fwd_flops: float | None = None
     # per image, at the row's batch size (weights read once per batch): bytes the counted
-    # ops read and write, each op its own kernel unless fused in practice (gfbench.measure.traffic)
+    # ops read and write (train mode: forward + backward, as `flops`), each op its own kernel
+    # unless fused in practice (gfbench.measure.traffic)
     bytes: float | None = None
     params: int | None = None
     uncounted_ops: str = ""  # "op:count;op:count" that neither rule nor fvcore counted

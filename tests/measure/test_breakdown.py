@@ -57,6 +57,11 @@ def test_gfnet_xs_token_mixer_is_the_fft_rule():
     product = h * (w // 2 + 1) * d  # one complex multiply per spectrum element
     assert by_group(rows)["token_mixer"] == depth * (2 * fft + product) == 14_966_784
     assert by_group(rows, "params")["token_mixer"] == depth * h * (w // 2 + 1) * d * 2
+    # bytes: rfft2 reads the float32 grid and writes the complex64 half spectrum, the product
+    # reads it and the (equally large) filter and writes it, irfft2 reads it and writes the grid
+    real, spectrum = h * w * d * 4, h * (w // 2 + 1) * d * 8
+    assert by_group(rows, "bytes")["token_mixer"] == \
+        depth * (2 * (real + spectrum) + 3 * spectrum) == 27_869_184
 
 
 def test_resmlp_token_mixer_is_linear_tokens_and_affine_is_a_norm_listed_uncounted():
@@ -85,7 +90,8 @@ def test_rows_add_up_to_the_torch_engine_total_at_every_depth(name):
         assert sum(r.flops for r in rows) == total == rows[0].model_flops
         assert sum(r.params for r in rows) == count_params(model)
         assert math.isclose(sum(r.flops_share for r in rows), 1.0)
-        per_depth.append((by_group(rows), by_group(rows, "params")))
+        assert sum(r.bytes for r in rows) == counts.bytes_total  # every module's bytes, once
+        per_depth.append((by_group(rows), by_group(rows, "params"), by_group(rows, "bytes")))
     assert all(p == per_depth[0] for p in per_depth)  # a role's total does not depend on depth
 
 
@@ -96,6 +102,7 @@ def test_fvcore_rows_add_up_to_its_total_and_match_the_torch_rows(name):
     total = count_flops(lambda: create_model(name, img_size=size), (1, 3, *size),
                         engine="fvcore").total
     assert sum(r.flops for r in fvcore_rows) == total
+    assert all(r.bytes is None for r in fvcore_rows)  # fvcore's trace records no bytes
     torch_rows = bd.breakdown_setting(name, size, depth=3, engine="torch")
     key = lambda r: (r.module, r.own, r.group)  # noqa: E731
     assert {key(r): r.flops for r in fvcore_rows if r.flops} == \
@@ -120,6 +127,7 @@ def test_complexity_and_breakdown_read_the_same_count(monkeypatch):
     assert {r.model_flops for r in rows} == {breakdown_count.total}
     assert sum(r.flops for r in rows) == breakdown_count.total
     assert row.uncounted_ops == breakdown_count.uncounted_summary()
+    assert row.bytes == complexity_count.bytes_total == sum(r.bytes for r in rows)  # batch 1
 
 
 # --- roles of timm models ----------------------------------------------------------------------

@@ -100,6 +100,7 @@ def test_one_engine_failing_does_not_lose_the_row(tmp_path, monkeypatch):
     rows = run_sweep(_plan(tmp_path, metrics=("flops",))).rows
     assert all(r.status == "ok" and r.flops_engine == "fvcore" and r.flops > 0 for r in rows)
     assert all(r.flops_torch is None and "torch counter failed" in r.error for r in rows)
+    assert all(r.bytes is None for r in rows)  # fvcore records none: no trace, no bytes
 
 
 def test_counting_alone_never_touches_the_device(tmp_path, monkeypatch):
@@ -111,6 +112,30 @@ def test_counting_alone_never_touches_the_device(tmp_path, monkeypatch):
     rows = run_sweep(plan).rows
     assert all(r.status == "ok" and r.device == "meta" and r.flops for r in rows)
     assert all(r.flops == r.flops_torch for r in rows)  # both engines, one answer
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_bytes_per_image_of_the_global_filter_by_hand(batch):
+    side, dim = 4, 16
+    real = side * side * dim * 4  # float32 grid of one image
+    spectrum = side * (side // 2 + 1) * dim * 8  # complex64 half spectrum of one image
+    weight = spectrum  # the filter: one complex64 per frequency and channel, read once a batch
+    setting = setting_module.Setting("mixer", "global_filter", side, side, batch, "fp32",
+                                     "infer", "meta", dim=dim)
+    row = setting_module.count_setting(setting, setting_module.SweepOptions(
+        metrics=frozenset({"flops"})))
+    # rfft2 (grid in, spectrum out), product (spectrum and filter in, spectrum out), irfft2
+    per_image = (real + spectrum) + (2 * spectrum + weight / batch) + (spectrum + real)
+    assert row.bytes == per_image == 8192 + 1536 / batch
+
+
+def test_bytes_are_left_empty_where_autocast_would_change_the_dtypes():
+    options = setting_module.SweepOptions(metrics=frozenset({"flops"}))
+    rows = {precision: setting_module.count_setting(setting_module.Setting(
+        "mixer", "attention", 4, 4, 2, precision, "infer", "meta", dim=16), options)
+        for precision in ("fp32", "fp16")}
+    assert rows["fp16"].flops == rows["fp32"].flops > 0
+    assert rows["fp16"].bytes is None and rows["fp32"].bytes > 0
 
 
 def test_large_models_are_counted_on_meta_only(tmp_path):
