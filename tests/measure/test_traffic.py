@@ -198,3 +198,19 @@ def test_fvcore_records_no_bytes():
     counted = count_flops(nn.Linear(4, 2), (1, 4), engine="fvcore")
     assert counted.module_bytes is None and counted.bytes_total is None
     assert counted.bytes_by_module is None and counted.bytes_by_operator is None
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_a_training_count_adds_the_backward_kernels_bytes(input_grad):
+    batch, n_in, n_out = 5, 8, 3
+    x, w, y = batch * n_in * F32, n_out * n_in * F32, batch * n_out * F32
+    forward = x + w + y  # the forward mm, as in inference
+    seed = y  # the gradient of ones backward starts from (out.sum()'s), written once
+    weight_grad = y + x + w  # dW = dY^T X: dY and X read, dW written
+    input_grad_mm = y + w + x  # dX = dY W: dY and W read, dX written
+    counted = count_flops(nn.Linear(n_in, n_out, bias=False), (batch, n_in), train=True,
+                          input_grad=input_grad)
+    assert counted.forward_bytes_total == forward
+    assert counted.bytes_total == forward + seed + weight_grad + (input_grad_mm if input_grad
+                                                                  else 0)
+    assert sum(counted.bytes_by_module.values()) == counted.bytes_total
