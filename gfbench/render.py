@@ -258,6 +258,55 @@ def complexity_table(rows: list, title: str) -> Table:
     return table
 
 
+def _roofline_cells(row, batches: bool) -> list[str]:
+    """One roofline line: name, size, FLOP/B, GMAC/s, shares, bound, floor ms, ratio."""
+    intensity = (row.flops / row.bytes if row.flops is not None and row.bytes else None)
+    size = _side(*row.sides()) + (f" b{row.batch_size}" if batches else "")
+    return [row.name, size, "-" if intensity is None else f"{intensity:.3g}",
+            "-" if row.achieved_flops_s is None else f"{row.achieved_flops_s / 1e9:.3g}",
+            *(_pct(None if share is None else 100 * share)
+              for share in (row.compute_share, row.bandwidth_share)), row.bound or "-",
+            _ms(row.roofline_ms),
+            "-" if row.roofline_ratio is None else f"{row.roofline_ratio:.3g}"]
+
+
+def roofline_table(rows: list, title: str) -> Table | None:
+    """The roofline of every timed row against the run's measured ceilings (None when no row
+    has one): intensity, achieved rate, share of each ceiling, the bound and the gap to it."""
+    timed = [r for r in rows if r.achieved_flops_s is not None or r.bound]
+    if not timed:
+        return None
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    batches = len({r.batch_size for r in timed}) > 1
+    lines = [_roofline_cells(r, batches) for r in timed]
+    columns = ("name", "size", "FLOP/B", "GMAC/s", "% peak", "% bw", "bound", "floor ms",
+               "ratio")
+    for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
+        widest = max([len(column), *(len(cells[i]) for cells in lines)])
+        table.add_column(column, justify="left" if column in ("name", "bound") else "right",
+                         no_wrap=column != "name", overflow="fold",
+                         min_width=None if column == "name" else widest)
+    for cells in lines:
+        table.add_row(*cells)
+    return table
+
+
+def roofline_title(ceilings: dict | None, rows: list) -> str:
+    """What the roofline table compares against: the measured ceilings (median) it used."""
+    from gfbench.measure.roofline import bandwidth, ceiling_key, matmul_peak
+
+    if not ceilings or ceilings.get("source") != "measured":
+        return "roofline: no measured ceilings (achieved rates only)"
+    tf32 = "TF32 on" if any(ceiling_key(r.precision, str(r.device), True) == "tf32"
+                            and r.compute_share is not None for r in rows) else ""
+    peaks = ", ".join(f"{key} {matmul_peak(ceilings, key) / 1e9:.3g}"  # type: ignore[operator]
+                      for key in ceilings.get("matmul_flops_s", {}))
+    bw = bandwidth(ceilings)
+    return (f"roofline vs measured ceilings: GEMM GMAC/s {peaks}{' (' + tf32 + ')' if tf32 else ''}"
+            f"; {ceilings.get('bandwidth_used')} {0 if bw is None else bw / 1e9:.3g} GB/s")
+
+
 def complexity_notes(rows: list) -> list[str]:
     """'* name res: message' for every row that carries an error or a warning."""
     return [f"* {r.name} {'x'.join(map(str, r.sides()))}: {r.error}" for r in rows if r.error]
@@ -321,12 +370,17 @@ def exponents_table(exponents: list) -> Table:
 
 
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
-                            title: str, warnings: list[str] | tuple = ()) -> None:
-    """The table, the scaling exponents under it, the FLOP convention, the files written and
-    one yellow line per warning about the timings."""
+                            title: str, warnings: list[str] | tuple = (),
+                            ceilings: dict | None = None) -> None:
+    """The table, the roofline of the timed rows, the scaling exponents, the FLOP convention,
+    the files written and one yellow line per warning about the timings."""
     console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
+    roofline = roofline_table(rows, roofline_title(ceilings, rows))
+    if roofline is not None:
+        console.print()
+        console.print(roofline)
     if exponents:
         console.print()
         console.print(exponents_table(exponents))
@@ -345,8 +399,78 @@ def print_complexity_run(report) -> None:
     from gfbench.defaults import FLOP_CONVENTION
 
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
-                            report.title, report.warnings)
+                            report.title, report.warnings, report.ceilings)
     print_sweep_outcome(report)
+
+
+# --- ceilings ---
+
+CEILING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+
+
+def _rate(value: float | None, unit: float) -> str:
+    """A rate in the unit (1e9: G, 1e12: T), 3 significant figures; '-' when missing."""
+    return "-" if value is None else f"{value / unit:.3g}"
+
+
+def ceilings_table(ceilings: dict, spec: dict | None) -> Table:
+    """Measured ceilings, p10/p50/p90 per kernel (GMAC/s, GB/s), with the vendor spec beside
+    them (labelled) where the device matched a known kind."""
+    threads = f", {ceilings['threads']} threads" if ceilings.get("threads") else ""
+    table = Table(title=f"ceilings of {ceilings['device_name']}{threads}, measured",
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("kernel", "unit", "p10", "p50", "p90", *(["spec"] if spec else [])):
+        table.add_column(column, justify="left" if column in ("kernel", "unit") else "right",
+                         no_wrap=column != "kernel", overflow="fold")
+    sizes = ceilings.get("sizes", {})
+    for key, spread in ceilings["matmul_flops_s"].items():
+        n = sizes.get(f"gemm_n_{key}")
+        peak = spec["matmul_flops_s"].get(key) if spec else None
+        table.add_row(f"{key} GEMM n={n}" if n else f"{key} GEMM",
+                      "GMAC/s", *(_rate(spread[q], 1e9) for q in ("p10", "p50", "p90")),
+                      *([_rate(peak, 1e9)] if spec else []))
+    for key, spread in ceilings["bandwidth_bytes_s"].items():
+        used = " (roofline)" if key == ceilings.get("bandwidth_used") else ""
+        table.add_row(key + used, "GB/s", *(_rate(spread[q], 1e9) for q in ("p10", "p50", "p90")),
+                      *([_rate(spec["bandwidth_bytes_s"], 1e9)] if spec else []))
+    return table
+
+
+def specs_table(specs: list[dict]) -> Table:
+    """Vendor specs (dense peaks as multiply-adds, bandwidth), labelled: never measurements."""
+    table = Table(title="vendor specs (not measured): dense TMAC/s (vendor TFLOPS / 2), TB/s",
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("kind", *CEILING_PRECISIONS, "TB/s"):
+        table.add_column(column, justify="left" if column == "kind" else "right",
+                         no_wrap=column != "kind", overflow="fold")
+    for spec in specs:
+        peaks = spec["matmul_flops_s"]
+        table.add_row(spec["kind"], *(_rate(peaks.get(p), 1e12) for p in CEILING_PRECISIONS),
+                      _rate(spec["bandwidth_bytes_s"], 1e12))
+    return table
+
+
+def print_ceilings(report) -> None:
+    """`gfbench ceilings`: the measured table (spec beside it) or the specs, and the sources."""
+    from gfbench.measure.ceilings import GEMM_MIN_S, STREAM_FACTOR
+
+    if report.ceilings is not None:
+        ceilings = report.ceilings.as_json()
+        console.print(ceilings_table(ceilings, report.specs[0] if report.specs else None))
+        for precision, reason in ceilings["skipped"].items():
+            console.print(f"{precision} not measured: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[dim]GEMM: n^3 multiply-adds, n grown until a call takes "
+                      f"{GEMM_MIN_S * 1000:.0f} ms; copy 2, triad 3 arrays moved, each "
+                      f"{STREAM_FACTOR}x the last-level cache; rates p10/p50/p90 over the "
+                      "timed calls. The roofline uses the triad's and the GEMM's medians.[/]",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(specs_table(report.specs))
+    for spec in report.specs:
+        console.print(f"[dim]spec {spec['kind']}: {spec['reference']}[/]", highlight=False,
+                      soft_wrap=True)
 
 
 def print_sweep_outcome(report) -> None:
