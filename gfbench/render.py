@@ -259,15 +259,13 @@ def complexity_table(rows: list, title: str) -> Table:
 
 
 def _roofline_cells(row, batches: bool) -> list[str]:
-    """One roofline line: name, size, FLOP/B, GMAC/s, shares, bound, floor ms, ratio."""
+    """One roofline line: name, size, FLOP/B, MAC/s, shares, bound, floor ms, ratio."""
     intensity = (row.flops / row.bytes if row.flops is not None and row.bytes else None)
     size = _side(*row.sides()) + (f" b{row.batch_size}" if batches else "")
-    return [row.name, size, "-" if intensity is None else f"{intensity:.3g}",
-            "-" if row.achieved_flops_s is None else f"{row.achieved_flops_s / 1e9:.3g}",
+    return [row.name, size, _ms(intensity), _sig3(row.achieved_flops_s),
             *(_pct(None if share is None else 100 * share)
               for share in (row.compute_share, row.bandwidth_share)), row.bound or "-",
-            _ms(row.roofline_ms),
-            "-" if row.roofline_ratio is None else f"{row.roofline_ratio:.3g}"]
+            _ms(row.roofline_ms), _ms(row.roofline_ratio)]
 
 
 def roofline_table(rows: list, title: str) -> Table | None:
@@ -280,7 +278,7 @@ def roofline_table(rows: list, title: str) -> Table | None:
                   pad_edge=False, padding=(0, 1, 0, 0))
     batches = len({r.batch_size for r in timed}) > 1
     lines = [_roofline_cells(r, batches) for r in timed]
-    columns = ("name", "size", "FLOP/B", "GMAC/s", "% peak", "% bw", "bound", "floor ms",
+    columns = ("name", "size", "FLOP/B", "MAC/s", "% peak", "% bw", "bound", "floor ms",
                "ratio")
     for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
         widest = max([len(column), *(len(cells[i]) for cells in lines)])
@@ -292,19 +290,19 @@ def roofline_table(rows: list, title: str) -> Table | None:
     return table
 
 
-def roofline_title(ceilings: dict | None, rows: list) -> str:
-    """What the roofline table compares against: the measured ceilings (median) it used."""
-    from gfbench.measure.roofline import bandwidth, ceiling_key, matmul_peak
+def roofline_title(ceilings: dict | None, rows: list, tf32: bool = False) -> str:
+    """What the roofline table compares against: the measured ceilings (medians) it used, and
+    on CUDA whether fp32 rows ran with TF32 (then held to the tf32 ceiling)."""
+    from gfbench.measure.roofline import bandwidth, matmul_peak
 
     if not ceilings or ceilings.get("source") != "measured":
         return "roofline: no measured ceilings (achieved rates only)"
-    tf32 = "TF32 on" if any(ceiling_key(r.precision, str(r.device), True) == "tf32"
-                            and r.compute_share is not None for r in rows) else ""
-    peaks = ", ".join(f"{key} {matmul_peak(ceilings, key) / 1e9:.3g}"  # type: ignore[operator]
+    peaks = ", ".join(f"{key} {_sig3(matmul_peak(ceilings, key))}"
                       for key in ceilings.get("matmul_flops_s", {}))
-    bw = bandwidth(ceilings)
-    return (f"roofline vs measured ceilings: GEMM GMAC/s {peaks}{' (' + tf32 + ')' if tf32 else ''}"
-            f"; {ceilings.get('bandwidth_used')} {0 if bw is None else bw / 1e9:.3g} GB/s")
+    cuda_fp32 = any(r.precision == "fp32" and str(r.device).startswith("cuda") for r in rows)
+    mode = f" (fp32 rows: TF32 {'on' if tf32 else 'off'})" if cuda_fp32 else ""
+    return (f"roofline vs measured ceilings (medians): GEMM MAC/s {peaks}{mode}; "
+            f"{ceilings.get('bandwidth_used')} {_sig3(bandwidth(ceilings))}B/s")
 
 
 def complexity_notes(rows: list) -> list[str]:
@@ -371,13 +369,13 @@ def exponents_table(exponents: list) -> Table:
 
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
                             title: str, warnings: list[str] | tuple = (),
-                            ceilings: dict | None = None) -> None:
+                            ceilings: dict | None = None, tf32: bool = False) -> None:
     """The table, the roofline of the timed rows, the scaling exponents, the FLOP convention,
     the files written and one yellow line per warning about the timings."""
     console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
-    roofline = roofline_table(rows, roofline_title(ceilings, rows))
+    roofline = roofline_table(rows, roofline_title(ceilings, rows, tf32))
     if roofline is not None:
         console.print()
         console.print(roofline)
@@ -399,7 +397,7 @@ def print_complexity_run(report) -> None:
     from gfbench.defaults import FLOP_CONVENTION
 
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
-                            report.title, report.warnings, report.ceilings)
+                            report.title, report.warnings, report.ceilings, report.tf32_matmul)
     print_sweep_outcome(report)
 
 
@@ -408,13 +406,8 @@ def print_complexity_run(report) -> None:
 CEILING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
-def _rate(value: float | None, unit: float) -> str:
-    """A rate in the unit (1e9: G, 1e12: T), 3 significant figures; '-' when missing."""
-    return "-" if value is None else f"{value / unit:.3g}"
-
-
 def ceilings_table(ceilings: dict, spec: dict | None) -> Table:
-    """Measured ceilings, p10/p50/p90 per kernel (GMAC/s, GB/s), with the vendor spec beside
+    """Measured ceilings, p10/p50/p90 per kernel (MAC/s, B/s), with the vendor spec beside
     them (labelled) where the device matched a known kind."""
     threads = f", {ceilings['threads']} threads" if ceilings.get("threads") else ""
     table = Table(title=f"ceilings of {ceilings['device_name']}{threads}, measured",
@@ -428,27 +421,27 @@ def ceilings_table(ceilings: dict, spec: dict | None) -> Table:
         n = sizes.get(f"gemm_n_{key}")
         peak = spec["matmul_flops_s"].get(key) if spec else None
         table.add_row(f"{key} GEMM n={n}" if n else f"{key} GEMM",
-                      "GMAC/s", *(_rate(spread[q], 1e9) for q in ("p10", "p50", "p90")),
-                      *([_rate(peak, 1e9)] if spec else []))
+                      "MAC/s", *(_sig3(spread[q]) for q in ("p10", "p50", "p90")),
+                      *([_sig3(peak)] if spec else []))
     for key, spread in ceilings["bandwidth_bytes_s"].items():
         used = " (roofline)" if key == ceilings.get("bandwidth_used") else ""
-        table.add_row(key + used, "GB/s", *(_rate(spread[q], 1e9) for q in ("p10", "p50", "p90")),
-                      *([_rate(spec["bandwidth_bytes_s"], 1e9)] if spec else []))
+        table.add_row(key + used, "B/s", *(_sig3(spread[q]) for q in ("p10", "p50", "p90")),
+                      *([_sig3(spec["bandwidth_bytes_s"])] if spec else []))
     return table
 
 
 def specs_table(specs: list[dict]) -> Table:
     """Vendor specs (dense peaks as multiply-adds, bandwidth), labelled: never measurements."""
-    table = Table(title="vendor specs (not measured): dense TMAC/s (vendor TFLOPS / 2), TB/s",
+    table = Table(title="vendor specs (not measured): dense MAC/s (vendor FLOPS / 2), B/s",
                   title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 1, 0, 0))
-    for column in ("kind", *CEILING_PRECISIONS, "TB/s"):
+    for column in ("kind", *CEILING_PRECISIONS, "B/s"):
         table.add_column(column, justify="left" if column == "kind" else "right",
                          no_wrap=column != "kind", overflow="fold")
     for spec in specs:
         peaks = spec["matmul_flops_s"]
-        table.add_row(spec["kind"], *(_rate(peaks.get(p), 1e12) for p in CEILING_PRECISIONS),
-                      _rate(spec["bandwidth_bytes_s"], 1e12))
+        table.add_row(spec["kind"], *(_sig3(peaks.get(p)) for p in CEILING_PRECISIONS),
+                      _sig3(spec["bandwidth_bytes_s"]))
     return table
 
 

@@ -48,6 +48,7 @@ class ComplexityReport:
     is_main: bool = True  # under torchrun only rank 0 reports
     status_counts: dict[str, int] = field(default_factory=dict)
     ceilings: dict[str, Any] | None = None  # the run's measured ceilings (or why none)
+    tf32_matmul: bool = False  # fp32 matmuls on CUDA ran as TF32 (held to the tf32 ceiling)
 
     @property
     def failed(self) -> bool:
@@ -95,4 +96,4 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
     warnings += [w for w in [ceilings_warning(outcome.ceilings, rows)] if w]
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
-                            dict(outcome.counts()), outcome.ceilings)
+                            dict(outcome.counts()), outcome.ceilings, outcome.tf32_matmul)

@@ -75,6 +75,7 @@ class SweepOutcome:
     run_id: str = ""
     notes: list[str] = field(default_factory=list)
     ceilings: dict[str, Any] | None = None  # the run's provenance.extra["ceilings"]
+    tf32_matmul: bool = False  # the run's provenance.tf32_matmul
 
     def counts(self) -> Counter:
         """Rows by status, over the settings this run planned."""
@@ -296,7 +297,8 @@ def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, Complex
            runner: SettingRunner) -> SweepOutcome:
     """run_sweep with its writer open: measure this rank's share, then merge on rank 0."""
     outcome = SweepOutcome(rows=[], path=writer.json_path, run_id=writer.run_id,
-                           ceilings=writer.provenance.extra.get("ceilings"))
+                           ceilings=writer.provenance.extra.get("ceilings"),
+                           tf32_matmul=writer.provenance.tf32_matmul)
     try:
         for setting in _my_settings(plan.settings, plan.dist):
             if setting.key() in existing:
@@ -307,7 +309,7 @@ def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, Complex
             if on_start:
                 on_start(setting)
             row = runner(setting, plan.options)
-            fill_roofline(row, outcome.ceilings, writer.provenance.tf32_matmul)
+            fill_roofline(row, outcome.ceilings, outcome.tf32_matmul)
             writer.add(row)
             outcome.measured += 1
             if on_row:
