@@ -464,6 +464,8 @@ def print_ceilings(report) -> None:
     for spec in report.specs:
         console.print(f"[dim]spec {spec['kind']}: {spec['reference']}[/]", highlight=False,
                       soft_wrap=True)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def print_sweep_outcome(report) -> None:

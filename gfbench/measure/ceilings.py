@@ -320,6 +320,7 @@ class CeilingsReport:
 
     ceilings: Ceilings | None = None
     specs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a busy machine (tables only)
 
     def as_json(self) -> dict[str, Any]:
         """The ceilings' own shape (plus "spec" where a spec matched), or {"specs": [...]}."""
@@ -332,6 +333,7 @@ class CeilingsReport:
 def run_ceilings(request: CeilingsRequest) -> CeilingsReport:
     """Vendor specs (--spec), or this machine's ceilings measured on the resolved device."""
     from gfbench.device import use_device
+    from gfbench.measure.quality import available_cores, busy_warning, load_average
 
     if request.spec is not None:
         kinds = KNOWN_DEVICES.values() if request.spec == "all" else [KNOWN_DEVICES[request.spec]]
@@ -341,9 +343,11 @@ def run_ceilings(request: CeilingsRequest) -> CeilingsReport:
     if request.threads is not None:
         set_threads(request.threads)
     device = use_device(request.device)
+    load_at_start = load_average()
     ceilings = measure_ceilings(str(device), request.repeat)
     kind = kind_for_name(ceilings.device_name) if device.type == "cuda" else None
-    return CeilingsReport(ceilings, [spec_json(kind)] if kind else [])
+    busy = busy_warning([load_at_start, load_average()], available_cores(), ceilings.threads)
+    return CeilingsReport(ceilings, [spec_json(kind)] if kind else [], [busy] if busy else [])
 
 
 def measured(ceilings: dict[str, Any] | None) -> bool:

@@ -218,3 +218,16 @@ def test_cuda_without_cuda_is_one_line(monkeypatch, capsys):
     code, captured = _cli(monkeypatch, capsys, "--device", "cuda")
     assert code == 1 and captured.err.strip().endswith("no CUDA device is available here "
                                                        "(use cpu)")
+
+
+@pytest.mark.parametrize(("load", "warned"), [(1e3, True), (0.0, False)])
+def test_a_busy_machine_is_named_under_the_table(monkeypatch, load, warned):
+    from gfbench.measure import quality
+
+    monkeypatch.setattr(quality, "load_average", lambda: [load, load, load])
+    monkeypatch.setattr(ceilings, "measure_ceilings", lambda device, repeat: ceilings.Ceilings(
+        "cpu", "cpu: test", 2, {"fp32": {"p10": 1.0, "p50": 2.0, "p90": 3.0}}, {}))
+    report = ceilings.run_ceilings(ceilings.CeilingsRequest(device="cpu"))
+    assert bool(report.warnings) == warned
+    assert all("busy machine" in w and "1000.00" in w for w in report.warnings)
+    assert "warnings" not in report.as_json()  # the JSON keeps the ceilings' shape
