@@ -227,7 +227,11 @@ def _record_ceilings(writer: ResultsWriter, plan: SweepPlan, function: str) -> N
     timed = "latency" in plan.options.metrics and plan.device != "meta"
     if not timed or measured(writer.provenance.extra.get("ceilings")):
         return
-    result = call_in_child(function, {"device": plan.device}, threads=torch.get_num_threads())
+    try:
+        result = call_in_child(function, {"device": plan.device},
+                               threads=torch.get_num_threads())
+    except KeyboardInterrupt:  # Ctrl-C before any setting: the run keeps what it holds
+        raise RunInterrupted(writer.saved, writer.json_path, writer.run_id) from None
     writer.provenance.extra["ceilings"] = (result.value.as_json() if result.ok
                                            else no_ceilings(result.error))
     writer.flush()

@@ -219,3 +219,16 @@ def test_a_count_only_run_records_no_ceilings(tmp_path):
     outcome = run_sweep(_plan(tmp_path),
                         functions=ChildFunctions(ceilings="child_steps:failing_ceilings"))
     assert "ceilings" not in read_results(outcome.path)[0].extra and outcome.ceilings is None
+
+
+def test_ctrl_c_while_the_ceilings_are_measured_keeps_the_run_and_says_so(tmp_path, monkeypatch):
+    from gfbench.measure import sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "call_in_child", interrupted)
+    with pytest.raises(RunInterrupted) as info:
+        run_sweep(_plan(tmp_path, **TIMED))
+    assert info.value.rows_kept == 0 and info.value.run_id == "0001"
+    assert info.value.path.exists() and not info.value.path.with_suffix(".lock").exists()
