@@ -11,6 +11,11 @@ DEFAULT_TOKENS = ("14", "28", "56")  # token grids of bare mixers (224, 448, 896
 NATIVE = "native"  # --res native: each model's pretrained input size
 DEFAULT_OUT = Path("runs")  # every command's default output folder (git ignores it)
 PRECISION_NAMES = ("fp32", "bf16", "fp16")  # fp32 runs without autocast
+# The crossover (gfbench.measure.crossover): which curves the global filter is set against.
+# Names match by prefix after lower-casing and "-" -> "_" (gfnet_xs, deit_s, vit_small_...);
+# mixer rows pair with mixers and model rows with models.
+FFT_FAMILY = ("global_filter", "gfnet")  # the fast-filter kernel is the same mixer, impl fast
+FFT_RIVALS = ("attention", "spatial_mlp", "deit", "vit", "resmlp")  # attention-like, spatial MLP
 # The Fourier heat map (gfbench.robustness.fourier, Yin et al. 2019): the paper's ImageNet norm,
 # and 15 x 15 frequencies (113 parts after mirroring, about 1.5x ImageNet-C's 75) rather than
 # the paper's 224 x 224 (25,090 parts).

@@ -367,11 +367,33 @@ def exponents_table(exponents: list) -> Table:
     return table
 
 
+def crossover_table(crossovers: list) -> Table:
+    """Per pair of the global filter and a rival, and metric: where one curve drops below the
+    other between the sizes measured (with the range the p10–p90 bands allow), or why not."""
+    from gfbench.measure.crossover import CROSSOVER_METRICS
+
+    table = Table(title="crossover: the N where the global filter and a rival change order, "
+                  "between the two sizes that bracket it (power law through each pair)",
+                  title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
+    batches = len({c.batch_size for c in crossovers}) > 1
+    cells = [(f"{c.first} vs {c.second}" + (f" b{c.batch_size}" if batches else ""),
+              CROSSOVER_METRICS[c.metric][0], c.verdict) for c in crossovers]
+    for i, column in enumerate(("pair", "metric")):
+        table.add_column(column, no_wrap=True,
+                         min_width=max([len(column), *(len(cell[i]) for cell in cells)]))
+    table.add_column("crossover", ratio=1, overflow="fold")
+    for cell in cells:
+        table.add_row(*cell)
+    return table
+
+
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
                             title: str, warnings: list[str] | tuple = (),
-                            ceilings: dict | None = None, tf32: bool = False) -> None:
-    """The table, the roofline of the timed rows, the scaling exponents, the FLOP convention,
-    the files written and one yellow line per warning about the timings."""
+                            crossovers: list | tuple = (), ceilings: dict | None = None,
+                            tf32: bool = False) -> None:
+    """The table, the roofline of the timed rows, the scaling exponents and crossovers, the FLOP
+    convention, the files written and one yellow line per warning about the timings."""
     console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
@@ -382,6 +404,9 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if exponents:
         console.print()
         console.print(exponents_table(exponents))
+    if crossovers:
+        console.print()
+        console.print(crossover_table(list(crossovers)))
     forward = " of the forward pass only (train mode times forward + backward)" \
         if any(r.mode == "train" for r in rows) else ""
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}[/]",
@@ -397,7 +422,8 @@ def print_complexity_run(report) -> None:
     from gfbench.defaults import FLOP_CONVENTION
 
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
-                            report.title, report.warnings, report.ceilings, report.tf32_matmul)
+                            report.title, report.warnings, report.crossovers,
+                            report.ceilings, report.tf32_matmul)
     print_sweep_outcome(report)
 
 

@@ -220,3 +220,23 @@ def test_reparam_with_mixers_fails_in_one_line(monkeypatch, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "--reparam applies to --models" in err
+
+
+def test_crossovers_follow_the_exponents_and_go_into_json(tmp_path):
+    result = runner.invoke(app, [*MIXER_ARGS, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    flops = {(r["name"], r["tokens"]): r["flops"] for r in payload["rows"]}
+    found = {(c["first"], c["second"]): c for c in payload["crossovers"]
+             if c["metric"] == "flops"}
+    assert set(found) == {("global_filter", "attention"), ("global_filter", "spatial_mlp")}
+    for (first, second), item in found.items():
+        # at dim 64 the global filter counts fewer FLOPs at 7², 14² and 28²: no crossing
+        assert all(flops[(first, n)] < flops[(second, n)] for n in (49, 196, 784))
+        assert item["tokens"] is None and item["below_after"] is True
+        assert item["verdict"] == (f"not within the sizes measured: {first} below {second} "
+                                   "at every size (N 49–784)")
+    text = runner.invoke(app, [*MIXER_ARGS, "--out", str(tmp_path)], env={"COLUMNS": "120"})
+    table = text.output[text.output.index("crossover: the N where"):]
+    assert "global_filter vs attention" in table and "not within the sizes measured" in table
+    assert text.output.index("k in cost ≈ a·N^k") < text.output.index("crossover: the N")

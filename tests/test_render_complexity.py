@@ -40,3 +40,20 @@ def test_train_mode_labels_the_flops_as_forward_only(monkeypatch):
     assert "fwd FLOPs" in text
     assert "FLOPs per image of the forward pass only (train mode times forward + backward)" \
         in text
+
+
+def test_the_crossover_table_names_pair_metric_and_verdict():
+    from gfbench.measure.crossover import crossovers
+    from gfbench.render import crossover_table
+
+    rows = [ComplexityRow(subject="mixer", name=name, res_h=side, res_w=side, tokens=side**2,
+                          batch_size=1, precision="fp32", mode="infer", device="cpu", dim=64,
+                          flops=a * side**(2 * k))
+            for name, a, k in (("global_filter", 40.0, 1.1), ("attention", 0.05, 2.0))
+            for side in (7, 28, 112)]
+    text = _text(crossover_table(crossovers(rows)))
+    flops = next(line for line in text.splitlines() if " FLOPs " in line)
+    # 40 N^1.1 = 0.05 N^2 at N = 800^(1/0.9) ≈ 1,681.3
+    assert flops.split()[:4] == ["global_filter", "vs", "attention", "FLOPs"]
+    assert "global_filter drops below attention at N≈1,681" in text
+    assert "not timed" in text and "no bytes" in text

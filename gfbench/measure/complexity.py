@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from gfbench.defaults import FLOP_CONVENTION
 from gfbench.distributed import init_distributed, shutdown_distributed
+from gfbench.measure.crossover import Crossover, crossovers
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.quality import available_cores, load_average, timing_warnings
 from gfbench.measure.roofline import ceilings_warning
@@ -47,6 +48,7 @@ class ComplexityReport:
     skipped: int = 0  # settings already in the resumed run
     is_main: bool = True  # under torchrun only rank 0 reports
     status_counts: dict[str, int] = field(default_factory=dict)
+    crossovers: list[Crossover] = field(default_factory=list)  # global filter against rivals
     ceilings: dict[str, Any] | None = None  # the run's measured ceilings (or why none)
     tf32_matmul: bool = False  # fp32 matmuls on CUDA ran as TF32 (held to the tf32 ceiling)
 
@@ -61,20 +63,22 @@ class ComplexityReport:
         return summary_line(self.rows)
 
     def as_json(self) -> dict[str, Any]:
-        """What --json prints: files, run, convention, rows, exponents, warnings and the
-        ceilings the roofline fields were computed against."""
+        """What --json prints: files, run, convention, rows, exponents, crossovers, warnings
+        and the ceilings the roofline fields were computed against."""
         return {"files": [str(p) for p in self.files], "run_id": self.run_id,
                 "flop_convention": FLOP_CONVENTION, "summary": self.status_counts,
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "exponents": [dataclasses.asdict(e) for e in self.exponents],
+                "crossovers": [dataclasses.asdict(c) for c in self.crossovers],
                 "warnings": self.warnings, "ceilings": self.ceilings}
 
 
 def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = None
                    ) -> ComplexityReport:
     """Validate the request (GfbenchError, one line), measure every setting into a new run (or
-    the one --resume names) and fit the exponents. Ctrl-C raises RunInterrupted; under torchrun
-    the ranks share the settings and rank 0's report holds the run."""
+    the one --resume names), fit the exponents and find the crossovers. Ctrl-C raises
+    RunInterrupted; under torchrun the ranks share the settings and rank 0's report holds
+    the run."""
     dist = init_distributed("cpu")  # gloo: the ranks only wait for each other
     progress = progress if dist.is_main else None  # rank 0 speaks for the job
     try:
@@ -96,4 +100,5 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
     warnings += [w for w in [ceilings_warning(outcome.ceilings, rows)] if w]
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
-                            dict(outcome.counts()), outcome.ceilings, outcome.tf32_matmul)
+                            dict(outcome.counts()), crossovers(rows), outcome.ceilings,
+                            outcome.tf32_matmul)

@@ -23,7 +23,7 @@ from gfbench.plot.complexity import (
     resolution_label,
     si_text,
 )
-from gfbench.plot.load import NothingToPlotError, settings_of
+from gfbench.plot.load import NothingToPlotError, Setting, settings_of
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -192,8 +192,35 @@ def fits_table(figure: ComplexityFigure) -> pd.DataFrame:
     } for f in figure.fits]))
 
 
+def crossover_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The crossovers of the global filter against its rivals in one setting, as the report
+    lists them (empty when no pair was measured at two sizes)."""
+    from gfbench.measure.crossover import CROSSOVER_METRICS, crossovers
+
+    return formatted(pd.DataFrame([{
+        "pair": f"{c.first} vs {c.second}", "impl": c.impl, "batch": c.batch_size,
+        "metric": CROSSOVER_METRICS[c.metric][0],
+        "N": "" if c.tokens is None else f"{c.tokens:,.0f}",
+        "range (p10–p90)": "" if c.low is None or c.low == c.high
+        else f"{c.low:,.0f}–{c.high:,.0f}", "verdict": c.verdict,
+    } for c in crossovers(list(rows.itertuples()))]))
+
+
+def _roofline_blocks(subject: str, setting: Setting, rows: pd.DataFrame, ceilings: dict[str, Any],
+                     pictures: _FigureWriter, notes: list[str]) -> list[Picture]:
+    """The roofline figure of one setting, or a note saying why there is none."""
+    from gfbench.plot.roofline import roofline_figure, roofline_problem, setting_ceilings
+
+    if (problem := roofline_problem(rows)):
+        notes.append(f"{subject}s on {setting.title()}: no roofline figure ({problem})")
+        return []
+    measured, why_none = setting_ceilings(rows, ceilings, setting.precision)
+    return [pictures.picture(roofline_figure(subject, setting, rows, measured, why_none))]
+
+
 def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _FigureWriter,
-                         notes: list[str]) -> list[Section]:
+                         notes: list[str], ceilings: dict[str, Any] | None = None
+                         ) -> list[Section]:
     """One section per (models or mixers, setting): figures, fitted exponents, the rows."""
     sections = []
     for subject, setting, rows in settings_of(frame):
@@ -214,6 +241,13 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
         if figures and figures[0].fits:
             section.blocks.append(Table("Fitted exponents (larger half of N; the legends show "
                                         "the same k)", fits_table(figures[0])))
+        if not (crossing := crossover_frame(rows)).empty:
+            section.blocks.append(Table("Crossovers: the N where the global filter and a rival "
+                                        "change order, between the two sizes that bracket it",
+                                        crossing))
+        if not plotted.empty:
+            section.blocks.extend(_roofline_blocks(subject, setting, plotted, ceilings or {},
+                                                   pictures, notes))
         section.blocks.append(Table("Rows (one per measured setting; OOM rows have counted "
                                     "FLOPs and parameters only)",
                                     complexity_table(rows, setting.mode)))
@@ -419,7 +453,9 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
                               else loaded.base / "plots")
     pictures = _FigureWriter(out, options.formats)
     with style_context():
-        sections = _complexity_sections(complexity, options, pictures, notes)
+        ceilings = {str(run.path): (run.provenance.extra or {}).get("ceilings")
+                    for run in loaded.runs_of("complexity")}
+        sections = _complexity_sections(complexity, options, pictures, notes, ceilings)
         sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
         sections += breakdown_sections(breakdown, pictures)
