@@ -473,17 +473,18 @@ def specs_table(specs: list[dict]) -> Table:
 
 def print_ceilings(report) -> None:
     """`gfbench ceilings`: the measured table (spec beside it) or the specs, and the sources."""
-    from gfbench.measure.ceilings import GEMM_MIN_S, STREAM_FACTOR
+    from gfbench.measure.ceilings import GEMM_MAX_S, GEMM_MIN_S, STREAM_FACTOR
 
     if report.ceilings is not None:
         ceilings = report.ceilings.as_json()
         console.print(ceilings_table(ceilings, report.specs[0] if report.specs else None))
         for precision, reason in ceilings["skipped"].items():
             console.print(f"{precision} not measured: {reason}", highlight=False, soft_wrap=True)
-        console.print(f"[dim]GEMM: n^3 multiply-adds, n grown until a call takes "
-                      f"{GEMM_MIN_S * 1000:.0f} ms; copy 2, triad 3 arrays moved, each "
-                      f"{STREAM_FACTOR}x the last-level cache; rates p10/p50/p90 over the "
-                      "timed calls. The roofline uses the triad's and the GEMM's medians.[/]",
+        console.print(f"[dim]GEMM: n^3 multiply-adds, n grown until its rate settles with a "
+                      f"call of {GEMM_MIN_S * 1000:.0f}-{GEMM_MAX_S * 1000:.0f} ms; copy 2, "
+                      f"triad 3 arrays moved, each {STREAM_FACTOR}x the last-level cache; "
+                      "rates p10/p50/p90 over the timed calls. The roofline uses the triad's "
+                      "and the GEMM's medians.[/]",
                       highlight=False, soft_wrap=True)
     else:
         console.print(specs_table(report.specs))

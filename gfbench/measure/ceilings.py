@@ -9,14 +9,16 @@ roofline/software/ert/) does it: by timing micro-kernels on the device, never by
 datasheet. A vendor spec (gfbench.hardware) is shown beside a measurement, labelled "spec".
 
 * Compute: one square GEMM ``torch.mm`` per precision, n x n x n = n^3 multiply-adds (the FLOP
-  convention). n grows from 256 by 1.5x (rounded to a multiple of 128) until the fastest of
-  3 calls (after a first that touches fresh memory) takes at least ``GEMM_MIN_S`` (20 ms), so
-  a timed call takes 20-70 ms; it stops at ``GEMM_N_RANGE``'s cap (8192 on the CPU, 16384 on CUDA,
-  3 GiB in fp32, where a tensor-core GEMM may take under 20 ms: still far above the resolution
-  of CUDA events). Larger GEMMs run closer to the peak, so the size is the largest the time
-  budget affords, not a fixed one. On CUDA fp32 runs
-  with TF32 off and "tf32" with it on; on the CPU bf16 runs only where the CPU has bf16
-  instructions (avx512_bf16 / amx_bf16, Arm's bf16), else it would time an emulation.
+  convention). Larger GEMMs run closer to the peak (a call's fixed costs, such as waking the
+  threads, weigh less), so n grows from 256 by 1.5x (a multiple of 128), each size timed by the
+  fastest of 3 calls after a first that touches fresh memory, and stops at the first size whose
+  call takes at least ``GEMM_MIN_S`` (20 ms) and whose rate gains less than ``GEMM_GAIN``
+  (10%) on the size before: the rate has settled. A size whose call would pass
+  ``GEMM_MAX_S`` (100 ms) is not taken (the one before is), nor one past ``GEMM_N_RANGE``'s cap
+  (8192 on the CPU; 16384 on CUDA, 3 GiB in fp32, where a tensor-core GEMM may take under
+  20 ms, still far above the resolution of CUDA events). On CUDA fp32 runs with TF32 off
+  and "tf32" with it on; on the CPU bf16 runs only where the CPU has bf16 instructions
+  (avx512_bf16 / amx_bf16, Arm's bf16), else it would time an emulation.
 * Bandwidth: STREAM's (McCalpin, https://www.cs.virginia.edu/stream/) copy ``a = b`` (2 arrays
   moved) and triad ``a = b + s*c`` (3 arrays; ``torch.add(b, c, alpha=s, out=a)``, one
   kernel), counted as STREAM counts them: bytes read plus bytes written, write-allocate
@@ -56,7 +58,9 @@ from gfbench.measure.timing import (
 )
 
 GEMM_MIN_S = 0.02  # one GEMM call at least: long against the clock, short for a quick run
-GEMM_GROWTH = 1.5  # sizes tried grow by it: a call then takes 20 ms to ~70 ms
+GEMM_MAX_S = 0.1  # one GEMM call at most (the size before is taken)
+GEMM_GAIN = 0.1  # a rate gaining less than this on the size before has settled
+GEMM_GROWTH = 1.5  # sizes tried grow by it (time by 3.4)
 GEMM_N_RANGE = {"cpu": (256, 8192), "cuda": (256, 16384)}  # 16384 fp32: 3 GiB on a GPU
 PROBE_CALLS = 3  # calls timed per size tried (their fastest decides)
 GEMM_MULTIPLE = 128  # n rounded to it: a whole number of every BLAS tile
@@ -132,6 +136,22 @@ def grow_gemm_size(n: int, bounds: tuple[int, int]) -> int:
     within ``bounds``."""
     grown = -(-int(n * GEMM_GROWTH) // GEMM_MULTIPLE) * GEMM_MULTIPLE
     return min(max(grown, bounds[0]), bounds[1])
+
+
+def choose_gemm_size(seconds_of: Callable[[int], float],
+                     bounds: tuple[int, int] = GEMM_N_RANGE["cpu"]) -> int:
+    """The GEMM size the measurement times, given the time of one call of each size tried
+    (module docstring: grow until the call is long enough and the rate has settled)."""
+    n, before, rate_before = bounds[0], None, 0.0
+    while True:
+        seconds = seconds_of(n)
+        if before is not None and seconds > GEMM_MAX_S:
+            return before
+        rate = gemm_macs(n) / max(seconds, 1e-12)
+        settled = seconds >= GEMM_MIN_S and rate < rate_before * (1 + GEMM_GAIN)
+        if settled or n >= bounds[1]:
+            return n
+        before, rate_before, n = n, rate, grow_gemm_size(n, bounds)
 
 
 def stream_elements(cache: int | None, itemsize: int = 4) -> int:
@@ -224,18 +244,16 @@ def _gemm_step(n: int, dtype: torch.dtype, device: torch.device) -> Step:
 
 
 def _gemm_size(dtype: torch.dtype, device: torch.device, clock: WallClock) -> int:
-    """The first n (growing from 256) whose fastest of PROBE_CALLS calls after the first takes
-    GEMM_MIN_S (one call slowed by another process does not stop the growth), or the cap."""
-    bounds = GEMM_N_RANGE["cuda" if device.type == "cuda" else "cpu"]
-    n = bounds[0]
-    while n < bounds[1]:
+    """choose_gemm_size on this device: each size's time is the fastest of PROBE_CALLS calls
+    after a first (one call slowed by another process does not decide)."""
+
+    def seconds_of(n: int) -> float:
         step = _gemm_step(n, dtype, device)
         step()  # the first call touches fresh memory and loads kernels: not the size's time
         clock.synchronize()
-        if min(clock.time_calls(step, PROBE_CALLS, lambda: None)) / 1000.0 >= GEMM_MIN_S:
-            break
-        n = grow_gemm_size(n, bounds)
-    return n
+        return min(clock.time_calls(step, PROBE_CALLS, lambda: None)) / 1000.0
+
+    return choose_gemm_size(seconds_of, GEMM_N_RANGE["cuda" if device.type == "cuda" else "cpu"])
 
 
 def _bandwidth(device: torch.device, elements: int, clock: WallClock, repeat: int,

@@ -84,8 +84,27 @@ class CubicClock(WallClock):
         return [1000.0, *times[1:]] if self.slow_first else times
 
 
+def test_the_gemm_grows_until_its_rate_settles_with_a_call_of_20_to_100_ms():
+    def constant_rate(n):  # 1e9 MAC/s at every size
+        return n**3 / 1e9
+
+    def woken_threads(n):  # 30 ms per call to wake the threads, then 4e10 MAC/s
+        return 0.03 + n**3 / 4e10
+
+    def fast(n):  # a GPU: every size under 20 ms
+        return n**3 / 1e15
+
+    # by hand: 256 -> 16.8 ms (short), 384 -> 56.6 ms at the same rate: settled
+    assert ceilings.choose_gemm_size(constant_rate, (256, 8192)) == 384
+    # 256, 384, 640, 1024 each gain > 10% in rate (0.55, 1.8, 7.2, 18.9 GMAC/s); 1536 would
+    # take 114 ms > 100 ms: the size before
+    assert ceilings.choose_gemm_size(woken_threads, (256, 8192)) == 1024
+    assert ceilings.choose_gemm_size(fast, (256, 16384)) == 16384  # the cap
+    assert ceilings.choose_gemm_size(lambda n: 5.0, (256, 8192)) == 256  # the first is slow
+
+
 @pytest.mark.parametrize("slow_first", [False, True], ids=["quiet", "one slow call"])
-def test_the_gemm_is_the_first_size_whose_call_takes_20_ms(monkeypatch, slow_first):
+def test_each_size_is_timed_by_its_fastest_call(monkeypatch, slow_first):
     sizes: list[int] = []
     make = ceilings._gemm_step
     monkeypatch.setattr(ceilings, "_gemm_step",
