@@ -31,6 +31,7 @@ from gfbench.options import (
     parse_out,
     parse_precision,
     parse_sizes,
+    parse_spec,
 )
 from gfbench.render import console, print_error
 
@@ -281,6 +282,33 @@ def complexity_command(
         report = _run(run_complexity, request, progress)
     if report.is_main:
         _show(report, as_json, quiet, print_complexity_run)
+
+
+# --- ceilings ---
+
+
+@app.command("ceilings")
+def ceilings_command(
+    device: Device = "auto",
+    threads: Threads = None,
+    repeat: Annotated[int, typer.Option(
+        help="Timed calls per kernel (the default takes ~3 s on 2 CPU cores); more for tighter "
+        "percentiles.")] = 10,
+    spec: Annotated[str | None, typer.Option(
+        "--spec", metavar="KIND", parser=parse_spec, help="Print a vendor spec instead of "
+        "measuring: a known kind (h100-sxm, a100-80gb, ...) or all. Needs no device.")] = None,
+    quiet: Quiet = False, as_json: Json = False,
+) -> None:
+    """Measure this machine's ceilings: GEMM multiply-adds per second per precision (CPU fp32
+    and bf16; CUDA fp32 with TF32 off, tf32, bf16, fp16) and STREAM copy/triad bandwidth, each
+    as p10/p50/p90. On a known GPU the vendor spec is shown beside them, labelled "spec".
+    `gfbench complexity` measures them before its timed settings and records them in the run.
+    """
+    from gfbench.measure.ceilings import CeilingsRequest, run_ceilings
+    from gfbench.render import print_ceilings
+
+    request = CeilingsRequest(**_fields(CeilingsRequest, locals()))
+    _show(_run(run_ceilings, request), as_json, quiet, print_ceilings)
 
 
 # --- breakdown ---

@@ -86,6 +86,17 @@ def parse_device(text: str) -> str:
     return value
 
 
+def parse_spec(text: str) -> str:
+    """--spec: a known device kind (gfbench.hardware, case ignored) or 'all'."""
+    from gfbench.hardware import KNOWN_DEVICES
+
+    value = text.strip().lower()
+    if value != "all" and value not in KNOWN_DEVICES:
+        raise GfbenchError(f"--spec {text!r} is not a known device kind; give all or one of "
+                           f"{', '.join(KNOWN_DEVICES)}")
+    return value
+
+
 def parse_out(text: str) -> Path:
     """--out: a folder in every command (gfbench names the files it writes there); a name
     ending in .json is refused rather than becoming a folder called x.json."""

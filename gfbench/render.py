@@ -273,6 +273,53 @@ def complexity_table(rows: list, title: str) -> Table:
     return table
 
 
+def _roofline_cells(row, batches: bool) -> list[str]:
+    """One roofline line: name, size, FLOP/B, MAC/s, shares, bound, floor ms, ratio."""
+    intensity = (row.flops / row.bytes if row.flops is not None and row.bytes else None)
+    size = _side(*row.sides()) + (f" b{row.batch_size}" if batches else "")
+    return [row.name, size, _ms(intensity), _sig3(row.achieved_flops_s),
+            *(_pct(None if share is None else 100 * share)
+              for share in (row.compute_share, row.bandwidth_share)), row.bound or "-",
+            _ms(row.roofline_ms), _ms(row.roofline_ratio)]
+
+
+def roofline_table(rows: list, title: str) -> Table | None:
+    """The roofline of every timed row against the run's measured ceilings (None when no row
+    has one): intensity, achieved rate, share of each ceiling, the bound and the gap to it."""
+    timed = [r for r in rows if r.achieved_flops_s is not None or r.bound]
+    if not timed:
+        return None
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    batches = len({r.batch_size for r in timed}) > 1
+    lines = [_roofline_cells(r, batches) for r in timed]
+    columns = ("name", "size", "FLOP/B", "MAC/s", "% peak", "% bw", "bound", "floor ms",
+               "ratio")
+    for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
+        widest = max([len(column), *(len(cells[i]) for cells in lines)])
+        table.add_column(column, justify="left" if column in ("name", "bound") else "right",
+                         no_wrap=column != "name", overflow="fold",
+                         min_width=None if column == "name" else widest)
+    for cells in lines:
+        table.add_row(*cells)
+    return table
+
+
+def roofline_title(ceilings: dict | None, rows: list, tf32: bool = False) -> str:
+    """What the roofline table compares against: the measured ceilings (medians) it used, and
+    on CUDA whether fp32 rows ran with TF32 (then held to the tf32 ceiling)."""
+    from gfbench.measure.roofline import bandwidth, matmul_peak
+
+    if not ceilings or ceilings.get("source") != "measured":
+        return "roofline: no measured ceilings (achieved rates only)"
+    peaks = ", ".join(f"{key} {_sig3(matmul_peak(ceilings, key))}"
+                      for key in ceilings.get("matmul_flops_s", {}))
+    cuda_fp32 = any(r.precision == "fp32" and str(r.device).startswith("cuda") for r in rows)
+    mode = f" (fp32 rows: TF32 {'on' if tf32 else 'off'})" if cuda_fp32 else ""
+    return (f"roofline vs measured ceilings (medians): GEMM MAC/s {peaks}{mode}; "
+            f"{ceilings.get('bandwidth_used')} {_sig3(bandwidth(ceilings))}B/s")
+
+
 def complexity_notes(rows: list) -> list[str]:
     """'* name res: message' for every row that carries an error or a warning."""
     return [f"* {r.name} {'x'.join(map(str, r.sides()))}: {r.error}" for r in rows if r.error]
@@ -358,12 +405,17 @@ def crossover_table(crossovers: list) -> Table:
 
 def print_complexity_report(rows: list, exponents: list, paths: list, convention: str,
                             title: str, warnings: list[str] | tuple = (),
-                            crossovers: list | tuple = ()) -> None:
-    """The table, the scaling exponents and crossovers under it, the FLOP convention, the
-    files written and one yellow line per warning about the timings."""
+                            crossovers: list | tuple = (), ceilings: dict | None = None,
+                            tf32: bool = False) -> None:
+    """The table, the roofline of the timed rows, the scaling exponents and crossovers, the FLOP
+    convention, the files written and one yellow line per warning about the timings."""
     console.print(complexity_table(rows, title))
     for note in complexity_notes(rows):
         console.print(note, highlight=False, soft_wrap=True)
+    roofline = roofline_table(rows, roofline_title(ceilings, rows, tf32))
+    if roofline is not None:
+        console.print()
+        console.print(roofline)
     if exponents:
         console.print()
         console.print(exponents_table(exponents))
@@ -393,8 +445,77 @@ def print_complexity_run(report) -> None:
     from gfbench.defaults import FLOP_CONVENTION
 
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
-                            report.title, report.warnings, report.crossovers)
+                            report.title, report.warnings, report.crossovers,
+                            report.ceilings, report.tf32_matmul)
     print_sweep_outcome(report)
+
+
+# --- ceilings ---
+
+CEILING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+
+
+def ceilings_table(ceilings: dict, spec: dict | None) -> Table:
+    """Measured ceilings, p10/p50/p90 per kernel (MAC/s, B/s), with the vendor spec beside
+    them (labelled) where the device matched a known kind."""
+    threads = f", {ceilings['threads']} threads" if ceilings.get("threads") else ""
+    table = Table(title=f"ceilings of {ceilings['device_name']}{threads}, measured",
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("kernel", "unit", "p10", "p50", "p90", *(["spec"] if spec else [])):
+        table.add_column(column, justify="left" if column in ("kernel", "unit") else "right",
+                         no_wrap=column != "kernel", overflow="fold")
+    sizes = ceilings.get("sizes", {})
+    for key, spread in ceilings["matmul_flops_s"].items():
+        n = sizes.get(f"gemm_n_{key}")
+        peak = spec["matmul_flops_s"].get(key) if spec else None
+        table.add_row(f"{key} GEMM n={n}" if n else f"{key} GEMM",
+                      "MAC/s", *(_sig3(spread[q]) for q in ("p10", "p50", "p90")),
+                      *([_sig3(peak)] if spec else []))
+    for key, spread in ceilings["bandwidth_bytes_s"].items():
+        used = " (roofline)" if key == ceilings.get("bandwidth_used") else ""
+        table.add_row(key + used, "B/s", *(_sig3(spread[q]) for q in ("p10", "p50", "p90")),
+                      *([_sig3(spec["bandwidth_bytes_s"])] if spec else []))
+    return table
+
+
+def specs_table(specs: list[dict]) -> Table:
+    """Vendor specs (dense peaks as multiply-adds, bandwidth), labelled: never measurements."""
+    table = Table(title="vendor specs (not measured): dense MAC/s (vendor FLOPS / 2), B/s",
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for column in ("kind", *CEILING_PRECISIONS, "B/s"):
+        table.add_column(column, justify="left" if column == "kind" else "right",
+                         no_wrap=column != "kind", overflow="fold")
+    for spec in specs:
+        peaks = spec["matmul_flops_s"]
+        table.add_row(spec["kind"], *(_sig3(peaks.get(p)) for p in CEILING_PRECISIONS),
+                      _sig3(spec["bandwidth_bytes_s"]))
+    return table
+
+
+def print_ceilings(report) -> None:
+    """`gfbench ceilings`: the measured table (spec beside it) or the specs, and the sources."""
+    from gfbench.measure.ceilings import GEMM_MAX_S, GEMM_MIN_S, STREAM_FACTOR
+
+    if report.ceilings is not None:
+        ceilings = report.ceilings.as_json()
+        console.print(ceilings_table(ceilings, report.specs[0] if report.specs else None))
+        for precision, reason in ceilings["skipped"].items():
+            console.print(f"{precision} not measured: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[dim]GEMM: n^3 multiply-adds, n grown until its rate settles with a "
+                      f"call of {GEMM_MIN_S * 1000:.0f}-{GEMM_MAX_S * 1000:.0f} ms; copy 2, "
+                      f"triad 3 arrays moved, each {STREAM_FACTOR}x the last-level cache; "
+                      "rates p10/p50/p90 over the timed calls. The roofline uses the triad's "
+                      "and the GEMM's medians.[/]",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print(specs_table(report.specs))
+    for spec in report.specs:
+        console.print(f"[dim]spec {spec['kind']}: {spec['reference']}[/]", highlight=False,
+                      soft_wrap=True)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def print_sweep_outcome(report) -> None:

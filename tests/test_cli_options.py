@@ -21,6 +21,7 @@ COMMANDS = {
     "breakdown": ["breakdown"],
     "robustness": ["robustness", "--ckpt", "missing.pth"],
     "plot": ["plot", "missing-folder"],
+    "ceilings": ["ceilings"],
 }
 BAD_VALUES = [  # option, bad value, what the one line must say, commands that take the option
     ("--models", "", "--models is empty", ("complexity", "breakdown")),
@@ -28,7 +29,7 @@ BAD_VALUES = [  # option, bad value, what the one line must say, commands that t
     ("--exclude", "", "--exclude is empty", ("complexity", "breakdown")),
     ("--res", "0x224", "--res '0x224' is not a size", ("complexity", "breakdown")),
     ("--res", "", "--res is empty", ("complexity", "breakdown")),
-    ("--device", "tpu", "--device 'tpu' is not one of", ("complexity", "robustness")),
+    ("--device", "tpu", "--device 'tpu' is not one of", ("complexity", "robustness", "ceilings")),
     ("--precision", "fp8", "--precision 'fp8' is not one of", ("complexity", "robustness")),
     ("--batch-size", "0", "--batch-size '0' is not a whole number", ("complexity", "robustness")),
     ("--batch-size", "", "--batch-size is empty", ("complexity", "robustness")),
@@ -65,7 +66,8 @@ def _click_command(name: str):
     return typer.main.get_command(cli.app).commands[name]
 
 
-@pytest.mark.parametrize("name", ["complexity", "breakdown", "robustness", "plot", "compare"])
+@pytest.mark.parametrize("name", ["complexity", "breakdown", "robustness", "plot", "compare",
+                                  "ceilings"])
 def test_every_command_that_writes_or_prints_results_takes_json_and_quiet(name):
     options = {opt for p in _click_command(name).params for opt in p.opts}
     assert {"--json", "--quiet"} <= options
@@ -92,7 +94,7 @@ def test_commands_are_thin():
     tree = ast.parse((PACKAGE / "cli.py").read_text())
     commands = [node for node in tree.body if isinstance(node, ast.FunctionDef)
                 and any("app.command" in ast.unparse(d) for d in node.decorator_list)]
-    assert len(commands) == 6
+    assert len(commands) == 7
     for node in commands:
         assert node.end_lineno - node.lineno + 1 < 40, node.name
 

@@ -192,3 +192,31 @@ def test_plot_report_lines_keep_long_paths_whole(monkeypatch, tmp_path):
     assert "…" not in text
     joined = text.replace("\n", "")  # soft-wrapped: the terminal wraps, nothing is cut
     assert str(figure) in joined and f"{DEIT}.json: row 3" in joined
+
+
+def test_roofline_and_ceilings_tables():
+    from gfbench.measure.roofline import fill_roofline
+
+    spread = {"p10": 4e14, "p50": 5e14, "p90": 5.1e14}
+    ceilings = {"source": "measured", "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3",
+                "threads": None, "matmul_flops_s": {"fp32": spread, "tf32": spread},
+                "bandwidth_bytes_s": {"copy": {"p10": 2e12, "p50": 2.5e12, "p90": 2.6e12},
+                                      "triad": {"p10": 2e12, "p50": 3e12, "p90": 3.1e12}},
+                "bandwidth_used": "triad", "skipped": {}, "sizes": {"gemm_n_fp32": 16384}}
+    rows = [r for r in complexity_rows() if r.status == "ok"]
+    for row in rows:
+        row.bytes = row.flops / 400  # 400 FLOP/B: above the ridge, 5e14 / 3e12 = 167
+        fill_roofline(row, ceilings)
+    first = rows[0]  # by hand: the bound is the larger of the two times of one call
+    floor_ms = max(first.flops * first.batch_size / 5e14,
+                   first.bytes * first.batch_size / 3e12) * 1000
+    title = render.roofline_title(ceilings, rows, tf32=False)
+    text = at_80(render.roofline_table(rows, title))
+    assert_whole(text, [DEIT, VIT, "gfnet-xs", "compute", "TF32 off"],
+                 ["400", "500T,", "3TB/s", f"{floor_ms:.3g}",
+                  f"{first.latency_ms_p50 / floor_ms:.0f}", f"{100 * first.compute_share:.1f}"])
+    table = at_80(render.ceilings_table(ceilings, {"matmul_flops_s": {"fp32": 3.35e13},
+                                                   "bandwidth_bytes_s": 3.35e12}))
+    assert_whole(table, ["fp32 GEMM n=16384", "triad (roofline)", "spec"],
+                 ["400T", "500T", "510T", "3T", "3.35T", "33.5T"])
+    assert render.roofline_table([r for r in complexity_rows() if r.status != "ok"], "") is None

@@ -15,6 +15,7 @@ from gfbench.distributed import init_distributed, shutdown_distributed
 from gfbench.measure.crossover import Crossover, crossovers
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.quality import available_cores, load_average, timing_warnings
+from gfbench.measure.roofline import ceilings_warning
 from gfbench.measure.scaling import Exponent, scaling_exponents
 from gfbench.measure.setting import Setting
 from gfbench.measure.sweep import complexity_title, planned_rows, run_sweep, summary_line
@@ -48,6 +49,8 @@ class ComplexityReport:
     is_main: bool = True  # under torchrun only rank 0 reports
     status_counts: dict[str, int] = field(default_factory=dict)
     crossovers: list[Crossover] = field(default_factory=list)  # global filter against rivals
+    ceilings: dict[str, Any] | None = None  # the run's measured ceilings (or why none)
+    tf32_matmul: bool = False  # fp32 matmuls on CUDA ran as TF32 (held to the tf32 ceiling)
 
     @property
     def failed(self) -> bool:
@@ -60,14 +63,14 @@ class ComplexityReport:
         return summary_line(self.rows)
 
     def as_json(self) -> dict[str, Any]:
-        """What --json prints: files, run, convention, rows, exponents, crossovers and
-        warnings."""
+        """What --json prints: files, run, convention, rows, exponents, crossovers, warnings
+        and the ceilings the roofline fields were computed against."""
         return {"files": [str(p) for p in self.files], "run_id": self.run_id,
                 "flop_convention": FLOP_CONVENTION, "summary": self.status_counts,
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "exponents": [dataclasses.asdict(e) for e in self.exponents],
                 "crossovers": [dataclasses.asdict(c) for c in self.crossovers],
-                "warnings": self.warnings}
+                "warnings": self.warnings, "ceilings": self.ceilings}
 
 
 def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = None
@@ -94,6 +97,8 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
         return ComplexityReport(rows, [], [], files, outcome.run_id, "", is_main=False)
     warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores(),
                                dist.local_world_size)
+    warnings += [w for w in [ceilings_warning(outcome.ceilings, rows)] if w]
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
-                            dict(outcome.counts()), crossovers(rows))
+                            dict(outcome.counts()), crossovers(rows), outcome.ceilings,
+                            outcome.tf32_matmul)

@@ -34,6 +34,7 @@ from gfbench.errors import GfbenchError, RunInterrupted
 from gfbench.measure.memory import CPU_METHOD, MMAP_THRESHOLD, MemoryResult
 from gfbench.measure.plan import SweepPlan
 from gfbench.measure.quality import load_average
+from gfbench.measure.roofline import fill_roofline
 from gfbench.measure.setting import (
     DEVICE_METRICS,
     Setting,
@@ -73,6 +74,8 @@ class SweepOutcome:
     children: list[int | None] = field(default_factory=list)
     run_id: str = ""
     notes: list[str] = field(default_factory=list)
+    ceilings: dict[str, Any] | None = None  # the run's provenance.extra["ceilings"]
+    tf32_matmul: bool = False  # the run's provenance.tf32_matmul
 
     def counts(self) -> Counter:
         """Rows by status, over the settings this run planned."""
@@ -95,6 +98,7 @@ class ChildFunctions:
     count: str = "gfbench.measure.setting:count_setting"
     time: str = "gfbench.measure.setting:time_setting"
     memory: str = "gfbench.measure.setting:cpu_memory_setting"
+    ceilings: str = "gfbench.measure.ceilings:measure_ceilings"
 
 
 def _failed_step(setting: Setting, result: CallResult) -> ComplexityRow:
@@ -195,33 +199,58 @@ def _merge_parts(writer: ResultsWriter) -> None:
         path.with_suffix(".csv").unlink(missing_ok=True)
 
 
-def _open_run(plan: SweepPlan) -> ResultsWriter:
-    """Rank 0's writer: a new run, or the run --resume names (its leftover parts merged)."""
+def _open_run(plan: SweepPlan, ceilings: str) -> ResultsWriter:
+    """Rank 0's writer: a new run, or the run --resume names (its leftover parts merged),
+    with the device's ceilings recorded (function ``ceilings``) where it times anything."""
     provenance = collect_provenance("complexity", device=plan.device,
                                     load_average_at_start=load_average(), **plan.extra)
     if plan.resume is None:
-        return new_run(plan.folder, plan.name, provenance)
-    writer = resume_run(find_run(plan.folder, plan.name, plan.resume), provenance)
+        writer = new_run(plan.folder, plan.name, provenance)
+    else:
+        writer = resume_run(find_run(plan.folder, plan.name, plan.resume), provenance)
     try:
         _merge_parts(writer)
+        _record_ceilings(writer, plan, ceilings)
     except BaseException:
         writer.close()
         raise
     return writer
 
 
-def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, ComplexityRow]]:
+def _record_ceilings(writer: ResultsWriter, plan: SweepPlan, function: str) -> None:
+    """Measure the device's ceilings once, before any timed setting, in a fresh child with the
+    timed steps' threads (never in the process that times), into provenance.extra["ceilings"].
+    Count-only runs record none; a resumed run keeps the ceilings it measured first; a child
+    that fails leaves the reason instead of a number (gfbench.measure.ceilings)."""
+    from gfbench.measure.ceilings import measured, no_ceilings
+
+    timed = "latency" in plan.options.metrics and plan.device != "meta"
+    if not timed or measured(writer.provenance.extra.get("ceilings")):
+        return
+    try:
+        result = call_in_child(function, {"device": plan.device},
+                               threads=torch.get_num_threads())
+    except KeyboardInterrupt:  # Ctrl-C before any setting: the run keeps what it holds
+        raise RunInterrupted(writer.saved, writer.json_path, writer.run_id) from None
+    writer.provenance.extra["ceilings"] = (result.value.as_json() if result.ok
+                                           else no_ceilings(result.error))
+    writer.flush()
+
+
+def _open_writer(plan: SweepPlan, ceilings: str
+                 ) -> tuple[ResultsWriter, dict[tuple, ComplexityRow]]:
     """This rank's writer (the run on rank 0; a part file beside it, named after the run rank
-    0 claimed, on the others) and the rows the run already holds, by key."""
+    0 claimed, on the others, with rank 0's ceilings) and the rows the run already holds."""
     dist = plan.dist
     writer, failure = None, None
     if dist.is_main:
         try:
-            writer = _open_run(plan)
+            writer = _open_run(plan, ceilings)
         except GfbenchError as exc:
             failure = exc
-    stem, message = broadcast_object(
-        (writer.stem, None) if writer is not None else (None, str(failure)), dist)
+    stem, message, measured = broadcast_object(
+        (writer.stem, None, writer.provenance.extra.get("ceilings")) if writer is not None
+        else (None, str(failure), None), dist)
     if failure is not None:
         raise failure
     if stem is None:
@@ -229,6 +258,8 @@ def _open_writer(plan: SweepPlan) -> tuple[ResultsWriter, dict[tuple, Complexity
     if not dist.is_main:
         provenance = collect_provenance("complexity", device=plan.device,
                                         load_average_at_start=load_average(), **plan.extra)
+        if measured is not None:
+            provenance.extra["ceilings"] = measured
         writer = ResultsWriter(part_stem(stem, dist.rank), provenance)
     assert writer is not None  # rank 0 opened the run (or raised), the others a part file
     done = read_rows(stem.with_suffix(".json"))[1]
@@ -257,7 +288,7 @@ def run_sweep(plan: SweepPlan, on_start: Callable[[Setting], None] | None = None
     """
     if plan.threads:
         set_threads(plan.threads)
-    writer, existing = _open_writer(plan)
+    writer, existing = _open_writer(plan, functions.ceilings)
     with writer:
         return _sweep(plan, writer, existing, on_start, on_row,
                       SettingRunner(plan.isolate, torch.get_num_threads(), measure_fn,
@@ -269,7 +300,9 @@ def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, Complex
            on_row: Callable[[ComplexityRow, bool], None] | None,
            runner: SettingRunner) -> SweepOutcome:
     """run_sweep with its writer open: measure this rank's share, then merge on rank 0."""
-    outcome = SweepOutcome(rows=[], path=writer.json_path, run_id=writer.run_id)
+    outcome = SweepOutcome(rows=[], path=writer.json_path, run_id=writer.run_id,
+                           ceilings=writer.provenance.extra.get("ceilings"),
+                           tf32_matmul=writer.provenance.tf32_matmul)
     try:
         for setting in _my_settings(plan.settings, plan.dist):
             if setting.key() in existing:
@@ -280,6 +313,7 @@ def _sweep(plan: SweepPlan, writer: ResultsWriter, existing: dict[tuple, Complex
             if on_start:
                 on_start(setting)
             row = runner(setting, plan.options)
+            fill_roofline(row, outcome.ceilings, outcome.tf32_matmul)
             writer.add(row)
             outcome.measured += 1
             if on_row:

@@ -107,3 +107,15 @@ def main_module() -> str:
     import sys
 
     return sys.modules["__main__"].__file__
+
+
+def tiny_ceilings(device: str):
+    """The real ceilings measurement at tiny sizes (a sweep test's child runs it in ~0.1 s)."""
+    from gfbench.measure.ceilings import measure_ceilings
+
+    return measure_ceilings(device, repeat=3, warmup_s=0.0, gemm_n=64, elements=1 << 14)
+
+
+def failing_ceilings(device: str):
+    """A ceilings measurement that fails, as one on a broken device would."""
+    raise RuntimeError(f"no ceilings on {device} today")

@@ -170,3 +170,65 @@ def test_a_count_only_run_counts_in_this_process_even_when_isolated(tmp_path):
     outcome = run_sweep(_plan(tmp_path, isolate=True))
     assert outcome.children == [] and len(outcome.rows) == 4
     assert all(r.status == "ok" and r.flops > 0 for r in outcome.rows)
+
+
+TIMED = {"mixers": ("global_filter",), "tokens": ("4",), "metrics": ("flops", "params", "latency"),
+         "warmup": 1, "repeat": 3, "warmup_s": 0.0, "isolate": True, "fvcore": False}
+
+
+def test_a_timed_run_records_its_ceilings_and_the_roofline_of_each_row(tmp_path):
+    plan = _plan(tmp_path, **TIMED)
+    outcome = run_sweep(plan, functions=ChildFunctions(ceilings="child_steps:tiny_ceilings"))
+    provenance, _ = read_results(outcome.path)
+    ceilings = provenance.extra["ceilings"]
+    assert ceilings["source"] == "measured" and ceilings["device"] == "cpu"
+    assert ceilings["threads"] == torch.get_num_threads()  # the timed steps' threads
+    assert outcome.ceilings == ceilings
+    assert len(outcome.children) == 2  # count and time: the ceilings' child is not a step's
+    (row,) = read_rows(outcome.path)[1]
+    achieved = row.flops * row.batch_size / (row.latency_ms_p50 / 1000)
+    assert row.achieved_flops_s == pytest.approx(achieved)
+    assert row.compute_share == pytest.approx(achieved / ceilings["matmul_flops_s"]["fp32"]["p50"])
+    assert row.bound == "no ceiling" and row.roofline_ms is None  # bytes are not counted yet
+
+
+def test_a_resumed_run_keeps_the_ceilings_it_measured_first(tmp_path):
+    first = run_sweep(_plan(tmp_path, **TIMED),
+                      functions=ChildFunctions(ceilings="child_steps:tiny_ceilings"))
+    both = {**TIMED, "mixers": ("global_filter", "identity")}
+    more = dataclasses.replace(_plan(tmp_path, **both), resume="1")
+    outcome = run_sweep(more, functions=ChildFunctions(ceilings="child_steps:failing_ceilings"))
+    assert outcome.path == first.path and outcome.measured == 1
+    provenance, _ = read_results(outcome.path)
+    assert provenance.extra["ceilings"] == first.ceilings  # not measured again
+
+
+def test_ceilings_that_fail_leave_a_reason_and_no_bound_and_a_resume_measures_them(tmp_path):
+    plan = _plan(tmp_path, **TIMED)
+    outcome = run_sweep(plan, functions=ChildFunctions(ceilings="child_steps:failing_ceilings"))
+    ceilings = read_results(outcome.path)[0].extra["ceilings"]
+    assert ceilings["source"] == "none" and "no ceilings on cpu today" in ceilings["reason"]
+    (row,) = outcome.rows
+    assert row.status == "ok" and row.bound == "no ceiling" and row.compute_share is None
+    resumed = run_sweep(dataclasses.replace(plan, resume="1"),
+                        functions=ChildFunctions(ceilings="child_steps:tiny_ceilings"))
+    assert resumed.ceilings["source"] == "measured"  # none were recorded: measured now
+
+
+def test_a_count_only_run_records_no_ceilings(tmp_path):
+    outcome = run_sweep(_plan(tmp_path),
+                        functions=ChildFunctions(ceilings="child_steps:failing_ceilings"))
+    assert "ceilings" not in read_results(outcome.path)[0].extra and outcome.ceilings is None
+
+
+def test_ctrl_c_while_the_ceilings_are_measured_keeps_the_run_and_says_so(tmp_path, monkeypatch):
+    from gfbench.measure import sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "call_in_child", interrupted)
+    with pytest.raises(RunInterrupted) as info:
+        run_sweep(_plan(tmp_path, **TIMED))
+    assert info.value.rows_kept == 0 and info.value.run_id == "0001"
+    assert info.value.path.exists() and not info.value.path.with_suffix(".lock").exists()
