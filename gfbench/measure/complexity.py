@@ -15,7 +15,7 @@ from gfbench.distributed import init_distributed, shutdown_distributed
 from gfbench.measure.crossover import Crossover, crossovers
 from gfbench.measure.plan import ComplexityRequest, plan_complexity
 from gfbench.measure.quality import available_cores, load_average, timing_warnings
-from gfbench.measure.roofline import ceilings_warning
+from gfbench.measure.roofline import below_roofline_warning, ceilings_warning
 from gfbench.measure.scaling import Exponent, scaling_exponents
 from gfbench.measure.setting import Setting
 from gfbench.measure.sweep import complexity_title, planned_rows, run_sweep, summary_line
@@ -97,7 +97,8 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
         return ComplexityReport(rows, [], [], files, outcome.run_id, "", is_main=False)
     warnings = timing_warnings(rows, [load_at_start, load_average()], available_cores(),
                                dist.local_world_size)
-    warnings += [w for w in [ceilings_warning(outcome.ceilings, rows)] if w]
+    warnings += [w for w in [ceilings_warning(outcome.ceilings, rows),
+                             below_roofline_warning(rows)] if w]
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
                             dict(outcome.counts()), crossovers(rows), outcome.ceilings,

@@ -112,3 +112,18 @@ def ceilings_warning(ceilings: dict[str, Any] | None, rows: list[Any]) -> str:
         return ""
     return (f"no roofline: the machine's ceilings could not be measured "
             f"({ceilings.get('reason', 'no reason recorded')}); rows say bound 'no ceiling'")
+
+
+def below_roofline_warning(rows: list[Any]) -> str:
+    """One line when timed rows ran faster than their lower bound (ratio under 1), or "": the
+    measured ceilings were then below what those kernels reached (a GEMM or triad measured on
+    a busy machine, or kernels that beat a square GEMM), so a ratio is no distance to the
+    hardware there, only a comparison between rows of the run."""
+    below = [r for r in rows if r.roofline_ratio is not None and r.roofline_ratio < 1]
+    if not below:
+        return ""
+    worst = min(below, key=lambda r: r.roofline_ratio)
+    return (f"{len(below)} timed row(s) ran faster than the roofline's lower bound (lowest "
+            f"ratio {worst.roofline_ratio:.2f}, {worst.name}): the measured ceilings are below "
+            "what these kernels reached (busy machine or a GEMM they beat); read those ratios "
+            "as comparisons within the run, not as a distance to the hardware")

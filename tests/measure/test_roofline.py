@@ -6,6 +6,7 @@ import pytest
 
 from gfbench.measure.roofline import (
     NO_CEILING,
+    below_roofline_warning,
     ceiling_key,
     ceilings_warning,
     fill_roofline,
@@ -115,3 +116,14 @@ def test_one_warning_when_timed_rows_have_no_measured_ceilings():
     assert "RuntimeError: boom" in warning and "no ceiling" in warning
     assert ceilings_warning(failed, untimed) == ""
     assert ceilings_warning(CEILINGS, timed) == ""
+
+
+def test_rows_faster_than_their_lower_bound_are_flagged_not_believed():
+    # 1e6 B x 2 at 1e9 B/s = 2 ms lower bound: 4 ms is ratio 2, 1 ms ratio 0.5
+    rows = [_row(name="slow"), _row(name="fast", latency_ms_p50=1.0)]
+    for row in rows:
+        fill_roofline(row, CEILINGS)
+    assert [r.roofline_ratio for r in rows] == pytest.approx([2.0, 0.5])
+    warning = below_roofline_warning(rows)
+    assert warning.startswith("1 timed row(s) ran faster") and "0.50, fast" in warning
+    assert below_roofline_warning(rows[:1]) == ""
