@@ -249,6 +249,10 @@ Isolate = Annotated[bool, typer.Option(
     "process with this environment: no number depends on what ran before it, and a crash "
     "(segfault, OOM killer, poisoned CUDA context) is one row. --no-isolate times in this "
     "process (debugging; numbers then depend on earlier settings).")]
+Predict = Annotated[bool, typer.Option(
+    "--predict", help="Predict each setting's peak memory without the device (pred_mem_bytes, "
+    "same meaning as the measured peak; fp32; meta-device trace, CUDA allocator unless "
+    "--device cpu). See docs/memory.md.")]
 Fvcore = Annotated[bool, typer.Option(
     "--fvcore/--no-fvcore", help="Cross-check counts with fvcore (real tensors, models up to "
     "20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")]
@@ -268,8 +272,8 @@ def complexity_command(
     processes: Processes = None, threads: Threads = None, warmup_s: WarmupS = None,
     flush_l2: FlushL2 = False, optimizer: Optimizer = "", compile: Compile = False,
     channels_last: ChannelsLast = False, impl: Impl = "reference", isolate: Isolate = True,
-    fvcore: Fvcore = True, reparam: Reparam = False, out: Out = None, resume: Resume = None,
-    quiet: Quiet = False, as_json: Json = False,
+    fvcore: Fvcore = True, reparam: Reparam = False, predict: Predict = False, out: Out = None,
+    resume: Resume = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """`gfbench complexity` (its help is _COMPLEXITY_HELP, built around the FLOP convention)."""
     from gfbench.measure.complexity import run_complexity

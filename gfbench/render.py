@@ -221,6 +221,7 @@ def complexity_table(rows: list, title: str) -> Table:
     latency cell (or a status column when nothing was timed); '*' marks a row with a note."""
     timed = any(r.latency_ms_p50 is not None for r in rows)
     with_memory = any(r.peak_mem_bytes is not None for r in rows)
+    predicted = any(r.pred_mem_bytes is not None for r in rows)
     flagged = not timed and any(r.status != "ok" for r in rows)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
@@ -230,6 +231,7 @@ def complexity_table(rows: list, title: str) -> Table:
                "fwd FLOPs" if forward_only else "FLOPs", "params"]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
+    columns += ["pred MiB"] if predicted else []
     columns += ["status"] if flagged else []
     lines = []
     for row in rows:
@@ -245,6 +247,8 @@ def complexity_table(rows: list, title: str) -> Table:
             cells += [p50, spread, _sig3(row.throughput_ips)]
         if with_memory:
             cells.append(_mib(row.peak_mem_bytes))
+        if predicted:
+            cells.append(_mib(row.pred_mem_bytes))
         if flagged:
             cells.append(row.status if row.status == "ok" else status)
         lines.append(cells)

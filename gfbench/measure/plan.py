@@ -67,6 +67,7 @@ class ComplexityRequest:
     flush_l2: bool = False  # evict the cache before every timed call
     processes: int | None = None  # fresh processes the repeats are spread over (None: default)
     reparam: bool = False  # models: fuse re-parameterisable ones to their deploy form first
+    predict: bool = False  # predict each step's peak memory on the meta device (pred_mem_bytes)
 
 
 @dataclass
@@ -236,7 +237,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
                            compile=request.compile, channels_last=request.channels_last,
                            fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
                            optimizer=request.optimizer, warmup_s=request.warmup_s,
-                           flush_l2=request.flush_l2, processes=min(processes, repeat))
+                           flush_l2=request.flush_l2, processes=min(processes, repeat),
+                           predict=request.predict)
     folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
@@ -250,7 +252,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2, "processes": options.processes,
-             "reparam": request.reparam}
+             "reparam": request.reparam, "predict": request.predict}
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,
                      request.isolate, threads, dist, extra)

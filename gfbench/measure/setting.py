@@ -106,6 +106,7 @@ class SweepOptions:
     warmup_s: float | None = None  # None: timing.DEFAULT_WARMUP_S of the device type
     flush_l2: bool = False
     processes: int = 1  # fresh processes the timed calls are spread over (isolated sweeps)
+    predict: bool = False  # predicted peak memory in the count step (gfbench.measure.predict)
 
     def to_json(self) -> dict:
         """The options as JSON (for a worker child)."""
@@ -226,6 +227,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     else:
         row.tokens = _tokens(token_grid(meta_model, shape))
     del meta_model
+    if options.predict:
+        _predict(setting, row)
     if "flops" not in options.metrics:
         return
     if row.flops_torch is None or row.flops_torch <= options.fvcore_max_flops:
@@ -236,6 +239,17 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
                  else f"fvcore failed: {first_line(exc)}")
     if row.flops is None:
         row.status = "error"
+
+
+def _predict(setting: Setting, row: ComplexityRow) -> None:
+    """The row's predicted peak memory (meta-device trace); a step that cannot be traced is
+    a note, and the counts stay."""
+    from gfbench.measure.predict import predict_setting
+
+    try:
+        row.pred_mem_bytes = float(predict_setting(setting).peak_above_resident)
+    except Exception as exc:  # a prediction is never worth the row
+        note(row, f"memory prediction failed: {first_line(exc, with_type=False)}")
 
 
 def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:
