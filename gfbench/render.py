@@ -350,7 +350,38 @@ def print_complexity_run(report) -> None:
 
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
                             report.title, report.warnings)
+    if report.memory_fit is not None:
+        print_memory_fit(report.memory_fit)
     print_sweep_outcome(report)
+
+
+def print_memory_fit(fit) -> None:
+    """--fit-memory: per setting the predicted need at its batch and the largest batch that
+    fits (with the measured peak where it was checked), then the first size that does not."""
+    checked = any(f.check for f in fit.fits)
+    table = Table(title=f"--fit-memory {fit.budget} (predicted, fp32)", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    columns = ["name", "res", "batch", "need MiB", "fits", "max batch",
+               *(["pred MiB", "meas MiB"] if checked else [])]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for f in fit.fits:
+        cells = [f.name, f.size, str(f.batch_size), _mib(f.need_bytes) if not f.error else "-",
+                 "error" if f.error else "yes" if f.fits else "[yellow]no[/]", str(f.max_batch)]
+        if checked:
+            cells += [_mib(f.pred_peak_at_max), _mib(f.measured_peak_at_max)
+                      if f.check in ("", "ok") else f"[yellow]{f.check.split(':')[0]}[/]"]
+        table.add_row(*cells)
+    console.print(table)
+    for f in fit.fits:
+        if f.error:
+            console.print(f"* {f.name} {f.size}: {f.error}", highlight=False)
+    unfit = fit.smallest_unfit()
+    console.print("smallest size that does not fit: " + (", ".join(
+        f"{name} {size}" for name, size in unfit.items()) or "none (every size fits)") +
+        ". need = weights, input, and the step's predicted peak (the optimizer state "
+        "resident in training); meas/pred MiB: peak above resident at max batch.",
+        highlight=False)
 
 
 def print_sweep_outcome(report) -> None:

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from gfbench.defaults import FLOP_CONVENTION
 from gfbench.distributed import init_distributed, shutdown_distributed
-from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.plan import ComplexityRequest, SweepPlan, plan_complexity
+from gfbench.measure.predict import MemoryFit
 from gfbench.measure.quality import available_cores, load_average, timing_warnings
 from gfbench.measure.scaling import Exponent, scaling_exponents
 from gfbench.measure.setting import Setting
@@ -46,6 +47,7 @@ class ComplexityReport:
     skipped: int = 0  # settings already in the resumed run
     is_main: bool = True  # under torchrun only rank 0 reports
     status_counts: dict[str, int] = field(default_factory=dict)
+    memory_fit: MemoryFit | None = None  # --fit-memory: the largest batches that fit
 
     @property
     def failed(self) -> bool:
@@ -63,7 +65,8 @@ class ComplexityReport:
                 "flop_convention": FLOP_CONVENTION, "summary": self.status_counts,
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "exponents": [dataclasses.asdict(e) for e in self.exponents],
-                "warnings": self.warnings}
+                "warnings": self.warnings,
+                **({"fit_memory": self.memory_fit.as_json()} if self.memory_fit else {})}
 
 
 def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = None
@@ -91,4 +94,18 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
                                dist.local_world_size)
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
-                            dict(outcome.counts()))
+                            dict(outcome.counts()), _memory_fit(request, plan))
+
+
+def _memory_fit(request: ComplexityRequest, plan: SweepPlan) -> MemoryFit | None:
+    """--fit-memory: each setting's largest fitting batch, predicted; checked by measuring it
+    where the run measures on a device."""
+    if request.fit_memory is None:
+        return None
+    from gfbench.measure.predict import check_on_device, fit_memory
+
+    budget = request.fit_memory
+    fit = fit_memory(plan.settings, budget.bytes, budget.label)
+    if plan.device != "meta":
+        check_on_device(fit, plan)
+    return fit

@@ -26,6 +26,7 @@ from gfbench.measure.setting import (
     SweepOptions,
 )
 from gfbench.measure.timing import MODES, OPTIMIZERS
+from gfbench.options import MemoryBudget
 from gfbench.results import check_output_folder, find_run
 
 # (batch, warmup, repeat, processes) when not given: enough repetitions for stable
@@ -68,6 +69,7 @@ class ComplexityRequest:
     processes: int | None = None  # fresh processes the repeats are spread over (None: default)
     reparam: bool = False  # models: fuse re-parameterisable ones to their deploy form first
     predict: bool = False  # predict each step's peak memory on the meta device (pred_mem_bytes)
+    fit_memory: MemoryBudget | None = None  # the largest batch whose predicted need fits this
 
 
 @dataclass
@@ -184,6 +186,9 @@ def _check_conflicts(request: ComplexityRequest) -> None:
         if request.mode != "train":
             raise GfbenchError(f"--optimizer {request.optimizer} needs --mode train (an "
                                "inference step has no update)")
+    if (request.predict or request.fit_memory) and request.precision != "fp32":
+        raise GfbenchError(f"--predict and --fit-memory predict fp32 steps only so far, not "
+                           f"--precision {request.precision}")
     if request.warmup_s is not None and request.warmup_s < 0:
         raise GfbenchError(f"--warmup-s {request.warmup_s} must be >= 0 seconds")
 

@@ -39,6 +39,7 @@ its math fallback, which holds the scores. Precisions other than fp32 are not pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import weakref
@@ -262,3 +263,133 @@ def predict_setting(setting, batch_size: int | None = None,
         example = torch.empty(input_shape(setting, batch_size or setting.batch_size))
     return predict_module(model, example, setting.mode, setting.optimizer or None,
                           device_kind or kind_of(setting.device), setting.precision)
+
+
+# --- the largest batch that fits a budget ---------------------------------------------------
+
+MAX_BATCH = 1 << 20  # the search's ceiling: a setting this small fits any batch worth asking
+
+
+def largest_batch(fits: Callable[[int], bool], guess: int = 1, limit: int = MAX_BATCH) -> int:
+    """The largest batch in 1..limit for which ``fits`` holds (0 when none), exact for a
+    monotone ``fits`` (true up to some batch, false above it): gallops from ``guess`` in
+    doubling steps, then bisects, so a good guess costs a few probes."""
+    guess = min(max(1, guess), limit)
+    if fits(guess):
+        low, step = guess, 1
+        while low + step <= limit and fits(low + step):
+            low, step = low + step, step * 2
+        high = min(low + step, limit + 1)  # does not fit, or lies beyond the limit
+    else:
+        high, step = guess, 1
+        while high - step >= 1 and not fits(high - step):
+            high, step = high - step, step * 2
+        low = max(high - step, 0)  # fits, or 0: nothing fits
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+@dataclass
+class BatchFit:
+    """One setting against a memory budget: the largest batch whose predicted need fits it."""
+
+    name: str
+    size: str  # "224x224" (models: pixels; mixers: token grid)
+    batch_size: int  # the setting's batch
+    need_bytes: int  # predicted need at that batch (MemoryPrediction.need_total)
+    fits: bool  # need_bytes <= the budget
+    max_batch: int  # largest batch that fits (0: not even one)
+    probes: int  # meta traces the search took
+    pred_peak_at_max: float | None = None  # peak above resident at max_batch (predicted)
+    measured_peak_at_max: float | None = None  # the same, measured on the device (checked)
+    check: str = ""  # how the check went: "" (not asked), "ok" or the failure's reason
+    error: str = ""  # the prediction failed (one line): nothing else in the row holds
+
+
+def fit_setting(setting, budget_bytes: int) -> BatchFit:
+    """The setting's largest fitting batch: two probes (batch 1 and 2) estimate the affine
+    need, then the exact search starts from the estimate."""
+    needs: dict[int, int] = {}
+
+    def need(batch: int) -> int:
+        if batch not in needs:
+            needs[batch] = predict_setting(setting, batch_size=batch).need_total
+        return needs[batch]
+
+    slope = max(need(2) - need(1), 1)
+    guess = max(1, (budget_bytes - need(1)) // slope + 1)
+    best = largest_batch(lambda b: need(b) <= budget_bytes, guess)
+    at_batch = need(setting.batch_size)
+    peak_at_max = (float(predict_setting(setting, batch_size=best).peak_above_resident)
+                   if best else None)
+    return BatchFit(setting.name, f"{setting.res_h}x{setting.res_w}", setting.batch_size,
+                    at_batch, at_batch <= budget_bytes, best, len(needs), peak_at_max)
+
+
+def _pixels(size: str) -> int:
+    """'224x320' -> 71680 (the order of sizes)."""
+    height, width = size.split("x")
+    return int(height) * int(width)
+
+
+@dataclass
+class MemoryFit:
+    """--fit-memory: every setting against one budget (a result of its own, not a results row:
+    it describes batches the sweep did not run)."""
+
+    budget: str  # as the user gave it, a device kind's nominal capacity said so
+    budget_bytes: int
+    fits: list[BatchFit]
+
+    def smallest_unfit(self) -> dict[str, str]:
+        """Per name, the smallest size asked for that does not fit at its batch."""
+        first: dict[str, str] = {}
+        for fit in sorted(self.fits, key=lambda f: _pixels(f.size)):
+            if not fit.fits and fit.name not in first:
+                first[fit.name] = fit.size
+        return first
+
+    def as_json(self) -> dict:
+        """What --json prints under "fit_memory"."""
+        return {"budget": self.budget, "budget_bytes": self.budget_bytes,
+                "fits": [dataclasses.asdict(f) for f in self.fits],
+                "smallest_unfit": self.smallest_unfit()}
+
+
+def fit_memory(settings: Iterable, budget_bytes: int, budget: str) -> MemoryFit:
+    """Every (name, size) of the settings against the budget (one row per name and size)."""
+    seen: dict[tuple, object] = {}
+    for setting in settings:
+        seen.setdefault((setting.name, setting.res_h, setting.res_w), setting)
+    return MemoryFit(budget, budget_bytes, [_fit_or_error(s, budget_bytes)
+                                            for s in seen.values()])
+
+
+def _fit_or_error(setting, budget_bytes: int) -> BatchFit:
+    """fit_setting, or a row saying in one line why the setting could not be predicted."""
+    from gfbench.errors import first_line
+
+    try:
+        return fit_setting(setting, budget_bytes)
+    except Exception as exc:  # one setting's failure must not lose the others
+        return BatchFit(setting.name, f"{setting.res_h}x{setting.res_w}", setting.batch_size,
+                        0, False, 0, 0, error=first_line(exc, with_type=False))
+
+
+def check_on_device(fit: MemoryFit, plan) -> None:
+    """Measure each found batch on the plan's device as the sweep measures memory (a fresh
+    child per setting) and record it beside the prediction."""
+    from gfbench.measure.sweep import SettingRunner
+
+    runner = SettingRunner(True, torch.get_num_threads())
+    options = dataclasses.replace(plan.options, metrics=frozenset({"memory"}), predict=False)
+    settings = {(s.name, f"{s.res_h}x{s.res_w}"): s for s in plan.settings}
+    for row in fit.fits:
+        if row.max_batch < 1 or row.error:
+            continue
+        setting = dataclasses.replace(settings[(row.name, row.size)], batch_size=row.max_batch)
+        measured = runner(setting, options)
+        row.measured_peak_at_max = measured.peak_mem_bytes
+        row.check = "ok" if measured.status == "ok" else measured.status + ": " + measured.error
