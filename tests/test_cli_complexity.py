@@ -220,3 +220,29 @@ def test_reparam_with_mixers_fails_in_one_line(monkeypatch, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "--reparam applies to --models" in err
+
+
+def test_a_bad_fit_memory_budget_fails_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--fit-memory", "h900"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "'h900'" in err and "h100-sxm" in err
+
+
+def test_predict_and_fit_memory_print_their_columns_and_json(tmp_path):
+    args = ["complexity", "--mixers", "dwconv", "--tokens", "8,16", "--dim", "16",
+            "--metrics", "params", "--predict", "--fit-memory", "4MiB", "--out", str(tmp_path)]
+    shown = runner.invoke(app, args, env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    assert "pred MiB" in shown.output and "--fit-memory 4MiB" in shown.output
+    assert "max batch" in shown.output and "smallest size that does not fit" in shown.output
+    result = runner.invoke(app, [*args, "--json"])
+    payload = json.loads(result.output)
+    fits = payload["fit_memory"]["fits"]
+    assert payload["fit_memory"]["budget_bytes"] == 4 * 2**20
+    assert [f["size"] for f in fits] == ["8x8", "16x16"]
+    assert all(f["max_batch"] >= 1 for f in fits)
+    assert fits[0]["max_batch"] > fits[1]["max_batch"]  # 4x the tokens: a smaller batch
+    assert all(r["pred_mem_bytes"] > 0 for r in payload["rows"])

@@ -167,3 +167,52 @@ def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_p
     assert spawned == []
     setting = Setting("mixer", "global_filter", 14, 14, 2, "fp32", "infer", "meta", dim=64)
     assert row.pred_mem_bytes == predict_setting(setting).peak_above_resident > 0
+
+
+@pytest.mark.parametrize("guess", [1, 5, 37, 38, 100, 5000])
+@pytest.mark.parametrize("answer", [0, 1, 37, 1000])
+def test_batch_search_finds_the_largest_fitting_batch_exactly_from_any_guess(answer, guess):
+    from gfbench.measure.predict import largest_batch
+
+    probes: list[int] = []
+
+    def fits(batch: int) -> bool:
+        probes.append(batch)
+        return batch <= answer
+
+    assert largest_batch(fits, guess, limit=4096) == answer
+    assert all(1 <= b <= 4096 for b in probes)
+    assert len(probes) <= 2 * 13 + 2  # galloping + bisection: logarithmic in the distance
+
+
+def test_batch_search_stops_at_its_limit_when_everything_fits():
+    from gfbench.measure.predict import largest_batch
+
+    assert largest_batch(lambda b: True, 3, limit=100) == 100
+
+
+def test_fit_setting_is_the_largest_batch_whose_predicted_need_fits():
+    from gfbench.measure.predict import fit_memory
+
+    setting = Setting("mixer", "dwconv", 8, 8, 4, "fp32", "train", "meta", dim=16,
+                      optimizer="sgd")
+    need = {b: predict_setting(setting, batch_size=b).need_total for b in (36, 37, 38)}
+    assert need[36] < need[37] < need[38]
+    fit = fit_memory([setting, setting], need[37], "test")  # the same setting once
+    (row,) = fit.fits
+    assert row.max_batch == 37 and row.fits and row.need_bytes <= need[37]
+    assert row.pred_peak_at_max == predict_setting(setting, batch_size=37).peak_above_resident
+    # at batch 4: 8x8 fits exactly, 16x16 and 32x32 do not; the smallest of those is named
+    # whatever the order asked
+    exact = predict_setting(setting).need_total
+    sizes = [dataclasses_replace(setting, res_h=side, res_w=side) for side in (32, 8, 16)]
+    fit = fit_memory(sizes, exact, "test")
+    assert [f.fits for f in fit.fits] == [False, True, False]
+    assert fit.smallest_unfit() == {"dwconv": "16x16"}
+
+
+def dataclasses_replace(setting: Setting, **changes) -> Setting:
+    """A copy of a setting with some fields changed."""
+    import dataclasses
+
+    return dataclasses.replace(setting, **changes)
