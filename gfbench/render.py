@@ -380,7 +380,8 @@ def print_memory_fit(fit) -> None:
     console.print("smallest size that does not fit: " + (", ".join(
         f"{name} {size}" for name, size in unfit.items()) or "none (every size fits)") +
         ". need = weights, input, and the step's predicted peak (the optimizer state "
-        "resident in training); meas/pred MiB: peak above resident at max batch.",
+        "resident in training)" + ("; pred/meas MiB: peak above resident at max batch, "
+                                   "predicted and measured." if checked else "."),
         highlight=False)
 
 
