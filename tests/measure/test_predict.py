@@ -216,3 +216,18 @@ def dataclasses_replace(setting: Setting, **changes) -> Setting:
     import dataclasses
 
     return dataclasses.replace(setting, **changes)
+
+
+def test_on_a_device_the_found_batch_is_measured_beside_its_prediction(tmp_path):
+    # The CPU route of the check (a CUDA run uses the same runner with CUDA's counter):
+    # explicit attention at 16x16 tokens, whose peak is its N x N scores.
+    from gfbench.measure.complexity import run_complexity
+    from gfbench.measure.plan import ComplexityRequest
+    from gfbench.options import parse_memory_budget
+
+    request = ComplexityRequest(mixers=("attention_explicit",), tokens=("16",), dim=64,
+                                batch_sizes=(2,), metrics=("memory",), device="cpu",
+                                fit_memory=parse_memory_budget("64MiB"), out=tmp_path)
+    (fit,) = run_complexity(request).memory_fit.fits
+    assert fit.check == "ok" and fit.max_batch > 2
+    assert fit.measured_peak_at_max == pytest.approx(fit.pred_peak_at_max, rel=0.1)
