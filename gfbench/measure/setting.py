@@ -247,7 +247,9 @@ def _predict(setting: Setting, row: ComplexityRow) -> None:
     from gfbench.measure.predict import predict_setting
 
     try:
-        row.pred_mem_bytes = float(predict_setting(setting).peak_above_resident)
+        predicted = predict_setting(setting)
+        row.pred_mem_bytes = float(predicted.peak_above_resident)
+        row.pred_need_bytes = float(predicted.need_total)
     except Exception as exc:  # a prediction is never worth the row
         note(row, f"memory prediction failed: {first_line(exc, with_type=False)}")
 

@@ -166,7 +166,10 @@ def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_p
     (row,) = run_complexity(request).rows
     assert spawned == []
     setting = Setting("mixer", "global_filter", 14, 14, 2, "fp32", "infer", "meta", dim=64)
-    assert row.pred_mem_bytes == predict_setting(setting).peak_above_resident > 0
+    predicted = predict_setting(setting)
+    assert row.pred_mem_bytes == predicted.peak_above_resident > 0
+    assert row.pred_need_bytes == predicted.need_total == predicted.resident + \
+        predicted.peak_above_resident  # inference: nothing stays between steps
 
 
 @pytest.mark.parametrize("guess", [1, 5, 37, 38, 100, 5000])
