@@ -16,7 +16,7 @@ alike (the autograd engine runs meta ops on the calling thread). Each output sto
 traced device that no argument of the op already holds is a new allocation, counted in the
 allocator's sizes (``allocation_bytes``) until a weak-reference finaliser on the storage says
 it was freed; the live total's maximum is the peak. Nothing is allocated: a DeiT-S training
-step at batch 64 is traced in about a second.
+step at batch 64 is traced in under a second on a 2-core CPU (docs/memory.md).
 
 Allocator models (``device_kind``):
 
