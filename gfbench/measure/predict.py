@@ -45,6 +45,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -54,10 +55,13 @@ from torch.utils._pytree import tree_flatten
 
 from gfbench.errors import GfbenchError
 
+if TYPE_CHECKING:
+    from gfbench.measure.plan import SweepPlan
+    from gfbench.measure.setting import Setting
+    from gfbench.measure.timing import ModelStep
+
 CUDA_BLOCK = 512  # bytes: the caching allocator's smallest block and rounding unit
 DEVICE_KINDS = ("cuda", "cpu")
-CATEGORIES = ("parameters", "buffers", "input", "gradients", "optimizer_state",
-              "activations")  # activations: saved for backward and temporaries
 PREDICT_METHOD = ("meta-device trace of the measured step: storages live between their "
                   "allocation and release, {kind} allocator sizes")
 
@@ -157,7 +161,7 @@ class FusedAttention(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if func is torch.nn.functional.scaled_dot_product_attention and \
+        if func is torch.nn.functional.scaled_dot_product_attention and len(args) == 3 and \
                 kwargs.get("attn_mask") is None and not kwargs.get("dropout_p"):
             query, key, value = args[:3]
             return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
@@ -190,7 +194,8 @@ def _traced(step: Callable[[], None], device_kind: str) -> LiveBytes:
     return tracker
 
 
-def _categories(tracker: LiveBytes, step, resident: dict[str, int]) -> dict[str, int]:
+def _categories(tracker: LiveBytes, step: ModelStep, resident: dict[str, int]
+                ) -> dict[str, int]:
     """Bytes live at the peak by category: gradients and optimizer state as found after the
     step, the rest of the step's allocations activations and temporaries."""
     params = list(step.model.parameters())
@@ -203,7 +208,7 @@ def _categories(tracker: LiveBytes, step, resident: dict[str, int]) -> dict[str,
     return {**resident, **split}
 
 
-def predict_step(step, device_kind: str = "cuda") -> MemoryPrediction:
+def predict_step(step: ModelStep, device_kind: str = "cuda") -> MemoryPrediction:
     """Predict the peak of a meta-device ModelStep (make_step on a meta model and input).
 
     The step is traced as measured (gradients and optimizer state released before it); a
@@ -251,7 +256,7 @@ def kind_of(device: str) -> str:
     return "cpu" if device == "cpu" else "cuda"
 
 
-def predict_setting(setting, batch_size: int | None = None,
+def predict_setting(setting: Setting, batch_size: int | None = None,
                     device_kind: str | None = None) -> MemoryPrediction:
     """Predict a sweep setting's measured step (built on meta as counting builds it), at
     ``batch_size`` (default the setting's) for ``device_kind`` (default ``kind_of``)."""
@@ -308,7 +313,7 @@ class BatchFit:
     error: str = ""  # the prediction failed (one line): nothing else in the row holds
 
 
-def fit_setting(setting, budget_bytes: int) -> BatchFit:
+def fit_setting(setting: Setting, budget_bytes: int) -> BatchFit:
     """The setting's largest fitting batch: two probes (batch 1 and 2) estimate the affine
     need, then the exact search starts from the estimate."""
     needs: dict[int, int] = {}
@@ -358,16 +363,16 @@ class MemoryFit:
                 "smallest_unfit": self.smallest_unfit()}
 
 
-def fit_memory(settings: Iterable, budget_bytes: int, budget: str) -> MemoryFit:
+def fit_memory(settings: Iterable[Setting], budget_bytes: int, budget: str) -> MemoryFit:
     """Every (name, size) of the settings against the budget (one row per name and size)."""
-    seen: dict[tuple, object] = {}
+    seen: dict[tuple, Setting] = {}
     for setting in settings:
         seen.setdefault((setting.name, setting.res_h, setting.res_w), setting)
     return MemoryFit(budget, budget_bytes, [_fit_or_error(s, budget_bytes)
                                             for s in seen.values()])
 
 
-def _fit_or_error(setting, budget_bytes: int) -> BatchFit:
+def _fit_or_error(setting: Setting, budget_bytes: int) -> BatchFit:
     """fit_setting, or a row saying in one line why the setting could not be predicted."""
     from gfbench.errors import first_line
 
@@ -378,7 +383,7 @@ def _fit_or_error(setting, budget_bytes: int) -> BatchFit:
                         0, False, 0, 0, error=first_line(exc, with_type=False))
 
 
-def check_on_device(fit: MemoryFit, plan) -> None:
+def check_on_device(fit: MemoryFit, plan: SweepPlan) -> None:
     """Measure each found batch on the plan's device as the sweep measures memory (a fresh
     child per setting) and record it beside the prediction."""
     from gfbench.measure.sweep import SettingRunner
