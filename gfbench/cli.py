@@ -22,12 +22,14 @@ from gfbench.defaults import DEFAULT_FOURIER_EPS, DEFAULT_FOURIER_GRID, FLOP_CON
 from gfbench.errors import GfbenchError, PeerFailed, RunInterrupted
 from gfbench.options import (
     BatchSizes,
+    MemoryBudget,
     Names,
     Sizes,
     comma_list,
     parse_batch_sizes,
     parse_device,
     parse_jpeg_quality,
+    parse_memory_budget,
     parse_out,
     parse_precision,
     parse_sizes,
@@ -250,6 +252,15 @@ Isolate = Annotated[bool, typer.Option(
     "process with this environment: no number depends on what ran before it, and a crash "
     "(segfault, OOM killer, poisoned CUDA context) is one row. --no-isolate times in this "
     "process (debugging; numbers then depend on earlier settings).")]
+Predict = Annotated[bool, typer.Option(
+    "--predict", help="Predict each setting's peak memory without the device (pred_mem_bytes, "
+    "same meaning as the measured peak; fp32; meta-device trace, CUDA allocator unless "
+    "--device cpu). See docs/memory.md.")]
+FitMemory = Annotated[MemoryBudget | None, typer.Option(
+    "--fit-memory", metavar="BUDGET", parser=parse_memory_budget, help="A size (80GiB, 24GB, "
+    "512MiB) or a device kind (h100-sxm, h200, a100-80gb, l4...: its nominal capacity): the "
+    "largest batch whose predicted peak fits, per model and size, and the smallest size that "
+    "does not fit at --batch-size; on a device, each found batch is measured too.")]
 Fvcore = Annotated[bool, typer.Option(
     "--fvcore/--no-fvcore", help="Cross-check counts with fvcore (real tensors, models up to "
     "20 GFLOPs). --no-fvcore counts on the meta device only (fast, any size).")]
@@ -269,8 +280,9 @@ def complexity_command(
     processes: Processes = None, threads: Threads = None, warmup_s: WarmupS = None,
     flush_l2: FlushL2 = False, optimizer: Optimizer = "", compile: Compile = False,
     channels_last: ChannelsLast = False, impl: Impl = "reference", isolate: Isolate = True,
-    fvcore: Fvcore = True, reparam: Reparam = False, out: Out = None, resume: Resume = None,
-    quiet: Quiet = False, as_json: Json = False,
+    fvcore: Fvcore = True, reparam: Reparam = False, predict: Predict = False,
+    fit_memory: FitMemory = None, out: Out = None, resume: Resume = None, quiet: Quiet = False,
+    as_json: Json = False,
 ) -> None:
     """`gfbench complexity` (its help is _COMPLEXITY_HELP, built around the FLOP convention)."""
     from gfbench.measure.complexity import run_complexity

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gfbench.defaults import NATIVE, PRECISION_NAMES
@@ -127,3 +128,36 @@ def parse_jpeg_quality(text: str) -> int:
         raise GfbenchError(f"--jpeg-quality {text!r} is not a whole number from 1 to 95 (PIL's "
                            "JPEG quality; the released ImageNet-C files were saved at 85)")
     return check_jpeg_quality(int(value))
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE_TEXT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*")
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """--fit-memory: the bytes a step may use, and what they are (a size, or a device kind's
+    nominal capacity)."""
+
+    bytes: int
+    label: str  # "80 GiB (h100-sxm, nominal)" or "24GB"
+    nominal: bool = False  # a vendor's nominal capacity (a device reports less as usable)
+
+
+def parse_memory_budget(text: str) -> MemoryBudget:
+    """--fit-memory: a size with its unit ('80GiB', '24GB', '512MiB') or a known device kind
+    (gfbench.hardware.KNOWN_DEVICES: its nominal capacity)."""
+    from gfbench.hardware import KNOWN_DEVICES
+
+    kind = KNOWN_DEVICES.get(text.strip().lower())
+    if kind is not None:
+        return MemoryBudget(kind.memory_bytes, f"{kind.memory_gib:g} GiB ({kind.name}, nominal "
+                            "capacity; usable memory is less)", nominal=True)
+    match = _SIZE_TEXT.fullmatch(text)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None or float(match.group(1)) <= 0:
+        raise GfbenchError(f"--fit-memory {text!r} is neither a size (a number and one of B, KB, "
+                           f"MB, GB, TB, KiB, MiB, GiB, TiB, e.g. 80GiB) nor a known device "
+                           f"kind ({', '.join(KNOWN_DEVICES)})")
+    return MemoryBudget(int(float(match.group(1)) * unit), text.strip())

@@ -228,6 +228,7 @@ def complexity_table(rows: list, title: str) -> Table:
     latency cell (or a status column when nothing was timed); '*' marks a row with a note."""
     timed = any(r.latency_ms_p50 is not None for r in rows)
     with_memory = any(r.peak_mem_bytes is not None for r in rows)
+    predicted = any(r.pred_mem_bytes is not None for r in rows)
     flagged = not timed and any(r.status != "ok" for r in rows)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 1, 0, 0))
@@ -242,6 +243,7 @@ def complexity_table(rows: list, title: str) -> Table:
                "params", *traffic]
     columns += ["ms p50", "p10-p90", "img/s"] if timed else []
     columns += ["MiB"] if with_memory else []
+    columns += ["pred MiB"] if predicted else []
     columns += ["status"] if flagged else []
     lines = []
     for row in rows:
@@ -260,6 +262,8 @@ def complexity_table(rows: list, title: str) -> Table:
             cells += [p50, spread, _sig3(row.throughput_ips)]
         if with_memory:
             cells.append(_mib(row.peak_mem_bytes))
+        if predicted:
+            cells.append(_mib(row.pred_mem_bytes))
         if flagged:
             cells.append(row.status if row.status == "ok" else status)
         lines.append(cells)
@@ -447,7 +451,39 @@ def print_complexity_run(report) -> None:
     print_complexity_report(report.rows, report.exponents, report.files, FLOP_CONVENTION,
                             report.title, report.warnings, report.crossovers,
                             report.ceilings, report.tf32_matmul)
+    if report.memory_fit is not None:
+        print_memory_fit(report.memory_fit)
     print_sweep_outcome(report)
+
+
+def print_memory_fit(fit) -> None:
+    """--fit-memory: per setting the predicted need at its batch and the largest batch that
+    fits (with the measured peak where it was checked), then the first size that does not."""
+    checked = any(f.check for f in fit.fits)
+    table = Table(title=f"--fit-memory {fit.budget} (predicted, fp32)", title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    columns = ["name", "res", "batch", "need MiB", "fits", "max batch",
+               *(["pred MiB", "meas MiB"] if checked else [])]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for f in fit.fits:
+        cells = [f.name, f.size, str(f.batch_size), _mib(f.need_bytes) if not f.error else "-",
+                 "error" if f.error else "yes" if f.fits else "[yellow]no[/]", str(f.max_batch)]
+        if checked:
+            cells += [_mib(f.pred_peak_at_max), _mib(f.measured_peak_at_max)
+                      if f.check in ("", "ok") else f"[yellow]{f.check.split(':')[0]}[/]"]
+        table.add_row(*cells)
+    console.print(table)
+    for f in fit.fits:
+        if f.error:
+            console.print(f"* {f.name} {f.size}: {f.error}", highlight=False)
+    unfit = fit.smallest_unfit()
+    console.print("smallest size that does not fit: " + (", ".join(
+        f"{name} {size}" for name, size in unfit.items()) or "none (every size fits)") +
+        ". need = weights, input, and the step's predicted peak (the optimizer state "
+        "resident in training)" + ("; pred/meas MiB: peak above resident at max batch, "
+                                   "predicted and measured." if checked else "."),
+        highlight=False)
 
 
 # --- ceilings ---

@@ -265,3 +265,29 @@ def test_train_mode_flops_add_the_backward_to_the_inference_forward(tmp_path):
     assert row["mode"] == "train" and row["fwd_flops"] == inference.total
     assert row["flops_engine"] == "fvcore"  # fvcore's forward agreed with the torch engine's
     assert row["flops"] == row["flops_torch"] > 2.9 * row["fwd_flops"]  # backward about 2x
+
+
+def test_a_bad_fit_memory_budget_fails_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gfbench", *MIXER_ARGS, "--fit-memory", "h900"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "'h900'" in err and "h100-sxm" in err
+
+
+def test_predict_and_fit_memory_print_their_columns_and_json(tmp_path):
+    args = ["complexity", "--mixers", "dwconv", "--tokens", "8,16", "--dim", "16",
+            "--metrics", "params", "--predict", "--fit-memory", "4MiB", "--out", str(tmp_path)]
+    shown = runner.invoke(app, args, env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    assert "pred MiB" in shown.output and "--fit-memory 4MiB" in shown.output
+    assert "max batch" in shown.output and "smallest size that does not fit" in shown.output
+    result = runner.invoke(app, [*args, "--json"])
+    payload = json.loads(result.output)
+    fits = payload["fit_memory"]["fits"]
+    assert payload["fit_memory"]["budget_bytes"] == 4 * 2**20
+    assert [f["size"] for f in fits] == ["8x8", "16x16"]
+    assert all(f["max_batch"] >= 1 for f in fits)
+    assert fits[0]["max_batch"] > fits[1]["max_batch"]  # 4x the tokens: a smaller batch
+    assert all(r["pred_mem_bytes"] > 0 for r in payload["rows"])

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from gfbench.defaults import FLOP_CONVENTION
 from gfbench.distributed import init_distributed, shutdown_distributed
 from gfbench.measure.crossover import Crossover, crossovers
-from gfbench.measure.plan import ComplexityRequest, plan_complexity
+from gfbench.measure.plan import ComplexityRequest, SweepPlan, plan_complexity
+from gfbench.measure.predict import MemoryFit
 from gfbench.measure.quality import available_cores, load_average, timing_warnings
 from gfbench.measure.roofline import below_roofline_warning, ceilings_warning
 from gfbench.measure.scaling import Exponent, scaling_exponents
@@ -51,6 +52,7 @@ class ComplexityReport:
     crossovers: list[Crossover] = field(default_factory=list)  # global filter against rivals
     ceilings: dict[str, Any] | None = None  # the run's measured ceilings (or why none)
     tf32_matmul: bool = False  # fp32 matmuls on CUDA ran as TF32 (held to the tf32 ceiling)
+    memory_fit: MemoryFit | None = None  # --fit-memory: the largest batches that fit
 
     @property
     def failed(self) -> bool:
@@ -70,7 +72,8 @@ class ComplexityReport:
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "exponents": [dataclasses.asdict(e) for e in self.exponents],
                 "crossovers": [dataclasses.asdict(c) for c in self.crossovers],
-                "warnings": self.warnings, "ceilings": self.ceilings}
+                "warnings": self.warnings, "ceilings": self.ceilings,
+                **({"fit_memory": self.memory_fit.as_json()} if self.memory_fit else {})}
 
 
 def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = None
@@ -102,4 +105,18 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
                             dict(outcome.counts()), crossovers(rows), outcome.ceilings,
-                            outcome.tf32_matmul)
+                            outcome.tf32_matmul, _memory_fit(request, plan))
+
+
+def _memory_fit(request: ComplexityRequest, plan: SweepPlan) -> MemoryFit | None:
+    """--fit-memory: each setting's largest fitting batch, predicted; checked by measuring it
+    where the run measures on a device."""
+    if request.fit_memory is None:
+        return None
+    from gfbench.measure.predict import check_on_device, fit_memory
+
+    budget = request.fit_memory
+    fit = fit_memory(plan.settings, budget.bytes, budget.label)
+    if plan.device != "meta":
+        check_on_device(fit, plan)
+    return fit

@@ -26,6 +26,7 @@ from gfbench.measure.setting import (
     SweepOptions,
 )
 from gfbench.measure.timing import MODES, OPTIMIZERS
+from gfbench.options import MemoryBudget
 from gfbench.results import check_output_folder, find_run
 
 # (batch, warmup, repeat, processes) when not given: enough repetitions for stable
@@ -67,6 +68,8 @@ class ComplexityRequest:
     flush_l2: bool = False  # evict the cache before every timed call
     processes: int | None = None  # fresh processes the repeats are spread over (None: default)
     reparam: bool = False  # models: fuse re-parameterisable ones to their deploy form first
+    predict: bool = False  # predict each step's peak memory on the meta device (pred_mem_bytes)
+    fit_memory: MemoryBudget | None = None  # the largest batch whose predicted need fits this
 
 
 @dataclass
@@ -183,6 +186,9 @@ def _check_conflicts(request: ComplexityRequest) -> None:
         if request.mode != "train":
             raise GfbenchError(f"--optimizer {request.optimizer} needs --mode train (an "
                                "inference step has no update)")
+    if (request.predict or request.fit_memory) and request.precision != "fp32":
+        raise GfbenchError(f"--predict and --fit-memory predict fp32 steps only so far, not "
+                           f"--precision {request.precision}")
     if request.warmup_s is not None and request.warmup_s < 0:
         raise GfbenchError(f"--warmup-s {request.warmup_s} must be >= 0 seconds")
 
@@ -236,7 +242,8 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
                            compile=request.compile, channels_last=request.channels_last,
                            fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
                            optimizer=request.optimizer, warmup_s=request.warmup_s,
-                           flush_l2=request.flush_l2, processes=min(processes, repeat))
+                           flush_l2=request.flush_l2, processes=min(processes, repeat),
+                           predict=request.predict)
     folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
@@ -250,7 +257,7 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2, "processes": options.processes,
-             "reparam": request.reparam}
+             "reparam": request.reparam, "predict": request.predict}
     extra["bytes_convention"] = BYTES_CONVENTION  # the rows' bytes, beside flop_convention
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,

@@ -106,6 +106,7 @@ class SweepOptions:
     warmup_s: float | None = None  # None: timing.DEFAULT_WARMUP_S of the device type
     flush_l2: bool = False
     processes: int = 1  # fresh processes the timed calls are spread over (isolated sweeps)
+    predict: bool = False  # predicted peak memory in the count step (gfbench.measure.predict)
 
     def to_json(self) -> dict:
         """The options as JSON (for a worker child)."""
@@ -243,6 +244,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     else:
         row.tokens = _tokens(token_grid(meta_model, shape))
     del meta_model
+    if options.predict:
+        _predict(setting, row)
     if "flops" not in options.metrics:
         return
     if row.fwd_flops is None or row.fwd_flops <= options.fvcore_max_flops:
@@ -278,6 +281,19 @@ def _set_bytes(setting: Setting, model: nn.Module, batch1: FlopCount, row: Compl
         row.bytes = bytes_per_image(setting, model, batch1)
     except Exception as exc:
         note(row, f"bytes at batch {setting.batch_size} not counted: {first_line(exc)}")
+
+
+def _predict(setting: Setting, row: ComplexityRow) -> None:
+    """The row's predicted peak memory (meta-device trace); a step that cannot be traced is
+    a note, and the counts stay."""
+    from gfbench.measure.predict import predict_setting
+
+    try:
+        predicted = predict_setting(setting)
+        row.pred_mem_bytes = float(predicted.peak_above_resident)
+        row.pred_need_bytes = float(predicted.need_total)
+    except Exception as exc:  # a prediction is never worth the row
+        note(row, f"memory prediction failed: {first_line(exc, with_type=False)}")
 
 
 def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:

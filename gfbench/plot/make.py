@@ -24,6 +24,7 @@ from gfbench.plot.complexity import (
     si_text,
 )
 from gfbench.plot.load import NothingToPlotError, Setting, settings_of
+from gfbench.plot.memory import memory_figure
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -238,6 +239,9 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
                                 f"{setting.title()}")
         for figure in figures:
             section.blocks.append(pictures.picture(figure))
+        memory = None if plotted.empty else memory_figure(subject, setting, plotted)
+        if memory is not None:  # rows predicted with --predict
+            section.blocks.append(pictures.picture(memory))
         if figures and figures[0].fits:
             section.blocks.append(Table("Fitted exponents (larger half of N; the legends show "
                                         "the same k)", fits_table(figures[0])))

@@ -88,6 +88,9 @@ class ComplexityRow:
     first_call_ms: float | None = None  # the untimed first call (compilation, lazy init)
     peak_mem_bytes: float | None = None  # above the resident model, during the measured step
     pred_mem_bytes: float | None = None  # peak_mem_bytes predicted without the device
+    # what the step needs in all, predicted: parameters, buffers and input + the peak, in
+    # training with the optimizer state kept from the previous update (gfbench.measure.predict)
+    pred_need_bytes: float | None = None
     # roofline of a timed row against the machine's measured ceilings (provenance.extra
     # ["ceilings"]; gfbench.measure.roofline). FLOP rates follow the FLOP convention
     # (multiply-adds per second), so vendor peaks quoted at 2 FLOPs per FMA are halved.
