@@ -189,7 +189,13 @@ def test_a_timed_run_records_its_ceilings_and_the_roofline_of_each_row(tmp_path)
     achieved = row.flops * row.batch_size / (row.latency_ms_p50 / 1000)
     assert row.achieved_flops_s == pytest.approx(achieved)
     assert row.compute_share == pytest.approx(achieved / ceilings["matmul_flops_s"]["fp32"]["p50"])
-    assert row.bound == "no ceiling" and row.roofline_ms is None  # bytes are not counted yet
+    peak = ceilings["matmul_flops_s"]["fp32"]["p50"]
+    bandwidth = ceilings["bandwidth_bytes_s"][ceilings["bandwidth_used"]]["p50"]
+    compute_s, memory_s = (row.flops * row.batch_size / peak,
+                           row.bytes * row.batch_size / bandwidth)
+    assert row.bytes > 0 and row.bound == ("compute" if compute_s > memory_s else "memory")
+    assert row.roofline_ms == pytest.approx(max(compute_s, memory_s) * 1000)
+    assert row.roofline_ratio == pytest.approx(row.latency_ms_p50 / row.roofline_ms)
 
 
 def test_a_resumed_run_keeps_the_ceilings_it_measured_first(tmp_path):
