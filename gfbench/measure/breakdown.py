@@ -234,11 +234,13 @@ def breakdown_parts(model: nn.Module, counts: FlopCount, depth: int
 
 
 def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: FlopCount,
-                   depth: int, tokens: int | None, reparam: bool = False) -> list[BreakdownRow]:
+                   depth: int, tokens: int | None, reparam: bool = False,
+                   batch: int = 1) -> list[BreakdownRow]:
     """The rows of one (model, resolution, engine): module order, roles in GROUPS order
-    (``reparam``: the model is in its deploy form, which the rows record)."""
+    (``reparam``: the model is in its deploy form, which the rows record; ``batch``: what
+    ``counts`` was traced at, the rows hold per-image values, bytes rounded to a whole one)."""
     parts = breakdown_parts(model, counts, depth)
-    total = counts.total
+    total = counts.total // batch
     total_params = sum(part.params for part in parts.values())
     order = {path: i for i, (path, _) in enumerate(model.named_modules())}
     rows = []
@@ -248,12 +250,14 @@ def breakdown_rows(name: str, size: tuple[int, int], model: nn.Module, counts: F
             continue
         rows.append(BreakdownRow(
             name=name, res_h=size[0], res_w=size[1], tokens=tokens, engine=counts.engine,
-            depth=depth, module=path or MODEL_LABEL, own=own, group=group, flops=part.flops,
-            params=part.params, flops_share=part.flops / total if total else None,
+            depth=depth, module=path or MODEL_LABEL, own=own, group=group,
+            flops=part.flops // batch, params=part.params,
+            flops_share=part.flops / batch / total if total else None,
             params_share=part.params / total_params if total_params else None,
-            bytes=None if counts.module_bytes is None else part.bytes,
+            bytes=None if counts.module_bytes is None else round(part.bytes / batch),
             model_flops=total, model_params=total_params,
-            uncounted_ops=format_uncounted(part.uncounted), reparam=reparam))
+            uncounted_ops=format_uncounted(part.uncounted), reparam=reparam,
+            batch_size=batch))
     return rows
 
 
@@ -280,9 +284,10 @@ def _builder(name: str, size: tuple[int, int], reparam: bool = False
 
 
 def breakdown_setting(name: str, size: tuple[int, int], depth: int,
-                      engine: str = "torch", reparam: bool = False) -> list[BreakdownRow]:
+                      engine: str = "torch", reparam: bool = False,
+                      batch: int = 1) -> list[BreakdownRow]:
     """The breakdown rows of one model at one resolution with one engine (``reparam``: in its
-    deploy form, as fused by timm's reparameterize_model)."""
+    deploy form, as fused by timm's reparameterize_model), counted at ``batch``."""
     from gfbench.models.meta import on_meta
 
     if engine not in ENGINES:
@@ -292,9 +297,9 @@ def breakdown_setting(name: str, size: tuple[int, int], depth: int,
         model = builder()
     check_depth(name, model, depth)
     # the torch engine counts this meta model itself; fvcore traces a CPU copy of its own
-    counts = count_flops(model if engine == "torch" else builder, (1, 3, *size), engine)
+    counts = count_flops(model if engine == "torch" else builder, (batch, 3, *size), engine)
     return breakdown_rows(getattr(model, "gfbench_name", name), size, model, counts, depth,
-                          _tokens(model), reparam)
+                          _tokens(model), reparam, batch)
 
 
 # --- planning and running --------------------------------------------------------------------
@@ -311,6 +316,21 @@ class BreakdownRequest:
     engine: str = "torch"
     out: Path | None = None
     reparam: bool = False  # fuse re-parameterisable models to their deploy form first
+    time: bool = False  # also time every row on the device (gfbench.measure.module_time)
+    device: str = "auto"
+    batch_size: int | None = None  # None: complexity's default of the device
+    warmup: int | None = None
+    repeat: int | None = None
+
+
+@dataclass(frozen=True)
+class ModuleTiming:
+    """How a timed breakdown times its rows: on which device, at which batch, how often."""
+
+    device: str
+    batch: int
+    warmup: int
+    repeat: int
 
 
 @dataclass(frozen=True)
@@ -321,8 +341,9 @@ class BreakdownPlan:
     depth: int
     engines: tuple[str, ...]
     folder: Path
-    name: str  # the runs' descriptive name: breakdown-d<depth>-<engine>[-reparam]
+    name: str  # the runs' descriptive name: breakdown-d<depth>-<engine>[-reparam][-<dev>-b<B>]
     reparam: bool = False
+    timing: ModuleTiming | None = None  # None: counted only
 
 
 def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
@@ -346,9 +367,42 @@ def plan_breakdown(request: BreakdownRequest, results_dir: Path = DEFAULT_OUT
             model = _builder(name, size, request.reparam)()
         check_depth(name, model, request.depth)
     engines = ENGINES if request.engine == "both" else (request.engine,)
+    timing = plan_timing(request)
     suffix = "-reparam" if request.reparam else ""
+    if timing is not None:
+        suffix += f"-{timing.device.split(':')[0]}-b{timing.batch}"
     return BreakdownPlan(settings, request.depth, engines, folder,
-                         f"breakdown-d{request.depth}-{request.engine}{suffix}", request.reparam)
+                         f"breakdown-d{request.depth}-{request.engine}{suffix}", request.reparam,
+                         timing)
+
+
+def plan_timing(request: BreakdownRequest) -> ModuleTiming | None:
+    """The validated timing of a request (None without --time): complexity's defaults of the
+    device; GfbenchError (one line) for an option that needs --time or a bad value."""
+    if not request.time:
+        given = [name for name, value in (("--batch-size", request.batch_size),
+                                          ("--warmup", request.warmup),
+                                          ("--repeat", request.repeat)) if value is not None]
+        given += ["--device"] if request.device != "auto" else []
+        if given:
+            raise GfbenchError(f"{', '.join(given)} only mean(s) something with --time "
+                               "(breakdown counts on the meta device otherwise)")
+        return None
+    if request.engine != "torch":
+        raise GfbenchError(f"--time needs --engine torch (its rows carry the bytes the roofline "
+                           f"needs), not {request.engine!r}")
+    from gfbench.device import resolve_device
+    from gfbench.measure.plan import DEVICE_DEFAULTS
+
+    device = resolve_device(request.device)
+    batch, warmup, repeat, _ = DEVICE_DEFAULTS["cuda" if device.startswith("cuda") else "cpu"]
+    timing = ModuleTiming(device, request.batch_size or batch,
+                          warmup if request.warmup is None else request.warmup,
+                          repeat if request.repeat is None else request.repeat)
+    if timing.batch < 1 or timing.warmup < 1 or timing.repeat < 1:
+        raise GfbenchError(f"--batch-size, --warmup and --repeat must be >= 1, got "
+                           f"{timing.batch}, {timing.warmup}, {timing.repeat}")
+    return timing
 
 
 def _failed_row(name: str, size: tuple[int, int], engine: str, depth: int,
@@ -368,20 +422,33 @@ def run_breakdown(plan: BreakdownPlan,
 
     An engine that fails on a setting leaves one row with status "error" and its message.
     """
-    provenance = collect_provenance("breakdown", device="cpu" if "fvcore" in plan.engines
-                                    else "meta", depth=plan.depth, engines=list(plan.engines),
-                                    reparam=plan.reparam, load_average_at_start=load_average(),
-                                    bytes_convention=BYTES_CONVENTION)
+    timing = plan.timing
+    device = timing.device if timing else "cpu" if "fvcore" in plan.engines else "meta"
+    provenance = collect_provenance("breakdown", device=device, depth=plan.depth,
+                                    engines=list(plan.engines), reparam=plan.reparam,
+                                    load_average_at_start=load_average(),
+                                    bytes_convention=BYTES_CONVENTION,
+                                    **({"timing": dataclasses.asdict(timing)} if timing else {}))
     with new_run(plan.folder, plan.name, provenance) as writer:
         try:
+            if timing:
+                from gfbench.measure.module_time import ceilings_in_child
+
+                writer.provenance.extra["ceilings"] = ceilings_in_child(timing.device)
+                writer.provenance.extra["module_time"] = {}
             for name, size in plan.settings:
                 for engine in plan.engines:
                     try:
-                        rows = breakdown_setting(name, size, plan.depth, engine, plan.reparam)
+                        rows = breakdown_setting(name, size, plan.depth, engine, plan.reparam,
+                                                 timing.batch if timing else 1)
                     except GfbenchError:
                         raise
                     except Exception as exc:  # one engine's failure must not lose the others
                         rows = [_failed_row(name, size, engine, plan.depth, exc, plan.reparam)]
+                    if timing and rows[0].status == "ok":
+                        from gfbench.measure.module_time import time_rows
+
+                        rows += time_rows(rows, plan, writer.provenance)
                     writer.extend(rows)
                     if on_done:
                         on_done(name, size, engine)

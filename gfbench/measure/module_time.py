@@ -269,3 +269,68 @@ def time_modules(name: str, size: tuple[int, int], depth: int, batch: int, devic
         model = _builder(name, size, reparam)().eval()
         example = torch.randn(batch, 3, *size)
     return time_model(model, example, depth, warmup, repeat, warmup_s)
+
+
+# --- a timed breakdown run: ceilings and one child per setting -----------------------------
+
+
+def ceilings_in_child(device: str) -> dict[str, Any]:
+    """The device's ceilings measured once in a fresh child with this process's threads, as
+    `gfbench complexity`'s timed runs record them (the reason instead where it failed)."""
+    from gfbench.measure.ceilings import no_ceilings
+    from gfbench.measure.worker import call_in_child
+
+    result = call_in_child("gfbench.measure.ceilings:measure_ceilings", {"device": device},
+                           threads=torch.get_num_threads())
+    return result.value.as_json() if result.ok else no_ceilings(result.error)
+
+
+def _row_key(row: Any) -> RowKey:
+    """A breakdown row's (module path, own, group); the model's own row has the path ''."""
+    from gfbench.measure.breakdown import MODEL_LABEL
+
+    return ("" if row.module == MODEL_LABEL else row.module, row.own, row.group)
+
+
+def fill_times(rows: list[Any], times: ModuleTimes, device: str,
+               ceilings: dict[str, Any] | None, tf32: bool) -> float:
+    """Set every row's device and method, the latency of those timed and their roofline
+    (gfbench.measure.roofline); returns the median time that landed in no row."""
+    from gfbench.measure.roofline import fill_roofline
+
+    by_key = {_row_key(row): row for row in rows}
+    quantiles, unattributed = times.quantiles(set(by_key))
+    for key, row in by_key.items():
+        row.device, row.time_method = device, times.method
+        if key in quantiles:
+            row.latency_ms_p10, row.latency_ms_p50, row.latency_ms_p90 = quantiles[key]
+            fill_roofline(row, ceilings, tf32)
+    return unattributed[1]
+
+
+def time_rows(rows: list[Any], plan: Any, provenance: Any) -> list[Any]:
+    """Time one setting's counted rows in a fresh child (``time_modules``) and fill them; its
+    timing recorded in provenance.extra["module_time"]. Returns the one error row of a child
+    that failed (the counted rows are kept), else nothing."""
+    from gfbench.measure.breakdown import _failed_row
+    from gfbench.measure.worker import call_in_child
+
+    first, timing = rows[0], plan.timing
+    size = (first.res_h, first.res_w)
+    result = call_in_child("gfbench.measure.module_time:time_modules", {
+        "name": first.name, "size": size, "depth": plan.depth, "batch": timing.batch,
+        "device": timing.device, "warmup": timing.warmup, "repeat": timing.repeat,
+        "reparam": plan.reparam}, threads=torch.get_num_threads())
+    for row in rows:
+        row.device = timing.device
+    label = f"{first.name} {size[0]}x{size[1]}"
+    if not result.ok:
+        provenance.extra["module_time"][label] = {"error": result.error}
+        error = _failed_row(first.name, size, first.engine, plan.depth,
+                            RuntimeError(f"timing failed: {result.error}"), plan.reparam)
+        error.batch_size, error.device = timing.batch, timing.device
+        return [error]
+    spare = fill_times(rows, result.value, timing.device, provenance.extra.get("ceilings"),
+                       provenance.tf32_matmul)
+    provenance.extra["module_time"][label] = result.value.provenance(spare)
+    return []

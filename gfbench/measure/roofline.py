@@ -92,13 +92,15 @@ def roofline(flops: float | None, nbytes: float | None, batch: int, latency_ms: 
 
 
 def fill_roofline(row: Any, ceilings: dict[str, Any] | None, tf32: bool = False) -> None:
-    """Set a timed ComplexityRow's roofline fields from the run's ceilings (untimed or failed
-    rows are left as they are; ceilings of another device type count as none)."""
+    """Set a timed row's roofline fields from the run's ceilings (untimed or failed rows are
+    left as they are; ceilings of another device type count as none). A ComplexityRow or a
+    timed BreakdownRow (fp32: it has no precision field)."""
     if row.status != "ok" or row.latency_ms_p50 is None or row.latency_ms_p50 <= 0:
         return
     usable = ceilings if _same_device(ceilings, str(row.device)) else None
+    precision = getattr(row, "precision", "fp32")
     result = roofline(row.flops, row.bytes, row.batch_size, row.latency_ms_p50,
-                      matmul_peak(usable, ceiling_key(row.precision, str(row.device), tf32)),
+                      matmul_peak(usable, ceiling_key(precision, str(row.device), tf32)),
                       bandwidth(usable))
     for name, value in vars(result).items():
         setattr(row, name, value)

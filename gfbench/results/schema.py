@@ -193,9 +193,28 @@ class BreakdownRow:
     status: str = "ok"  # ok | error (one row, module "(model)", when the engine failed)
     error: str = ""
     reparam: bool = False  # the deploy form timm's reparameterize_model fuses to (old files: no)
+    # `gfbench breakdown --time` (gfbench.measure.module_time): the rows are counted at the
+    # batch (bytes per image depend on it) and timed on the device; count-only rows (and
+    # files before these fields): batch 1, device "". Both join the key, so a timed row and a
+    # counted one of the same module stay apart.
+    batch_size: int = 1
+    device: str = ""
+    time_method: str = ""  # how the latency was taken ("forward hooks, perf_counter_ns"...)
+    latency_ms_p10: float | None = None  # own time of the row's modules in one forward of
+    latency_ms_p50: float | None = None  # the batch (inclusive minus timed children's), ms
+    latency_ms_p90: float | None = None
+    # roofline of a timed row, as ComplexityRow's (gfbench.measure.roofline; the run's
+    # provenance.extra["ceilings"]), from flops, bytes, batch_size and latency_ms_p50
+    achieved_flops_s: float | None = None
+    achieved_bytes_s: float | None = None
+    compute_share: float | None = None
+    bandwidth_share: float | None = None
+    bound: str = ""
+    roofline_ms: float | None = None
+    roofline_ratio: float | None = None
 
     KEY_FIELDS = ("name", "res_h", "res_w", "engine", "depth", "module", "own", "group",
-                  "reparam")
+                  "reparam", "batch_size", "device")
 
 
 ROW_TYPES: dict[str, type[ComplexityRow | RobustnessRow | BreakdownRow]] = {
