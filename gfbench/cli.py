@@ -26,6 +26,7 @@ from gfbench.options import (
     Names,
     Sizes,
     comma_list,
+    one_batch_size,
     parse_batch_sizes,
     parse_device,
     parse_jpeg_quality,
@@ -343,7 +344,11 @@ def breakdown_command(
     engine: Annotated[BreakdownEngine, typer.Option(
         help="torch: FlopCounterMode on the meta device (any size, no memory); fvcore: traced "
         "on real CPU tensors; both: one set of rows each.")] = BreakdownEngine.torch,
-    reparam: Reparam = False, out: Out = None, quiet: Quiet = False, as_json: Json = False,
+    reparam: Reparam = False, time: Annotated[bool, typer.Option(
+        "--time", help="Also time each row's own latency on --device (forward hooks) at "
+        "--batch-size, with the roofline against ceilings measured once.")] = False,
+    device: Device = "auto", batch_sizes: BatchSize = None, warmup: Warmup = None,
+    repeat: Repeat = None, out: Out = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     """Where the FLOPs and parameters go: per module at a depth, grouped into token mixer, \
 channel MLP, norm, embedding, head and other, with the token mixer's share.
@@ -357,7 +362,9 @@ and .csv (NNNN: the next run number of the folder). Exit code 1 when a setting f
     from gfbench.render import BreakdownProgress, print_breakdown_run
 
     request = BreakdownRequest(models or (), exclude or (), resolutions or (), depth,
-                               engine.value, out, reparam)
+                               engine.value, out, reparam, time, device,
+                               one_batch_size(batch_sizes, "breakdown"), warmup,
+                               repeat)
     with BreakdownProgress(enabled=not (quiet or as_json)) as progress:
         report = _run(count_breakdown, request, progress)
     _show(report, as_json, quiet, print_breakdown_run)

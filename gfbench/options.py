@@ -67,6 +67,16 @@ def parse_batch_sizes(text: str) -> BatchSizes:
     return BatchSizes(dict.fromkeys(sizes))
 
 
+def one_batch_size(sizes: BatchSizes | None, command: str) -> int | None:
+    """The one --batch-size of a command that times a single batch (None: not given)."""
+    if sizes is None:
+        return None
+    if len(sizes) != 1:
+        raise GfbenchError(f"--batch-size {','.join(map(str, sizes))}: {command} takes one "
+                           "batch size, a whole number >= 1 (no sweep)")
+    return int(sizes[0])
+
+
 def parse_precision(text: str) -> str:
     """--precision: fp32, bf16 or fp16 (case and blanks ignored)."""
     value = text.strip().lower()

@@ -657,11 +657,50 @@ def breakdown_summary_table(summaries: list) -> Table:
     return table
 
 
+def breakdown_time_table(rows: list, timing: dict | None = None) -> Table:
+    """One timed (model, resolution): each timed row's own median latency, FLOP/B, the
+    ceiling its lower bound hits and latency / bound; the hook overhead in the title."""
+    first = rows[0]
+    record = (timing or {}).get(f"{first.name} {first.res_h}x{first.res_w}", {})
+    overhead = (f"; hooks add {_ms(record['hook_overhead_ms'])} ms to a "
+                f"{_ms(record['forward_ms_p50'])} ms forward" if "hook_overhead_ms" in record
+                else "")
+    table = Table(title=f"{first.name} at {_side(first.res_h, first.res_w)}, batch "
+                  f"{first.batch_size} on {first.device}: own time per row ({first.time_method})"
+                  f"{overhead}", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("module", "role", "ms p50", "FLOP/B", "bound", "ratio"):
+        text = column in ("module", "role", "bound")
+        table.add_column(column, justify="left" if text else "right",
+                         no_wrap=column != "module", overflow="fold")
+    for row in rows:
+        if row.latency_ms_p50 is not None:
+            table.add_row(row.module + (" (own)" if row.own else ""),
+                          GROUP_LABELS.get(row.group, row.group), _ms(row.latency_ms_p50),
+                          _intensity(row.flops, row.bytes), row.bound or "-",
+                          _ms(row.roofline_ratio))
+    return table
+
+
 def print_breakdown_run(report) -> None:
     """A finished `gfbench breakdown`: its tables, the convention and the files."""
     from gfbench.defaults import FLOP_CONVENTION
 
     print_breakdown_report(report.rows, report.summaries, report.files, FLOP_CONVENTION)
+    timed: dict[tuple, list] = {}
+    for row in report.rows:
+        if row.status == "ok" and row.time_method:
+            timed.setdefault((row.name, row.res_h, row.res_w), []).append(row)
+    for members in timed.values():
+        console.print()
+        console.print(breakdown_time_table(members, report.timing.get("module_time")))
+    if timed:
+        from gfbench.measure.roofline import below_roofline_warning
+
+        console.print(roofline_title(report.timing.get("ceilings"), []), highlight=False,
+                      soft_wrap=True)
+        if warning := below_roofline_warning(report.rows):
+            console.print(f"[yellow]{warning}[/]", highlight=False, soft_wrap=True)
 
 
 def print_breakdown_report(rows: list, summaries: list, paths: list, convention: str) -> None:

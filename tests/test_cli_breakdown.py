@@ -62,6 +62,11 @@ def test_json_output_has_rows_and_role_totals(tmp_path):
     (["--depth", "9"], "--depth 9 does not exist in deit-ti"),
     (["--depth", "-2"], "--depth -2 must be 0"),
     (["--res", "100"], "deit-ti cannot run at 100x100"),
+    (["--repeat", "3"], "--repeat: used only with --time"),
+    (["--device", "cpu", "--batch-size", "4"], "--batch-size, --device: used only with --time"),
+    (["--time", "--engine", "fvcore"], "--time needs --engine torch"),
+    (["--time", "--repeat", "0"], "--batch-size, --warmup and --repeat must be >= 1"),
+    (["--time", "--batch-size", "2,4"], "breakdown takes one batch size"),
 ])
 def test_bad_input_is_one_red_line_and_exit_1(monkeypatch, capsys, tmp_path, args, message):
     monkeypatch.setattr(sys, "argv", ["gfbench", "breakdown", "--models", "deit-ti",
@@ -114,3 +119,28 @@ def test_reparam_breaks_down_the_deploy_form(tmp_path):
     assert built.exit_code == 0, built.output
     _, plain = read_rows(tmp_path / "0002-breakdown-d0-torch.json")
     assert not any(r.reparam for r in plain) and plain[0].model_params > 9_000_000
+
+
+def test_time_times_rows_in_a_child_with_ceilings_and_the_hook_overhead(tmp_path):
+    args = ["breakdown", "--models", "gfnet-ti", "--res", "64", "--depth", "1", "--time",
+            "--device", "cpu", "--batch-size", "2", "--warmup", "1", "--repeat", "3",
+            "--out", str(tmp_path)]
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "0001-breakdown-d1-torch-cpu-b2.json"
+    written = json.loads(path.read_text())
+    extra = written["provenance"]["extra"]
+    assert extra["timing"] == {"device": "cpu", "batch": 2, "warmup": 1, "repeat": 3}
+    assert extra["ceilings"]["source"] in ("measured", "none")
+    record = extra["module_time"]["gfnet-ti 64x64"]
+    assert record["samples"] == 3 and record["method"] == "forward hooks, perf_counter_ns"
+    assert record["hook_overhead_ms"] == pytest.approx(
+        record["hooked_forward_ms_p50"] - record["forward_ms_p50"])
+    _, rows = read_rows(path)
+    assert {(r.batch_size, r.device) for r in rows} == {(2, "cpu")}
+    timed = [r for r in rows if r.latency_ms_p50 is not None]
+    assert {r.group for r in timed} >= {"token_mixer", "channel_mlp", "norm", "embedding"}
+    assert all(r.latency_ms_p10 <= r.latency_ms_p50 <= r.latency_ms_p90 for r in timed)
+    table = result.output[result.output.index("gfnet-ti at 64, batch 2 on cpu"):]
+    assert "hooks add" in table and "ratio" in table
+    assert max(len(line) for line in table.splitlines()[:-2]) <= 80

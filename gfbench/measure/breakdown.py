@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -385,8 +386,8 @@ def plan_timing(request: BreakdownRequest) -> ModuleTiming | None:
                                           ("--repeat", request.repeat)) if value is not None]
         given += ["--device"] if request.device != "auto" else []
         if given:
-            raise GfbenchError(f"{', '.join(given)} only mean(s) something with --time "
-                               "(breakdown counts on the meta device otherwise)")
+            raise GfbenchError(f"{', '.join(given)}: used only with --time (without it "
+                               "breakdown counts on the meta device)")
         return None
     if request.engine != "torch":
         raise GfbenchError(f"--time needs --engine torch (its rows carry the bytes the roofline "
@@ -428,7 +429,7 @@ def run_breakdown(plan: BreakdownPlan,
                                     engines=list(plan.engines), reparam=plan.reparam,
                                     load_average_at_start=load_average(),
                                     bytes_convention=BYTES_CONVENTION,
-                                    **({"timing": dataclasses.asdict(timing)} if timing else {}))
+                                    timing=dataclasses.asdict(timing) if timing else None)
     with new_run(plan.folder, plan.name, provenance) as writer:
         try:
             if timing:
@@ -519,6 +520,8 @@ class BreakdownReport:
     rows: list[BreakdownRow]
     summaries: list[GroupSummary]
     files: list[Path]
+    # a timed run's provenance.extra "module_time" (hook overhead per setting) and "ceilings"
+    timing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -530,7 +533,7 @@ class BreakdownReport:
         return {"files": [str(p) for p in self.files], "flop_convention": FLOP_CONVENTION,
                 "rows": [dataclasses.asdict(r) for r in self.rows],
                 "groups": [{**dataclasses.asdict(s), "mixer_share": s.mixer_share}
-                           for s in self.summaries]}
+                           for s in self.summaries], "timing": self.timing}
 
 
 def count_breakdown(request: BreakdownRequest,
@@ -541,4 +544,6 @@ def count_breakdown(request: BreakdownRequest,
     if progress is not None:
         progress.begin(len(plan.settings) * len(plan.engines))
     rows, json_path = run_breakdown(plan, on_done=progress.done if progress else None)
-    return BreakdownReport(rows, summarise(rows), [json_path, json_path.with_suffix(".csv")])
+    extra = json.loads(json_path.read_text())["provenance"]["extra"] if plan.timing else {}
+    return BreakdownReport(rows, summarise(rows), [json_path, json_path.with_suffix(".csv")],
+                           {k: extra[k] for k in ("module_time", "ceilings") if k in extra})

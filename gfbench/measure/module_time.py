@@ -7,8 +7,9 @@ timed module take a stamp: ``time.perf_counter_ns`` on the CPU, where an op has 
 it returns; a recorded CUDA event on CUDA, read after a synchronize once the timed calls are
 done (``torch.cuda.Event.elapsed_time``), so no synchronize enters the timed calls. Timed
 modules: every module at depth <= D (those the rows name) and every *role head* below (the
-highest module of a role: ``blocks.0.attn`` inside ``blocks`` at depth 1), so a row at depth 1
-that holds several roles still gets each role its own time. A timed module's own time is its
+highest module of a role: ``blocks.0.attn`` inside ``blocks`` at depth 1) and every module of
+no role (``blocks.0``, whose residual adds are "other"), so a row at depth 1 that holds several
+roles still gets each role its own time. A timed module's own time is its
 inclusive time minus its nearest timed descendants', and lands in the row its FLOPs land in
 (``gfbench.measure.breakdown.cut`` and the module's role): the own times of one call add up to
 the model's inclusive time exactly. A module's own time that lands in no row (it counted
@@ -41,13 +42,14 @@ CUDA_METHOD = "forward hooks, cuda events"
 
 
 def timed_paths(groups: dict[str, str | None], depth: int) -> list[str]:
-    """The modules whose inclusive time is taken: every one at depth <= ``depth`` and every
-    role head below (a module with a role whose parent has none)."""
+    """The modules whose inclusive time is taken: every one at depth <= ``depth``, every role
+    head below (a module with a role whose parent has none) and every module of no role
+    (``blocks.0``: its residual adds are "other", apart from the roles inside it)."""
     chosen = []
-    for path, group in groups.items():
+    for path in groups:
         level = path.count(".") + 1 if path else 0
-        head = bool(path) and group is not None and groups[parent_path(path) or ""] is None
-        if level <= depth or head:
+        under_no_role = bool(path) and groups[parent_path(path) or ""] is None
+        if level <= depth or under_no_role:
             chosen.append(path)
     return chosen
 

@@ -207,10 +207,10 @@ def test_run_writes_a_breakdown_file_and_keeps_going_after_an_engine_fails(tmp_p
                                                                            monkeypatch):
     real = bd.breakdown_setting
 
-    def fvcore_fails(name, size, depth, engine="torch", reparam=False):
+    def fvcore_fails(name, size, depth, engine="torch", reparam=False, batch=1):
         if engine == "fvcore":
             raise RuntimeError("tracing failed\nsecond line")
-        return real(name, size, depth, engine, reparam)
+        return real(name, size, depth, engine, reparam, batch)
 
     monkeypatch.setattr(bd, "breakdown_setting", fvcore_fails)
     plan = bd.plan_breakdown(bd.BreakdownRequest(models=("deit-ti",), resolutions=("112",),
