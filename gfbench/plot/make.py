@@ -25,6 +25,7 @@ from gfbench.plot.complexity import (
 )
 from gfbench.plot.load import NothingToPlotError, Setting, settings_of
 from gfbench.plot.memory import memory_figure
+from gfbench.plot.module_roofline import module_roofline_sections
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -463,6 +464,7 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
         sections += breakdown_sections(breakdown, pictures)
+        sections += module_roofline_sections(loaded.runs_of("breakdown"), pictures)
     if comparison is not None:
         sections.append(_comparison_section(comparison))
     sections = [_inputs_section(loaded, notes), *sections, *_provenance_sections(loaded)]
