@@ -33,6 +33,7 @@ from gfbench.plot.roofline import (
 from gfbench.plot.style import NamedFigure, new_figure
 
 PANEL_IN = (4.2, 3.8)  # one model's panel, legible at report size
+MIN_WIDTH_IN = 8.0  # room for the title and the ceilings' legend with a single model
 COLUMNS = 3  # panels per line (the trio on one)
 
 
@@ -79,7 +80,7 @@ def module_roofline_figure(rows: pd.DataFrame, ceilings: Ceilings | None, stem: 
     names = list(dict.fromkeys(points["name"]))
     columns = min(len(names), COLUMNS)
     lines = math.ceil(len(names) / columns)
-    fig = new_figure(PANEL_IN[0] * columns, PANEL_IN[1] * lines + 0.9)
+    fig = new_figure(max(PANEL_IN[0] * columns, MIN_WIDTH_IN), PANEL_IN[1] * lines + 1.3)
     axes = fig.subplots(lines, columns, squeeze=False, sharex=True, sharey=True)
     ridge = ceilings.ridge if ceilings is not None else None
     intensities = points["intensity"].to_numpy(float)
@@ -94,12 +95,12 @@ def module_roofline_figure(rows: pd.DataFrame, ceilings: Ceilings | None, stem: 
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-               ncol=min(4, len(handles)), frameon=False, fontsize="small")
+               ncol=min(3, len(handles)), frameon=False, fontsize="small")
     first = points.iloc[0]
     side = (f"{int(first['res_h'])}" if first["res_h"] == first["res_w"]
             else f"{int(first['res_h'])}×{int(first['res_w'])}")
     title = (f"Per-module roofline · {side} px, batch {int(first['batch_size'])}, "
-             f"{first['device']} (own time of each breakdown row, forward hooks)")
+             f"{first['device']}")
     fig.suptitle(title, fontweight="bold")
     return ModuleRooflineFigure(stem=stem, title=title, figure=fig, ceilings=ceilings,
                                 points=points)
