@@ -25,7 +25,6 @@ from gfbench.plot.complexity import (
 )
 from gfbench.plot.load import NothingToPlotError, Setting, settings_of
 from gfbench.plot.memory import memory_figure
-from gfbench.plot.module_roofline import module_roofline_sections
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -464,6 +463,8 @@ def make_plots(paths: Iterable[Path | str], options: PlotOptions | None = None) 
         sections += _batch_sections(complexity, pictures)
         sections += _robustness_section(robustness, pictures)
         sections += breakdown_sections(breakdown, pictures)
+        from gfbench.plot.module_roofline import module_roofline_sections
+
         sections += module_roofline_sections(loaded.runs_of("breakdown"), pictures)
     if comparison is not None:
         sections.append(_comparison_section(comparison))
