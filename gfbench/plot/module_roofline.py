@@ -3,7 +3,8 @@ arithmetic intensity and the FLOP rate its own time achieved, against the run's 
 ceilings (Williams, Waterman & Patterson, "Roofline", CACM 2009).
 
 One figure per timed run and resolution, one panel per model (shared axes, so the models
-compare), one marker per row coloured by its role in the breakdown figure's colours: the
+compare), one marker per row coloured by its role in the breakdown figure's colours (and
+shaped by it; rows without FLOPs, such as residual adds, have no intensity and are not drawn): the
 global filter's FFTs sit far left on the bandwidth slope (few FLOPs per byte), attention's
 and the MLPs' matmuls right, near the compute ceiling. The points are the rows' own
 (intensity = flops / bytes, achieved = achieved_flops_s, as gfbench.plot.roofline reads any
@@ -33,6 +34,11 @@ from gfbench.plot.roofline import (
 from gfbench.plot.style import NamedFigure, new_figure
 
 PANEL_IN = (4.2, 3.8)  # one model's panel, legible at report size
+# A shape per role besides its colour, and the token mixer drawn last, on top: GFNet's filter
+# and its norms share an intensity (~0.6 FLOP/B) and would hide one another.
+ROLE_MARKERS = {"token_mixer": "D", "channel_mlp": "o", "norm": "s", "embedding": "^",
+                "head": "v", "other": "X"}
+DRAW_ORDER = (*(role for role in ROLES if role != "token_mixer"), "token_mixer")
 MIN_WIDTH_IN = 8.0  # room for the title and the ceilings' legend with a single model
 COLUMNS = 3  # panels per line (the trio on one)
 
@@ -55,12 +61,13 @@ def run_ceilings(provenance: Any, device: str) -> Ceilings | None:
 def _panel(ax: Any, name: str, points: pd.DataFrame, ceilings: Ceilings | None,
            limits: tuple[float, float]) -> None:
     """One model: its rows by role, the ceilings, log-log."""
-    for role in ROLES:
+    for order, role in enumerate(DRAW_ORDER):
         mine = points[points["group"] == role]
         if not mine.empty:
             ax.scatter(mine["intensity"].to_numpy(float), mine["achieved"].to_numpy(float),
-                       s=26, color=ROLE_COLOURS[role], edgecolors="black", linewidths=0.4,
-                       label=ROLE_LABELS[role], gid=f"point|{name}|{role}", zorder=3)
+                       s=34, color=ROLE_COLOURS[role], marker=ROLE_MARKERS[role],
+                       edgecolors="black", linewidths=0.4, label=ROLE_LABELS[role],
+                       gid=f"point|{name}|{role}", zorder=3 + order)
     ax.set_xscale("log")
     ax.set_yscale("log")
     if ceilings is not None:
