@@ -356,7 +356,8 @@ channel MLP, norm, embedding, head and other, with the token mixer's share.
     Counts follow the FLOP convention of `gfbench complexity`; each setting's rows add up \
 to the model total of the same engine, and ops no rule counts are listed per row. Every \
 invocation is a run of its own: rows go to runs/<NNNN>-breakdown-d<depth>-<engine>.json \
-and .csv (NNNN: the next run number of the folder). Exit code 1 when a setting failed.
+and .csv (NNNN: the next run number of the folder; -<device>-b<batch> added with --time). \
+Exit code 1 when a setting failed.
     """
     from gfbench.measure.breakdown import BreakdownRequest, count_breakdown
     from gfbench.render import BreakdownProgress, print_breakdown_run
