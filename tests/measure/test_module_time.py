@@ -76,6 +76,7 @@ def test_hooks_with_a_fake_clock_give_exact_own_times():
                     ("blocks", False, "other"): 2 * (5.0 - 1 - 1),
                     ("blocks", False, "norm"): 2.0, ("blocks", False, "channel_mlp"): 2.0,
                     ("head", False, "head"): 1.0}
+    assert sum(rows.values()) == inclusive[""]  # a call's own times add up to the model's
 
 
 def test_a_module_that_sleeps_owns_its_sleep_not_its_childs():
