@@ -22,6 +22,13 @@ BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
 EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+# ImageNet-C-bar's ten corruptions (Mintun, Kirillov & Xie, NeurIPS 2021, arXiv 2102.11273),
+# spelled as in facebookresearch/augmentation-corruption (imagenet_c_bar/imagenet_c_bar.csv).
+CBAR_CORRUPTIONS: tuple[str, ...] = (
+    "blue_noise_sample", "brownish_noise", "caustic_refraction", "checkerboard_cutout",
+    "cocentric_sine_waves", "inverse_sparkles", "perlin_noise", "plasma_noise",
+    "single_frequency_greyscale", "sparkles",
+)
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "noise": BENCHMARK_CORRUPTIONS[0:3],
