@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "digital": BENCHMARK_CORRUPTIONS[11:15],
 }
 EXTRA_GROUP = "extra"
+CBAR_GROUP = "c-bar"
 
 # AlexNet top-1 error (fraction), mean over severities 1..5, per benchmark corruption.
 ALEXNET_ERROR: dict[str, float] = {
@@ -63,28 +64,28 @@ REFERENCE_MCE = {"ResNet-50": 76.7, "GFNet-S": 53.8}
 
 
 def group_of(corruption: str) -> str:
-    """The group a corruption is averaged in: noise, blur, weather, digital or extra."""
+    """The group a corruption is averaged in: noise, blur, weather, digital, extra or c-bar."""
     for group, members in GROUPS.items():
         if corruption in members:
             return group
-    return EXTRA_GROUP
+    return CBAR_GROUP if corruption in CBAR_CORRUPTIONS else EXTRA_GROUP
 
 
 def parse_corruptions(text: str) -> tuple[str, ...]:
-    """'default' -> the 15, 'all' -> the 19, else a comma list of known names (paper order)."""
-    key = text.strip().lower()
-    if key in ("", "default", "benchmark"):
-        return BENCHMARK_CORRUPTIONS
-    if key == "all":
-        return ALL_CORRUPTIONS
-    names = [n.strip() for n in key.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_CORRUPTIONS]
+    """A comma list of 'default' (the 15), 'all' (the 19), 'c-bar' (ImageNet-C-bar's 10) and
+    corruption names -> the names, ImageNet-C's in paper order, then C-bar's."""
+    known = ALL_CORRUPTIONS + CBAR_CORRUPTIONS
+    words = {"": BENCHMARK_CORRUPTIONS, "default": BENCHMARK_CORRUPTIONS,
+             "benchmark": BENCHMARK_CORRUPTIONS, "all": ALL_CORRUPTIONS, "c-bar": CBAR_CORRUPTIONS}
+    pieces = [n.strip() for n in text.lower().split(",") if n.strip()] or [""]
+    unknown = [n for n in pieces if n not in words and n not in known]
     if unknown:
         raise UnknownNameError(
             f"unknown corruption {', '.join(unknown)}; known: default (the 15), all (the 19), "
-            f"or a comma list of {', '.join(ALL_CORRUPTIONS)}"
+            f"c-bar (ImageNet-C-bar's 10), or a comma list of {', '.join(known)}"
         )
-    return tuple(c for c in ALL_CORRUPTIONS if c in names)
+    names = {c for n in pieces for c in words.get(n, (n,))}
+    return tuple(c for c in known if c in names)
 
 
 def parse_severities(text: str) -> tuple[int, ...]:
