@@ -280,8 +280,9 @@ def perlin_tables(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     for i, j in zip(range(size - 1, -1, -1), rng.integers(0, 2**31, size=size) % size,
                     strict=True):
         perm[i], perm[j] = perm[j], perm[i]
-    perm[size:] = perm[: size + 2]
-    gradients[size:] = gradients[: size + 2]
+    for table in (perm, gradients):  # the authors' element-by-element copy: entry size + i
+        table[size:2 * size] = table[:size]  # gets entry i, and the last two wrap to 0 and 1
+        table[2 * size:] = table[:2]
     return gradients, perm
 
 
