@@ -326,7 +326,8 @@ def _perlin_noise(x: np.ndarray, magnitude: float, rng: np.random.Generator) -> 
     field = np.clip(0.5 * turbulence(rows * step, cols * step, 16.0, gradients, perm) + 0.5,
                     0.0, 1.0)
     alpha = scaled(magnitude, 0.5)
-    return (1 - alpha) * x + 255 * alpha * field[..., None]
+    # the authors blend a float32 copy of the image (exact for 8-bit values; the product rounds)
+    return (1 - alpha) * x.astype(np.float32) + 255 * alpha * field[..., None]
 
 
 # --- caustic refraction ---
