@@ -502,6 +502,9 @@ def check_config(config: RobustnessConfig) -> None:
     if bar and config.generate_from is None:
         raise GfbenchError(f"ImageNet-C-bar corruptions ({', '.join(bar)}) are generated in "
                            "memory: they need --generate-from (an ImageNet val folder)")
+    if config.data is not None and not released_corruptions(config):
+        raise GfbenchError("--data reads released ImageNet-C corruptions, but --corruptions "
+                           "names only ImageNet-C-bar ones: add ImageNet-C names or drop --data")
     if config.jpeg_quality is not None:
         check_jpeg_quality(config.jpeg_quality)
         if config.generate_from is None:

@@ -65,6 +65,10 @@ def test_c_bar_needs_generate_from(tmp_path):
     with pytest.raises(GfbenchError, match=r"\(sparkles\) are generated in memory: they need "
                                            "--generate-from"):
         check_config(config)
+    only_bar = RobustnessConfig(tmp_path / "x.pth", data=tmp_path, generate_from=tmp_path,
+                                corruptions=("sparkles",))
+    with pytest.raises(GfbenchError, match="--corruptions names only ImageNet-C-bar ones"):
+        check_config(only_bar)
 
 
 def test_notes_name_what_was_generated(tmp_path):
