@@ -115,3 +115,38 @@ def test_unknown_c_bar_name_is_one_line(vit, tmp_path, monkeypatch, capsys):
     assert code == 1 and err.startswith("error: unknown corruption sparkle")
     assert "cocentric_sine_waves" in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in out + err
+
+
+def test_two_gloo_processes_score_c_bar_as_one(vit, tmp_path, one_thread):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gfbench
+    from gfbench.results import read_results
+    from gfbench.robustness.evaluate import run_robustness
+
+    val = write_folder_val(tmp_path / "val", per_class=3)
+    names = ("sparkles", "checkerboard_cutout")
+    options = ["--ckpt", str(vit), "--model", "test_vit", "--generate-from", str(val),
+               "--corruptions", ",".join(names), "--severities", "1,4", "--class-map",
+               "folders", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
+           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = run_robustness(RobustnessConfig(
+        vit, model="test_vit", generate_from=val, corruptions=names, severities=(1, 4),
+        class_map="folders", batch_size=5, workers=0, device="cpu", out=tmp_path / "one"))
+    (two_json,) = (tmp_path / "two").glob("robustness-*.json")
+    columns = ["source", "corruption", "severity", "images", "correct_top1", "unreadable"]
+    provenance, two_rows = read_results(two_json)
+    assert provenance.extra["world_size"] == 2
+    two = sorted(two_rows[columns].itertuples(index=False, name=None))
+    one = sorted(read_results(single.json_path)[1][columns].itertuples(index=False, name=None))
+    assert two == one and len(one) == 1 + 4  # clean + 2 corruptions x 2 severities
+    assert {r[0] for r in one} == {"clean", "generated-bar"}
