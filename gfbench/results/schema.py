@@ -144,7 +144,8 @@ class RobustnessRow:
 
     model: str
     checkpoint: str
-    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack", "fourier"
+    source: str  # "imagenet-c", "generated" (in-memory corruptions), "generated-bar" (in-memory
+    # ImageNet-C-bar), "clean", "attack", "fourier"
     corruption: str  # corruption name, "clean", the attack name ("fgsm", "pgd"), "fourier:i,j@eps"
     severity: int  # 1..5; 0 for clean and attacks
     images: int

@@ -95,7 +95,7 @@ class Recipe:
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | fourier | a EVAL_SETS name
+    source: str  # imagenet-c | generated | generated-bar | clean | attack | fourier | EVAL_SETS
     corruption: str
     severity: int
     samples: list[Sample]
@@ -107,7 +107,7 @@ class Part:
     def name(self) -> str:
         """Display name: 'clean', 'pgd', 'gaussian_noise/3' or 'generated gaussian_noise/3'."""
         name = self.corruption if self.severity == 0 else f"{self.corruption}/{self.severity}"
-        return f"generated {name}" if self.source == "generated" else name
+        return f"generated {name}" if self.recipe.mode == "generate" else name
 
 
 def list_images(folder: Path) -> list[Path]:
