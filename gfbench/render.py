@@ -426,7 +426,7 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if crossovers:
         console.print()
         console.print(crossover_table(list(crossovers)))
-    forward = (" of the forward and backward passes, as timed (fwd: the forward alone; "
+    forward = (" of a training step's forward and backward passes (fwd: the forward alone; "
                "normalisation backward and the optimizer's update are not counted)") \
         if any(r.mode == "train" for r in rows) else ""
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}"
