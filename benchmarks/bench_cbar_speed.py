@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "robustness"))
 
+from bench_corruption_speed import machine  # noqa: E402
 from fidelity_helpers import PHOTOS, photo  # noqa: E402
 
 from gfbench.robustness.cbar import MAGNITUDES  # noqa: E402
@@ -109,19 +110,6 @@ def high_share(clean: np.ndarray, out: np.ndarray) -> float:
     radius = np.hypot(*np.meshgrid(np.arange(h) - h // 2, np.arange(w) - w // 2, indexing="ij"))
     total = power.sum()
     return float(power[radius > min(h, w) / 4].sum() / total) if total > 0 else 0.0
-
-
-def machine() -> str:
-    """CPU model and core count, as /proc/cpuinfo names them."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
 
 
 def fmt(values: list[float], digits: int = 2) -> str:

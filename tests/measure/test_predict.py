@@ -139,27 +139,10 @@ def test_a_step_that_cannot_be_traced_is_a_one_line_note_and_the_counts_stay(tmp
     assert row.error.startswith("memory prediction failed: ") and "\n" not in row.error
 
 
-def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_path,
-                                                                           monkeypatch):
-    import os
-    import subprocess
-
+def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_path, spawned):
     from gfbench.measure.complexity import run_complexity
     from gfbench.measure.plan import ComplexityRequest
 
-    spawned: list[str] = []
-    real_popen_init, real_fork = subprocess.Popen.__init__, os.fork
-
-    def popen_init(self, *args, **kwargs):
-        spawned.append("Popen")
-        real_popen_init(self, *args, **kwargs)
-
-    def fork():
-        spawned.append("fork")
-        return real_fork()
-
-    monkeypatch.setattr(subprocess.Popen, "__init__", popen_init)
-    monkeypatch.setattr(os, "fork", fork)
     request = ComplexityRequest(mixers=("global_filter",), tokens=("14",), dim=64,
                                 batch_sizes=(2,), metrics=("params",), predict=True,
                                 out=tmp_path)

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from robustness_helpers import run_cli, write_folder_val, write_vit_checkpoint
+from robustness_helpers import run_cli, torchrun_robustness, write_folder_val, write_vit_checkpoint
 
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.robustness.evaluate import RobustnessConfig, check_config, generation_notes
@@ -118,12 +118,7 @@ def test_unknown_c_bar_name_is_one_line(vit, tmp_path, monkeypatch, capsys):
 
 
 def test_two_gloo_processes_score_c_bar_as_one(vit, tmp_path, one_thread):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    import gfbench
     from gfbench.results import read_results
     from gfbench.robustness.evaluate import run_robustness
 
@@ -132,12 +127,7 @@ def test_two_gloo_processes_score_c_bar_as_one(vit, tmp_path, one_thread):
     options = ["--ckpt", str(vit), "--model", "test_vit", "--generate-from", str(val),
                "--corruptions", ",".join(names), "--severities", "1,4", "--class-map",
                "folders", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
-           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    done = torchrun_robustness(options, tmp_path / "two", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     single = run_robustness(RobustnessConfig(
         vit, model="test_vit", generate_from=val, corruptions=names, severities=(1, 4),
