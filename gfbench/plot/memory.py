@@ -117,7 +117,7 @@ def _batch_fit_figure(subject: str, setting: Setting, rows: pd.DataFrame) -> Nam
     ax.set_yscale("log", base=2)
     ticks = [NO_FIT_Y, *(2.0 ** k for k in range(int(np.log2(top)) + 2))]
     ax.set_yticks(ticks, ["0", *(f"{t:g}" for t in ticks[1:])])
-    ax.set_ylim(NO_FIT_Y / 1.5, ticks[-1])
+    ax.set_ylim(NO_FIT_Y / 1.5, ticks[-1] * 1.3)
     handles, _ = ax.get_legend_handles_labels()
     if (rows["fit_max_batch"].astype(float) < 1).any():
         handles.append(Line2D([], [], linestyle="none", marker="v", color=NEUTRAL_GREY,
@@ -127,8 +127,7 @@ def _batch_fit_figure(subject: str, setting: Setting, rows: pd.DataFrame) -> Nam
     ax.set_ylabel("largest batch that fits (predicted)")
     budget = str(rows["fit_budget"].iloc[0])
     what = "Models" if subject == "model" else "Token mixers"
-    title = (f"{what} · largest batch in {budget}\npredicted, {setting.precision}, "
-             f"{setting.mode} · {setting.title()}")
+    title = f"{what} · largest batch in {budget} (predicted)\n{setting.title()}"
     ax.set_title(title, fontsize=8)
     title = title.replace("\n", " · ")
     stem = (f"fit-{'models' if subject == 'model' else 'mixers'}-{setting.slug()}-"
