@@ -341,8 +341,8 @@ def _pixels(size: str) -> int:
 
 @dataclass
 class MemoryFit:
-    """--fit-memory: every setting against one budget (a result of its own, not a results row:
-    it describes batches the sweep did not run)."""
+    """--fit-memory: every setting against one budget, as the run's rows record it (the
+    batches it names were predicted, not run; ``memory_fit``)."""
 
     budget: str  # as the user gave it, a device kind's nominal capacity said so
     budget_bytes: int
