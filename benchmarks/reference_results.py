@@ -31,6 +31,10 @@ COUNTED = (
     "complexity --mixers global_filter,attention,attention_explicit,spatial_mlp,dwconv,pooling,"
     "fourier,identity --tokens 7,14,28,56,112,224 --metrics flops,params",
     "breakdown --models gfnet,deit,resmlp --res 224,384,512,768,1024",
+    # a training step at batch 64: forward + backward FLOPs and bytes, the predicted peak
+    # memory and the largest batch that fits an H100's nominal 80 GiB
+    "complexity --models gfnet,deit,resmlp --res 224,384,512,768,1024,1536,2048 "
+    "--metrics flops,params --mode train --batch-size 64 --predict --fit-memory h100-sxm",
 )
 TIMED = (
     "complexity",  # exactly the main job (`make demo`): the README shows its output

@@ -11,7 +11,8 @@ training took 73 s under that load and 8 s once the machine was quiet, so less o
 2. trains timm's `test_vit` (a 0.3M-parameter ViT at 160x160) from scratch on the train split
    and saves {"model": state_dict} in <work>/;
 3. runs the real CLI in a subprocess: `gfbench robustness` on the val split, every one of the
-   15 ImageNet-C corruptions x 5 severities generated in memory, clean error, FGSM/PGD and a
+   15 ImageNet-C corruptions and of ImageNet-C-bar's 10 (Mintun et al. 2021) x 5 severities
+   generated in memory, clean error, FGSM/PGD and a
    9 x 9 Fourier heat map (Yin et al. 2019), each part with its calibration (ECE, NLL, Brier),
    writing <out>/robustness-test_vit-<checkpoint>-<key>.json/.csv (key: a hash of the
    checkpoint's content and the settings) with --no-resume, so every run evaluates all parts
@@ -264,11 +265,12 @@ def gfbench_command() -> list[str]:
 
 
 def robustness_command(config: DemoConfig, checkpoint: Path, val: Path) -> list[str]:
-    """`gfbench robustness`: 15 generated corruptions x 5 severities, clean val, FGSM and PGD,
-    and a 9 x 9 Fourier heat map (calibration comes with every part)."""
+    """`gfbench robustness`: 15 generated ImageNet-C corruptions and ImageNet-C-bar's 10, x 5
+    severities each, clean val, FGSM and PGD, and a 9 x 9 Fourier heat map (calibration comes
+    with every part)."""
     return [*gfbench_command(), "robustness", "--ckpt", str(checkpoint), "--model", config.model,
             "--generate-from", str(val), "--clean", str(val), "--class-map", "folders",
-            "--corruptions", "default", "--severities", "1-5", "--attack", "fgsm",
+            "--corruptions", "default,c-bar", "--severities", "1-5", "--attack", "fgsm",
             "--attack", "pgd", "--fourier-map", "--fourier-grid", "9",
             "--limit", str(config.val_per_class), "--batch-size", "100",
             "--workers", "2", "--device", "cpu", "--seed", str(config.seed),
@@ -310,6 +312,9 @@ def print_summary(json_path: Path) -> None:
     print(f"  mean corruption error    {_pct(summary.mean_error_pct)} (15 corruptions x 5)")
     print(f"  mCE (AlexNet-normalised) {_pct(summary.mce_pct)}")
     print(f"  relative mCE             {_pct(summary.relative_mce_pct)}")
+    bar = next((s for s in summarize(frame) if s.source == "generated-bar"), None)
+    if bar is not None:
+        print(f"  C-bar error              {_pct(bar.cbar_error_pct)} (10 C-bar corruptions x 5)")
     for attack in summary.attacks.itertuples():
         print(f"  {attack.attack} accuracy (eps {attack.eps * 255:.0f}/255)  "
               f"{_pct(attack.accuracy_top1_pct)}")

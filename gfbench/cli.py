@@ -400,7 +400,8 @@ GenerateFrom = Annotated[Folder, typer.Option(
     "--generate-from", help="Clean folder to corrupt in memory with gfbench's generator (not "
     "comparable to published ImageNet-C numbers).")]
 Corruptions = Annotated[str, typer.Option(
-    help="'default' (the 15), 'all' (+4 extra) or a comma list of names.")]
+    help="'default' (the 15), 'all' (+4 extra), 'c-bar' (ImageNet-C-bar's 10, with "
+    "--generate-from) or a comma list of these and names.")]
 Severities = Annotated[str, typer.Option(help="Severities: a range or list, e.g. 1-5, 1,3,5.")]
 Attack = Annotated[list[str] | None, typer.Option(
     "--attack", help="fgsm or pgd on --clean (repeat for both), budgets of the GFNet paper.")]

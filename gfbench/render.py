@@ -426,7 +426,7 @@ def print_complexity_report(rows: list, exponents: list, paths: list, convention
     if crossovers:
         console.print()
         console.print(crossover_table(list(crossovers)))
-    forward = (" of the forward and backward passes, as timed (fwd: the forward alone; "
+    forward = (" of a training step's forward and backward passes (fwd: the forward alone; "
                "normalisation backward and the optimizer's update are not counted)") \
         if any(r.mode == "train" for r in rows) else ""
     console.print(f"[dim]FLOPs per image{forward}; k, M, G = 10^3, 10^6, 10^9. {convention}"
@@ -873,6 +873,7 @@ def _source_label(source: str) -> str:
     """How a row source is named to the user."""
     return {"imagenet-c": "ImageNet-C (released JPEGs)",
             "generated": "corruptions generated in memory by gfbench (not the released JPEGs)",
+            "generated-bar": "ImageNet-C-bar generated in memory by gfbench",
             "clean": "clean validation images",
             "test-sets": "ImageNet-A/R/Sketch/V2 test sets"}.get(source, source)
 
@@ -910,6 +911,9 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
         table.add_row(f"{a.attack.upper()} top-1 accuracy", _pct(a.accuracy_top1_pct),
                       f"eps {a.eps * 255:.1f}/255, clean accuracy "
                       f"{_pct(a.clean_accuracy_top1_pct)}")
+    if summary.source == "generated-bar":
+        table.add_row(f"C-bar error ({summary.cbar_cases} of 50 cases)",
+                      _pct(summary.cbar_error_pct), _cbar_meaning(summary))
     for t in summary.test_sets.itertuples():
         scope = "200 classes (1000-way logits restricted)" if t.test_set in (
             "imagenet-a", "imagenet-r") else "1000 classes"
@@ -918,6 +922,14 @@ def robustness_summary_table(summary, reference: dict[str, float]) -> Table:
         table.add_row(f"{t.title} top-1 error", _pct(t.error_top1_pct),
                       f"{scope}; {t.images} images, {whole}")
     return table
+
+
+def _cbar_meaning(summary) -> str:
+    """What the C-bar error is and whether it may sit beside Mintun et al.'s table."""
+    what = "plain mean top-1 error over (corruption, severity), no normalisation; "
+    if summary.comparable:
+        return what + "all 50 cases: comparable to Mintun et al. 2021 (in memory)"
+    return what + f"not comparable: {len(summary.missing)} of 50 cases missing"
 
 
 def robustness_calibration_table(summary) -> Table | None:
@@ -975,7 +987,7 @@ def fourier_lines(rows) -> list[str]:
 def print_robustness_report(report, reference: dict[str, float]) -> None:
     """Tables, notes and files of a finished `gfbench robustness` run."""
     for summary in report.summaries:
-        if summary.source in ("imagenet-c", "generated"):
+        if summary.source in ("imagenet-c", "generated", "generated-bar"):
             console.print(robustness_corruption_table(summary))
         console.print(robustness_summary_table(summary, reference))
         calibration = robustness_calibration_table(summary)
@@ -988,6 +1000,10 @@ def print_robustness_report(report, reference: dict[str, float]) -> None:
         if summary.missing and summary.source == "imagenet-c":
             console.print(f"[yellow]note:[/] {len(summary.missing)} of 75 benchmark "
                           "(corruption, severity) parts were not evaluated, so there is no mCE.")
+        if summary.missing and summary.source == "generated-bar":
+            console.print(f"[yellow]note:[/] {len(summary.missing)} of 50 ImageNet-C-bar "
+                          f"(corruption, severity) cases were not evaluated: "
+                          f"{', '.join(summary.missing)}", highlight=False)
         if summary.unreadable:
             console.print(f"[yellow]note:[/] {summary.unreadable} image reads failed (files "
                           "that could not be decoded, counted per part in the 'unreadable' "

@@ -291,3 +291,49 @@ def test_predict_and_fit_memory_print_their_columns_and_json(tmp_path):
     assert all(f["max_batch"] >= 1 for f in fits)
     assert fits[0]["max_batch"] > fits[1]["max_batch"]  # 4x the tokens: a smaller batch
     assert all(r["pred_mem_bytes"] > 0 for r in payload["rows"])
+
+
+def test_fit_memory_is_kept_in_the_run_and_agrees_with_json(tmp_path):
+    # the fit is searched in the count step, so the file's rows hold what --json says; each
+    # row's batch is recomputed here from the prediction itself (largest b with need <= budget)
+    from gfbench.measure.predict import predict_setting
+    from gfbench.measure.setting import Setting
+    from gfbench.results import read_results
+
+    args = ["complexity", "--mixers", "dwconv", "--tokens", "8,16", "--dim", "16",
+            "--metrics", "params", "--fit-memory", "4MiB", "--out", str(tmp_path), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    _, rows = read_results(payload["files"][0])
+    fits = payload["fit_memory"]["fits"]
+    assert list(rows["fit_max_batch"]) == [f["max_batch"] for f in fits]
+    assert list(rows["fit_need_bytes"]) == [f["need_bytes"] for f in fits]
+    assert set(rows["fit_budget_bytes"]) == {4 * 2**20} and set(rows["fit_budget"]) == {"4MiB"}
+    for side, best in zip((8, 16), rows["fit_max_batch"], strict=True):
+        setting = Setting("mixer", "dwconv", side, side, 1, "fp32", "infer", "meta", dim=16)
+        assert predict_setting(setting, batch_size=best).need_total <= 4 * 2**20
+        assert predict_setting(setting, batch_size=best + 1).need_total > 4 * 2**20
+
+
+def test_a_run_resumes_only_with_the_budget_it_was_made_with(tmp_path, monkeypatch, capsys):
+    args = ["complexity", "--mixers", "dwconv", "--dim", "16", "--metrics", "params",
+            "--no-isolate", "--out", str(tmp_path)]
+    assert runner.invoke(app, [*args, "--tokens", "8", "--fit-memory", "4MiB"]).exit_code == 0
+    name = tmp_path / "0001-complexity-mixers-meta-b1-fp32-infer.json"
+    before = name.read_text()
+    for other in (["--fit-memory", "8MiB"], []):
+        monkeypatch.setattr(sys, "argv", ["gfbench", *args, "--tokens", "8", *other,
+                                          "--resume", "last"])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err
+        assert err.strip().count("\n") == 0 and "made with --fit-memory 4MiB" in err
+    assert name.read_text() == before
+    resumed = runner.invoke(app, [*args, "--tokens", "8,16", "--fit-memory", "4MiB",
+                                  "--resume", "last"])
+    assert resumed.exit_code == 0, resumed.output
+    rows = json.loads(name.read_text())["rows"]
+    assert [r["fit_budget"] for r in rows] == ["4MiB", "4MiB"]
+    assert rows[0]["fit_max_batch"] > rows[1]["fit_max_batch"] >= 1

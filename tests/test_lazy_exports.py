@@ -68,3 +68,14 @@ def test_importing_the_packages_loads_no_torch():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_the_robustness_run_loads_the_corruption_generator_only_when_it_generates():
+    """A run on released ImageNet-C files or clean images never imports the in-memory
+    generator or the scipy it needs (about a second of start-up on a busy 2-core machine)."""
+    probe = ("import sys, gfbench.robustness.evaluate\n"
+             "print(','.join(m for m in ('scipy', 'gfbench.robustness.corruptions') "
+             "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == ""

@@ -42,7 +42,7 @@ def test_train_mode_labels_the_flops_as_both_passes_and_shows_the_forward(monkey
     assert "fwd+bwd FLOPs" in header and "fwd FLOPs" in header.replace("fwd+bwd FLOPs", "")
     line = next(line for line in text.splitlines() if line.startswith("global_filter"))
     assert line.split()[3:5] == ["1.871M", "623.6k"]  # both passes, then the forward alone
-    assert "FLOPs per image of the forward and backward passes" in text
+    assert "FLOPs per image of a training step's forward and backward passes" in text
 
 
 def test_bytes_per_image_and_flop_per_byte_are_the_rows_own_ratio():
@@ -93,4 +93,4 @@ def test_the_crossover_table_names_pair_metric_and_verdict():
     # 40 N^1.1 = 0.05 N^2 at N = 800^(1/0.9) ≈ 1,681.3
     assert flops.split()[:4] == ["global_filter", "vs", "attention", "FLOPs"]
     assert "global_filter drops below attention at N≈1,681" in text
-    assert "not timed" in text and "no bytes" in text
+    assert "no bytes" in text and "latency" not in text  # nothing timed: no latency line

@@ -105,18 +105,19 @@ def run_complexity(request: ComplexityRequest, progress: SweepProgress | None = 
     return ComplexityReport(rows, scaling_exponents(rows), warnings, files, outcome.run_id,
                             complexity_title(plan), outcome.skipped, True,
                             dict(outcome.counts()), crossovers(rows), outcome.ceilings,
-                            outcome.tf32_matmul, _memory_fit(request, plan))
+                            outcome.tf32_matmul, _memory_fit(request, plan, rows))
 
 
-def _memory_fit(request: ComplexityRequest, plan: SweepPlan) -> MemoryFit | None:
-    """--fit-memory: each setting's largest fitting batch, predicted; checked by measuring it
-    where the run measures on a device."""
+def _memory_fit(request: ComplexityRequest, plan: SweepPlan, rows: list[ComplexityRow]
+                ) -> MemoryFit | None:
+    """--fit-memory: each setting's largest fitting batch as its row records it (searched in
+    the count step); checked by measuring it where the run measures on a device."""
     if request.fit_memory is None:
         return None
-    from gfbench.measure.predict import check_on_device, fit_memory
+    from gfbench.measure.predict import check_on_device, memory_fit
 
     budget = request.fit_memory
-    fit = fit_memory(plan.settings, budget.bytes, budget.label)
+    fit = memory_fit(rows, budget.bytes, budget.label)
     if plan.device != "meta":
         check_on_device(fit, plan)
     return fit

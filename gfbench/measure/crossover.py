@@ -240,12 +240,15 @@ def crossovers(rows: Sequence[Any]) -> list[Crossover]:
         key = tuple(_key_value(getattr(row, f, None)) for f in PAIR_FIELDS)
         groups.setdefault(key, {}).setdefault(str(row.name), []).append(row)
     found: list[Crossover] = []
+    timed = any(not math.isnan(_number(getattr(row, "latency_ms_p50", None)))
+                for row in rows)
+    metrics = [m for m in CROSSOVER_METRICS if timed or m != "latency_ms_p50"]  # count-only
     for key, curves in groups.items():
         setting = dict(zip(PAIR_FIELDS, key, strict=True))
         for first in (name for name in curves if family(name, FFT_FAMILY)):
             for second in (name for name in curves if family(name, FFT_RIVALS)):
                 points = [crossover(first, second, metric, curves[first], curves[second])
-                          for metric in CROSSOVER_METRICS]
+                          for metric in metrics]
                 if all(len(p.sizes) < 2 for p in points):
                     continue  # one size in common: nothing to cross (as no exponent is fitted)
                 found.extend(dataclasses.replace(
@@ -257,3 +260,4 @@ def crossovers(rows: Sequence[Any]) -> list[Crossover]:
 def _whole(value: Any) -> int | None:
     """A count from a table cell (8.0 -> 8), None when missing."""
     return None if value is None else int(value)
+

@@ -238,12 +238,15 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
                            "use --impl auto to fall back to the reference filter")
     settings = [dataclasses.replace(s, impl=impl) if uses_global_filter(s.subject, s.name)
                 else s for s in settings]
+    budget = request.fit_memory
     options = SweepOptions(metrics=metrics, warmup=warmup, repeat=repeat,
                            compile=request.compile, channels_last=request.channels_last,
                            fvcore_max_flops=DEFAULT_FVCORE_MAX_FLOPS if request.fvcore else -1.0,
                            optimizer=request.optimizer, warmup_s=request.warmup_s,
                            flush_l2=request.flush_l2, processes=min(processes, repeat),
-                           predict=request.predict)
+                           predict=request.predict,
+                           fit_budget_bytes=budget.bytes if budget else None,
+                           fit_budget=budget.label if budget else "")
     folder = Path(request.out) if request.out else Path(results_dir)
     check_output_folder(folder, "--out")
     batch_part = "_".join(str(b) for b in batches)
@@ -257,7 +260,9 @@ def plan_complexity(request: ComplexityRequest, results_dir: Path = DEFAULT_OUT,
              "fvcore_max_flops": options.fvcore_max_flops, "world_size": dist.world_size,
              "optimizer": request.optimizer, "warmup_s": request.warmup_s,
              "flush_l2": request.flush_l2, "processes": options.processes,
-             "reparam": request.reparam, "predict": request.predict}
+             "reparam": request.reparam, "predict": request.predict,
+             "fit_memory": {"budget": budget.label, "budget_bytes": budget.bytes}
+             if budget else None}
     extra["bytes_convention"] = BYTES_CONVENTION  # the rows' bytes, beside flop_convention
     threads = request.threads or ranks_share_of_cores(device, dist)
     return SweepPlan(settings, options, folder, name, device, request.resume,

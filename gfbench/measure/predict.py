@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from gfbench.measure.plan import SweepPlan
     from gfbench.measure.setting import Setting
     from gfbench.measure.timing import ModelStep
+    from gfbench.results import ComplexityRow
 
 CUDA_BLOCK = 512  # bytes: the caching allocator's smallest block and rounding unit
 DEVICE_KINDS = ("cuda", "cpu")
@@ -306,7 +307,6 @@ class BatchFit:
     need_bytes: int  # predicted need at that batch (MemoryPrediction.need_total)
     fits: bool  # need_bytes <= the budget
     max_batch: int  # largest batch that fits (0: not even one)
-    probes: int  # meta traces the search took
     pred_peak_at_max: float | None = None  # peak above resident at max_batch (predicted)
     measured_peak_at_max: float | None = None  # the same, measured on the device (checked)
     check: str = ""  # how the check went: "" (not asked), "ok" or the failure's reason
@@ -330,7 +330,7 @@ def fit_setting(setting: Setting, budget_bytes: int) -> BatchFit:
     peak_at_max = (float(predict_setting(setting, batch_size=best).peak_above_resident)
                    if best else None)
     return BatchFit(setting.name, f"{setting.res_h}x{setting.res_w}", setting.batch_size,
-                    at_batch, at_batch <= budget_bytes, best, len(needs), peak_at_max)
+                    at_batch, at_batch <= budget_bytes, best, peak_at_max)
 
 
 def _pixels(size: str) -> int:
@@ -341,8 +341,8 @@ def _pixels(size: str) -> int:
 
 @dataclass
 class MemoryFit:
-    """--fit-memory: every setting against one budget (a result of its own, not a results row:
-    it describes batches the sweep did not run)."""
+    """--fit-memory: every setting against one budget, as the run's rows record it (the
+    batches it names were predicted, not run; ``memory_fit``)."""
 
     budget: str  # as the user gave it, a device kind's nominal capacity said so
     budget_bytes: int
@@ -363,24 +363,29 @@ class MemoryFit:
                 "smallest_unfit": self.smallest_unfit()}
 
 
-def fit_memory(settings: Iterable[Setting], budget_bytes: int, budget: str) -> MemoryFit:
-    """Every (name, size) of the settings against the budget (one row per name and size)."""
-    seen: dict[tuple, Setting] = {}
-    for setting in settings:
-        seen.setdefault((setting.name, setting.res_h, setting.res_w), setting)
-    return MemoryFit(budget, budget_bytes, [_fit_or_error(s, budget_bytes)
-                                            for s in seen.values()])
+FIT_FAILED = "memory fit failed: "  # how a count step's note names a failed search
 
 
-def _fit_or_error(setting: Setting, budget_bytes: int) -> BatchFit:
-    """fit_setting, or a row saying in one line why the setting could not be predicted."""
-    from gfbench.errors import first_line
+def fit_from_row(row: ComplexityRow) -> BatchFit:
+    """The fit the count step recorded in a row, or one saying in one line why there is none
+    (the search failed, or the count step failed before it)."""
+    height, width = row.sides()
+    failed = [n[len(FIT_FAILED):] for n in row.error.split("; ") if n.startswith(FIT_FAILED)]
+    if row.fit_max_batch is None or row.fit_need_bytes is None or row.fit_budget_bytes is None:
+        return BatchFit(row.name, f"{height}x{width}", row.batch_size, 0, False, 0,
+                        error=(failed or [row.error or "no fit recorded in the row"])[0])
+    return BatchFit(row.name, f"{height}x{width}", row.batch_size, int(row.fit_need_bytes),
+                    row.fit_need_bytes <= row.fit_budget_bytes, row.fit_max_batch,
+                    row.fit_peak_at_max_bytes)
 
-    try:
-        return fit_setting(setting, budget_bytes)
-    except Exception as exc:  # one setting's failure must not lose the others
-        return BatchFit(setting.name, f"{setting.res_h}x{setting.res_w}", setting.batch_size,
-                        0, False, 0, 0, error=first_line(exc, with_type=False))
+
+def memory_fit(rows: Iterable[ComplexityRow], budget_bytes: int, budget: str) -> MemoryFit:
+    """--fit-memory's answer read from the run's rows (one per name and size, the first of a
+    batch sweep's), so the terminal and --json say what the results file holds."""
+    seen: dict[tuple, BatchFit] = {}
+    for row in rows:
+        seen.setdefault((row.name, *row.sides()), fit_from_row(row))
+    return MemoryFit(budget, budget_bytes, list(seen.values()))
 
 
 def check_on_device(fit: MemoryFit, plan: SweepPlan) -> None:

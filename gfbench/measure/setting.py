@@ -107,6 +107,8 @@ class SweepOptions:
     flush_l2: bool = False
     processes: int = 1  # fresh processes the timed calls are spread over (isolated sweeps)
     predict: bool = False  # predicted peak memory in the count step (gfbench.measure.predict)
+    fit_budget_bytes: int | None = None  # --fit-memory: the largest fitting batch, per row
+    fit_budget: str = ""  # that budget as the user gave it (options.MemoryBudget.label)
 
     def to_json(self) -> dict:
         """The options as JSON (for a worker child)."""
@@ -246,6 +248,8 @@ def _count(setting: Setting, options: SweepOptions, row: ComplexityRow) -> None:
     del meta_model
     if options.predict:
         _predict(setting, row)
+    if options.fit_budget_bytes is not None:
+        _fit(setting, options.fit_budget_bytes, options.fit_budget, row)
     if "flops" not in options.metrics:
         return
     if row.fwd_flops is None or row.fwd_flops <= options.fvcore_max_flops:
@@ -294,6 +298,21 @@ def _predict(setting: Setting, row: ComplexityRow) -> None:
         row.pred_need_bytes = float(predicted.need_total)
     except Exception as exc:  # a prediction is never worth the row
         note(row, f"memory prediction failed: {first_line(exc, with_type=False)}")
+
+
+def _fit(setting: Setting, budget_bytes: int, budget: str, row: ComplexityRow) -> None:
+    """--fit-memory's search recorded in the row, so the results file holds the answer; a
+    search that fails leaves the batch empty and a note, and the counts stay."""
+    from gfbench.measure.predict import FIT_FAILED, fit_setting
+
+    row.fit_budget, row.fit_budget_bytes = budget, budget_bytes
+    try:
+        fit = fit_setting(setting, budget_bytes)
+    except Exception as exc:  # a fit is never worth the row
+        note(row, FIT_FAILED + first_line(exc, with_type=False))
+        return
+    row.fit_max_batch, row.fit_need_bytes = fit.max_batch, float(fit.need_bytes)
+    row.fit_peak_at_max_bytes = fit.pred_peak_at_max
 
 
 def _fail(row: ComplexityRow, exc: Exception, device: str) -> None:

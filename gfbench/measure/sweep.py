@@ -209,12 +209,27 @@ def _open_run(plan: SweepPlan, ceilings: str) -> ResultsWriter:
     else:
         writer = resume_run(find_run(plan.folder, plan.name, plan.resume), provenance)
     try:
+        _check_same_budget(writer, plan)
         _merge_parts(writer)
         _record_ceilings(writer, plan, ceilings)
     except BaseException:
         writer.close()
         raise
     return writer
+
+
+def _check_same_budget(writer: ResultsWriter, plan: SweepPlan) -> None:
+    """A resumed run's rows hold one --fit-memory answer (or none): resuming it with another
+    budget, or with none where it had one, is refused (GfbenchError) before any work."""
+    had, asked = writer.provenance.extra.get("fit_memory"), plan.extra.get("fit_memory")
+    if had != asked:
+        raise GfbenchError(f"--resume {writer.run_id}: the run was made with {_said(had)}, "
+                           f"not {_said(asked)}; resume it as it was made, so its rows agree")
+
+
+def _said(fit: dict | None) -> str:
+    """A run's --fit-memory as a message names it."""
+    return f"--fit-memory {fit['budget']}" if fit else "no --fit-memory"
 
 
 def _record_ceilings(writer: ResultsWriter, plan: SweepPlan, function: str) -> None:

@@ -24,7 +24,7 @@ from gfbench.plot.complexity import (
     si_text,
 )
 from gfbench.plot.load import NothingToPlotError, Setting, settings_of
-from gfbench.plot.memory import memory_figure
+from gfbench.plot.memory import batch_fit_figures, memory_figure
 from gfbench.plot.report import (
     Bullets,
     Paragraph,
@@ -242,6 +242,8 @@ def _complexity_sections(frame: pd.DataFrame, options: PlotOptions, pictures: _F
         memory = None if plotted.empty else memory_figure(subject, setting, plotted)
         if memory is not None:  # rows predicted with --predict
             section.blocks.append(pictures.picture(memory))
+        for fit in [] if plotted.empty else batch_fit_figures(subject, setting, plotted):
+            section.blocks.append(pictures.picture(fit))  # rows fitted with --fit-memory
         if figures and figures[0].fits:
             section.blocks.append(Table("Fitted exponents (larger half of N; the legends show "
                                         "the same k)", fits_table(figures[0])))

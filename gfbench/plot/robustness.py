@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -201,17 +201,21 @@ def _sources_line(entries: Sequence[Entry]) -> str:
     """Which corruption sources the entries use, in words."""
     sources = sorted({e.summary.source for e in entries})
     names = {"imagenet-c": "ImageNet-C (released JPEGs)", "generated": "corruptions generated "
-             "in memory", "clean": "no corruptions",
+             "in memory", "generated-bar": "ImageNet-C-bar generated in memory",
+             "clean": "no corruptions",
              "test-sets": "test sets only (no clean, no corruptions)"}
     return "; ".join(names.get(s, s) for s in sources)
 
 
-def severity_figure(entries: Sequence[Entry]) -> NamedFigure:
-    """Error against severity, one small panel per corruption, the clean error as a dashed line."""
+def severity_figure(entries: Sequence[Entry], names: Sequence[str] | None = None,
+                    stem: str = "robustness-severity",
+                    title: str = "Top-1 error against corruption severity") -> NamedFigure:
+    """Error against severity, one small panel per corruption (of names: ImageNet-C's 19 unless
+    given), the clean error as a dashed line."""
     from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
 
     present = {c for e in entries for c in e.severities["corruption"]}
-    corruptions = [c for c in ALL_CORRUPTIONS if c in present]
+    corruptions = [c for c in (ALL_CORRUPTIONS if names is None else names) if c in present]
     columns = min(SEVERITY_COLUMNS, len(corruptions))
     rows = math.ceil(len(corruptions) / columns)
     fig = new_figure(2.6 * columns + 0.6, 2.1 * rows + 1.4)
@@ -243,9 +247,21 @@ def severity_figure(entries: Sequence[Entry]) -> NamedFigure:
     labels.append("clean error (same colour)")
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
                frameon=False)
-    title = "Top-1 error against corruption severity"
     fig.suptitle(f"{title}\n{_sources_line(entries)}", fontweight="bold")
-    return NamedFigure(stem="robustness-severity", title=title, figure=fig)
+    return NamedFigure(stem=stem, title=title, figure=fig)
+
+
+def cbar_figure(entries: Sequence[Entry]) -> NamedFigure:
+    """ImageNet-C-bar: error per corruption and severity, each entry's C-bar error in the
+    legend (the plain mean over its cases)."""
+    from gfbench.robustness.protocol import CBAR_CORRUPTIONS
+
+    labelled = [replace(e, label=f"{e.label}: C-bar error "
+                                    f"{e.summary.cbar_error_pct:.1f}% over "
+                                    f"{e.summary.cbar_cases} of 50 cases")
+                if e.summary.cbar_error_pct is not None else e for e in entries]
+    return severity_figure(labelled, CBAR_CORRUPTIONS, stem="robustness-c-bar",
+                           title="ImageNet-C-bar: top-1 error per corruption and severity")
 
 
 def eps_text(eps: float | None) -> str:
@@ -557,12 +573,18 @@ def fourier_figure(frame: pd.DataFrame) -> NamedFigure | None:
 def robustness_figures(frame: pd.DataFrame) -> tuple[list[Entry], list[NamedFigure]]:
     """The entries and every robustness figure their rows allow (the calibration figures
     when some rows carry calibration: files written before it have none)."""
+    from gfbench.robustness.metrics import CBAR_SOURCE
+
     entries = entries_of(frame)
     figures = []
-    with_corruptions = [e for e in entries if not e.summary.per_corruption.empty]
+    bar = [e for e in entries if e.summary.source == CBAR_SOURCE]
+    with_corruptions = [e for e in entries
+                        if not e.summary.per_corruption.empty and e.summary.source != CBAR_SOURCE]
     if with_corruptions:
         figures.append(corruption_figure(with_corruptions))
         figures.append(severity_figure(with_corruptions))
+    if bar:
+        figures.append(cbar_figure(bar))
     if entries:
         figures.append(summary_figure(entries))
     calibrated = [e for e in entries if _has_calibration(e)]

@@ -91,6 +91,15 @@ class ComplexityRow:
     # what the step needs in all, predicted: parameters, buffers and input + the peak, in
     # training with the optimizer state kept from the previous update (gfbench.measure.predict)
     pred_need_bytes: float | None = None
+    # --fit-memory, searched in the count step (gfbench.measure.predict.fit_setting): the
+    # budget as given (a device kind's nominal capacity said so) and its bytes; the largest
+    # batch whose predicted need fits (0: not even one; None: the search failed, a note says
+    # why); the predicted need at the row's batch and the peak above resident at the largest
+    fit_budget: str = ""
+    fit_budget_bytes: int | None = None
+    fit_max_batch: int | None = None
+    fit_need_bytes: float | None = None
+    fit_peak_at_max_bytes: float | None = None
     # roofline of a timed row against the machine's measured ceilings (provenance.extra
     # ["ceilings"]; gfbench.measure.roofline). FLOP rates follow the FLOP convention
     # (multiply-adds per second), so vendor peaks quoted at 2 FLOPs per FMA are halved.
@@ -144,7 +153,8 @@ class RobustnessRow:
 
     model: str
     checkpoint: str
-    source: str  # "imagenet-c", "generated" (in-memory corruptions), "clean", "attack", "fourier"
+    source: str  # "imagenet-c", "generated" (in-memory corruptions), "generated-bar" (in-memory
+    # ImageNet-C-bar), "clean", "attack", "fourier"
     corruption: str  # corruption name, "clean", the attack name ("fgsm", "pgd"), "fourier:i,j@eps"
     severity: int  # 1..5; 0 for clean and attacks
     images: int

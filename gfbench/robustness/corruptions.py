@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from gfbench.errors import GfbenchError, UnknownNameError
 from gfbench.robustness import procedural as pc
-from gfbench.robustness.protocol import ALL_CORRUPTIONS, group_of
+from gfbench.robustness.protocol import ALL_CORRUPTIONS, CBAR_CORRUPTIONS, group_of
 
 # (float image, one severity's parameter: a number or a tuple, rng) -> float image
 FloatFn = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
@@ -473,8 +473,9 @@ def _saturate(x: np.ndarray, params: tuple, rng: np.random.Generator) -> np.ndar
 
 
 def corruption_id(name: str) -> int:
-    """A stable small integer per corruption (its position in the 19), for seeding."""
-    return ALL_CORRUPTIONS.index(name)
+    """A stable small integer per corruption (its position in the 19, then the 10 of C-bar),
+    for seeding."""
+    return (ALL_CORRUPTIONS + CBAR_CORRUPTIONS).index(name)
 
 
 def image_seed(key: str) -> int:
@@ -490,11 +491,17 @@ def image_rng(seed: int, image_key: str, corruption: str, severity: int) -> np.r
 
 def corrupt(image: np.ndarray, corruption: str, severity: int,
             rng: np.random.Generator) -> np.ndarray:
-    """Apply a named corruption at a severity (1..5); same shape and dtype back."""
+    """Apply a named ImageNet-C or ImageNet-C-bar corruption at a severity (1..5); same shape
+    and dtype back."""
+    if corruption in CBAR_CORRUPTIONS:
+        from gfbench.robustness.cbar import corrupt_bar
+
+        return corrupt_bar(image, corruption, severity, rng)
     spec = CORRUPTIONS.get(corruption)
     if spec is None:
         raise UnknownNameError(
-            f"unknown corruption {corruption!r}; known: {', '.join(ALL_CORRUPTIONS)}")
+            f"unknown corruption {corruption!r}; known: "
+            f"{', '.join(ALL_CORRUPTIONS + CBAR_CORRUPTIONS)}")
     if severity not in range(1, 6):
         raise GfbenchError(f"severity {severity} is not 1..5")
     return spec.apply(image, severity, rng)

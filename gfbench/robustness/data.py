@@ -22,7 +22,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gfbench.errors import DataError
-from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
 from gfbench.robustness.fourier import FourierSpec
 from gfbench.robustness.protocol import EVAL_SET_INFO
 
@@ -95,7 +94,7 @@ class Recipe:
 class Part:
     """One unit of evaluation and of resume: a (source, corruption, severity) and its images."""
 
-    source: str  # imagenet-c | generated | clean | attack | fourier | a EVAL_SETS name
+    source: str  # imagenet-c | generated | generated-bar | clean | attack | fourier | EVAL_SETS
     corruption: str
     severity: int
     samples: list[Sample]
@@ -107,7 +106,7 @@ class Part:
     def name(self) -> str:
         """Display name: 'clean', 'pgd', 'gaussian_noise/3' or 'generated gaussian_noise/3'."""
         name = self.corruption if self.severity == 0 else f"{self.corruption}/{self.severity}"
-        return f"generated {name}" if self.source == "generated" else name
+        return f"generated {name}" if self.recipe.mode == "generate" else name
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -235,6 +234,10 @@ def prepare(image: Image.Image, sample: Sample, recipe: Recipe) -> np.ndarray:
     crop = (GENERATION_CROP, GENERATION_CROP)
     image = center_crop(resize_cover(image, (GENERATION_RESIZE, GENERATION_RESIZE), "bilinear"),
                         crop)
+    # the generator (and the scipy it needs) loads with the first generated image only: a run
+    # on released files or clean images never pays for it
+    from gfbench.robustness.corruptions import corrupt, image_rng, jpeg_roundtrip
+
     rng = image_rng(recipe.seed, sample.key, recipe.corruption, recipe.severity)
     corrupted = corrupt(np.asarray(image), recipe.corruption, recipe.severity, rng)
     if recipe.jpeg_quality is not None:

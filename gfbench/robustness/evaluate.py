@@ -77,10 +77,28 @@ from gfbench.robustness.fourier import (
 from gfbench.robustness.metrics import RobustnessSummary, summarize, summary_records
 from gfbench.robustness.protocol import (
     BENCHMARK_CORRUPTIONS,
+    CBAR_CORRUPTIONS,
     SEVERITIES,
     parse_corruptions,
     parse_severities,
 )
+
+GENERATED_SOURCE = "generated"  # ImageNet-C corruptions made in memory
+GENERATED_BAR_SOURCE = "generated-bar"  # ImageNet-C-bar corruptions made in memory
+
+
+def generated_source(corruption: str) -> str:
+    """The row source of a corruption generated in memory: C-bar's rows apart from C's."""
+    return GENERATED_BAR_SOURCE if corruption in CBAR_CORRUPTIONS else GENERATED_SOURCE
+
+
+def cbar_note(jpeg_quality: int | None = None) -> str:
+    """Why in-memory ImageNet-C-bar differs from the authors' released files."""
+    saved = ("saved as JPEG quality 85" if jpeg_quality is None
+             else f"saved as JPEG quality 85, here {jpeg_quality}")
+    return ("ImageNet-C-bar corruptions generated in memory by gfbench, seeded per image (the "
+            f"authors' released set used one run-wide random stream and was {saved}; "
+            "Mintun et al. warn that in-memory and saved results differ)")
 
 
 def generated_note(jpeg_quality: int | None = None) -> str:
@@ -480,6 +498,13 @@ def check_config(config: RobustnessConfig) -> None:
         raise GfbenchError("nothing to evaluate: give --data (ImageNet-C), --generate-from, "
                            "--clean, --attack with --clean, or a test set such as "
                            "--imagenet-a")
+    bar = [c for c in config.corruptions if c in CBAR_CORRUPTIONS]
+    if bar and config.generate_from is None:
+        raise GfbenchError(f"ImageNet-C-bar corruptions ({', '.join(bar)}) are generated in "
+                           "memory: they need --generate-from (an ImageNet val folder)")
+    if config.data is not None and not released_corruptions(config):
+        raise GfbenchError("--data reads released ImageNet-C corruptions, but --corruptions "
+                           "names only ImageNet-C-bar ones: add ImageNet-C names or drop --data")
     if config.jpeg_quality is not None:
         check_jpeg_quality(config.jpeg_quality)
         if config.generate_from is None:
@@ -492,7 +517,7 @@ def check_config(config: RobustnessConfig) -> None:
         if folder is not None:
             folder_class_names(require_folder(folder, option), option)
     if config.data is not None:
-        severity_folders(config.data, config.corruptions, config.severities)
+        severity_folders(config.data, released_corruptions(config), config.severities)
     for name, folder in config.test_sets.items():
         eval_set_labels(folder, name)
 
@@ -513,11 +538,25 @@ def check_fourier(config: RobustnessConfig, side: int | None = None) -> None:
         raise GfbenchError(f"--fourier-grid {grid}: must be 1 to {top} (frequencies per axis)")
 
 
+def generation_notes(config: RobustnessConfig) -> list[str]:
+    """The caveats of the corruptions a run generates in memory (ImageNet-C's, C-bar's)."""
+    if config.generate_from is None:
+        return []
+    sources = {generated_source(c) for c in config.corruptions}
+    return ([generated_note(config.jpeg_quality)] if GENERATED_SOURCE in sources else []) + (
+        [cbar_note(config.jpeg_quality)] if GENERATED_BAR_SOURCE in sources else [])
+
+
+def released_corruptions(config: RobustnessConfig) -> tuple[str, ...]:
+    """The corruptions --data is read for: ImageNet-C's (C-bar's are only generated)."""
+    return tuple(c for c in config.corruptions if c not in CBAR_CORRUPTIONS)
+
+
 def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
     """The parts to evaluate, in order: clean, ImageNet-C, generated, attacks, Fourier
     frequencies, test sets."""
     check_config(config)
-    folders = severity_folders(config.data, config.corruptions, config.severities) \
+    folders = severity_folders(config.data, released_corruptions(config), config.severities) \
         if config.data is not None else {}
     clean_root = config.clean or config.generate_from
     roots = [*folders.values()]
@@ -553,7 +592,8 @@ def plan_parts(config: RobustnessConfig, bundle: ModelBundle) -> list[Part]:
                 recipe = Recipe("generate", size, interp, corruption=corruption,
                                 severity=severity, seed=config.seed,
                                 jpeg_quality=config.jpeg_quality)
-                parts.append(Part("generated", corruption, severity, source, recipe))
+                parts.append(Part(generated_source(corruption), corruption, severity, source,
+                                  recipe))
     for attack in config.attacks:
         parts.append(Part("attack", attack, 0, clean_samples, eval_recipe))
     if config.fourier_map:
@@ -685,7 +725,7 @@ def _row(bundle: ModelBundle, checkpoint: Path, part: Part, counts: dict[str, in
         checkpoint_sha256=checkpoint_sha, ece=_finite(calibration.ece),
         nll=_finite(calibration.nll), brier=_finite(calibration.brier),
         calibration_bins=calibration.bins_text() if images else None,
-        jpeg_quality=config.jpeg_quality if part.source == "generated" else None,
+        jpeg_quality=config.jpeg_quality if part.recipe.mode == "generate" else None,
     )
 
 
@@ -761,7 +801,7 @@ def _run(config: RobustnessConfig, context: dd.DistContext, progress: ProgressCa
     parts = plan_parts(config, bundle)
     checkpoint_sha = dd.broadcast_from_main(dd.run_on_main(  # read the file once, on rank 0
         lambda: checkpoint_sha256(config.checkpoint, bundle.module), context), context)
-    notes = [generated_note(config.jpeg_quality)] if config.generate_from is not None else []
+    notes = generation_notes(config)
     writer = dd.run_on_main(lambda: _open_writer(config, bundle, device, context, notes,
                                                  checkpoint_sha, parts), context)
     try:  # the lock on the results file is held until the run ends, however it ends

@@ -7,6 +7,8 @@ Definitions (Hendrycks & Dietterich 2019), E = top-1 error:
   relative CE(c) = (mean_s E(c, s) - E_clean) / (AlexNet(c) - AlexNet_clean)
   relative mCE   = mean of relative CE over the 15
   mean error     = plain mean of mean_s E(c, s) over the 15: unnormalised, not mCE.
+  C-bar error    = plain mean of E(c, s) over ImageNet-C-bar's (corruption, severity) cases
+                   evaluated, no normalisation (Mintun et al. 2021, arXiv 2102.11273).
 Calibration (Guo et al. 2017; under shift, Ovadia et al. 2019; see calibration.py): ECE of
 15 equal-width confidence bins in percent, NLL in nats and the Brier score (0..2) as they are.
 Every error and ECE here is in percent; a metric that needs data that is absent is None.
@@ -25,13 +27,16 @@ from gfbench.robustness.protocol import (
     ALEXNET_ERROR,
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
+    CBAR_CORRUPTIONS,
     EVAL_SET_INFO,
     GROUPS,
     SEVERITIES,
     group_of,
 )
 
-CORRUPTION_SOURCES = ("imagenet-c", "generated")
+CORRUPTION_SOURCES = ("imagenet-c", "generated", "generated-bar")
+CBAR_SOURCE = "generated-bar"  # ImageNet-C-bar generated in memory
+CBAR_CASES = len(CBAR_CORRUPTIONS) * len(SEVERITIES)  # the 50 of the authors' table
 CALIBRATION_FIELDS = ("ece", "nll", "brier", "calibration_bins")  # absent from older files
 COMPARABLE_SOURCE = "imagenet-c"
 TEST_SETS_SOURCE = "test-sets"  # a summary of test-set rows alone (no clean, no corruptions)
@@ -43,7 +48,7 @@ class RobustnessSummary:
 
     model: str
     checkpoint: str
-    source: str  # imagenet-c | generated | clean (clean/attack rows) | test-sets (only those)
+    source: str  # imagenet-c | generated | generated-bar | clean (clean/attack rows) | test-sets
     per_corruption: pd.DataFrame  # one row per corruption evaluated (see corruption_table)
     groups: pd.DataFrame  # group, corruptions, mean_error_pct, mean_ce_pct
     attacks: pd.DataFrame  # attack, eps, images, accuracy_top1_pct, clean_accuracy_top1_pct
@@ -69,16 +74,23 @@ class RobustnessSummary:
     # (what, pooled bins) for the reliability diagram: clean, then the severest shift
     reliability: list[tuple[str, CalibrationSums]] = field(default_factory=list)
     uncalibrated: int = 0  # parts of this summary whose rows carry no calibration (older files)
+    cbar_error_pct: float | None = None  # source generated-bar: the C-bar error (see above)
+    cbar_cases: int = 0  # how many of C-bar's 50 (corruption, severity) cases it averages
 
     @property
     def complete(self) -> bool:
-        """All 15 benchmark corruptions at all 5 severities are present."""
+        """All 15 benchmark corruptions at all 5 severities are present (for C-bar rows: all
+        10 C-bar corruptions at all 5)."""
+        if self.source == CBAR_SOURCE:
+            return self.cbar_cases == CBAR_CASES
         return self.ce_corruptions == len(BENCHMARK_CORRUPTIONS)
 
     @property
     def comparable(self) -> bool:
-        """Whether mCE may sit beside published numbers: released JPEGs, complete."""
-        return self.source == COMPARABLE_SOURCE and self.complete
+        """Whether the headline may sit beside published numbers: mCE on the released JPEGs,
+        complete; the C-bar error when all 50 cases ran (the authors' own test_c_bar.py also
+        corrupts in memory, with other random draws)."""
+        return self.source in (COMPARABLE_SOURCE, CBAR_SOURCE) and self.complete
 
 
 def _pct(numerator: float, denominator: float) -> float | None:
@@ -139,7 +151,8 @@ def corruption_table(rows: pd.DataFrame, clean_error_pct: float | None) -> pd.Da
     """Per corruption: group, severities, mean error over them, AlexNet error, CE, relative CE,
     and the mean ECE, NLL and Brier over the severities (None when one lacks them)."""
     records = []
-    for corruption in [c for c in ALL_CORRUPTIONS if c in set(rows["corruption"])]:
+    for corruption in [c for c in ALL_CORRUPTIONS + CBAR_CORRUPTIONS
+                       if c in set(rows["corruption"])]:
         part = rows[rows["corruption"] == corruption]
         error = float(part["error_top1_pct"].mean())
         error5 = float(part["error_top5_pct"].mean())
@@ -265,10 +278,19 @@ def eval_set_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records, columns=columns)
 
 
-def missing_parts(rows: pd.DataFrame) -> list[str]:
-    """Benchmark (corruption/severity) pairs with no row, in protocol order."""
+def missing_parts(rows: pd.DataFrame,
+                  names: Sequence[str] = BENCHMARK_CORRUPTIONS) -> list[str]:
+    """(corruption/severity) pairs of names (the 15 benchmark ones) with no row, in order."""
     have = set(zip(rows["corruption"], rows["severity"], strict=True))
-    return [f"{c}/{s}" for c in BENCHMARK_CORRUPTIONS for s in SEVERITIES if (c, s) not in have]
+    return [f"{c}/{s}" for c in names for s in SEVERITIES if (c, s) not in have]
+
+
+def cbar_error(rows: pd.DataFrame) -> tuple[float | None, int]:
+    """(plain mean top-1 error in percent, cases) over the C-bar (corruption, severity) cases
+    in rows with errors: each case once (its last row), no normalisation."""
+    bar = rows[rows["corruption"].isin(CBAR_CORRUPTIONS)]
+    cases = bar.groupby(["corruption", "severity"], sort=False)["error_top1_pct"].last()
+    return (float(cases.mean()) if len(cases) else None), len(cases)
 
 
 def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
@@ -285,6 +307,8 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
     ces = [float(v) for v in benchmark["ce_pct"] if not pd.isna(v)]
     relatives = [float(v) for v in benchmark["relative_ce_pct"] if not pd.isna(v)]
     complete = len(ces) == len(BENCHMARK_CORRUPTIONS)
+    bar_error, bar_cases = cbar_error(corrupted) if source == CBAR_SOURCE else (None, 0)
+    missing_of = CBAR_CORRUPTIONS if source == CBAR_SOURCE else BENCHMARK_CORRUPTIONS
     read = rows[rows["source"].isin([source, "clean"])]  # attacks re-read the clean files
     scope = rows[rows["source"].isin([source, "clean", "attack", *EVAL_SET_INFO])]
     return RobustnessSummary(
@@ -299,7 +323,7 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
         mean_error_pct=_mean([float(v) for v in benchmark["error_top1_pct"]]),
         mean_error_corruptions=len(benchmark),
         unreadable=int(read["unreadable"].sum()),
-        missing=missing_parts(corrupted) if source in CORRUPTION_SOURCES else [],
+        missing=missing_parts(corrupted, missing_of) if source in CORRUPTION_SOURCES else [],
         checkpoint_sha256=checkpoint_sha256,
         clean_ece_pct=None if last_clean is None else _number(last_clean["ece_pct"]),
         clean_nll=None if last_clean is None else _number(last_clean["nll"]),
@@ -308,6 +332,7 @@ def summarize_one(rows: pd.DataFrame, model: str, checkpoint: str, source: str,
             corrupted if source in CORRUPTION_SOURCES else corrupted[:0]),
         reliability=reliability_parts(rows, source),
         uncalibrated=int(scope["ece_pct"].isna().sum()),
+        cbar_error_pct=bar_error, cbar_cases=bar_cases,
     )
 
 
@@ -342,6 +367,7 @@ def summary_frame(summaries: list[RobustnessSummary]) -> pd.DataFrame:
             "ce_corruptions": s.ce_corruptions, "mean_error_pct": s.mean_error_pct,
             "unreadable": s.unreadable, "clean_ece_pct": s.clean_ece_pct,
             "clean_nll": s.clean_nll, "clean_brier": s.clean_brier,
+            "c_bar_error_pct": s.cbar_error_pct, "c_bar_cases": s.cbar_cases,
         }
         for c in s.calibration.itertuples():
             record[f"severity{c.severity}_mean_ece_pct"] = c.ece_pct
@@ -385,6 +411,8 @@ def summary_records(summaries: list[RobustnessSummary]) -> list[dict]:
             "mean_ce_pct": s.mean_ce_pct, "ce_corruptions": s.ce_corruptions,
             "complete": s.complete, "comparable_to_published": s.comparable,
             "missing_parts": len(s.missing), "unreadable": s.unreadable,
+            "c_bar_error_pct": s.cbar_error_pct, "c_bar_cases": s.cbar_cases,
+            "missing": list(s.missing),
             "clean_ece_pct": s.clean_ece_pct, "clean_nll": s.clean_nll,
             "clean_brier": s.clean_brier, "calibration_by_severity": _records(s.calibration),
             "parts_without_calibration": s.uncalibrated,

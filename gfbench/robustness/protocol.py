@@ -22,6 +22,13 @@ BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
 EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+# ImageNet-C-bar's ten corruptions (Mintun, Kirillov & Xie, NeurIPS 2021, arXiv 2102.11273),
+# spelled as in facebookresearch/augmentation-corruption (imagenet_c_bar/imagenet_c_bar.csv).
+CBAR_CORRUPTIONS: tuple[str, ...] = (
+    "blue_noise_sample", "brownish_noise", "caustic_refraction", "checkerboard_cutout",
+    "cocentric_sine_waves", "inverse_sparkles", "perlin_noise", "plasma_noise",
+    "single_frequency_greyscale", "sparkles",
+)
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "noise": BENCHMARK_CORRUPTIONS[0:3],
@@ -30,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "digital": BENCHMARK_CORRUPTIONS[11:15],
 }
 EXTRA_GROUP = "extra"
+CBAR_GROUP = "c-bar"
 
 # AlexNet top-1 error (fraction), mean over severities 1..5, per benchmark corruption.
 ALEXNET_ERROR: dict[str, float] = {
@@ -56,28 +64,28 @@ REFERENCE_MCE = {"ResNet-50": 76.7, "GFNet-S": 53.8}
 
 
 def group_of(corruption: str) -> str:
-    """The group a corruption is averaged in: noise, blur, weather, digital or extra."""
+    """The group a corruption is averaged in: noise, blur, weather, digital, extra or c-bar."""
     for group, members in GROUPS.items():
         if corruption in members:
             return group
-    return EXTRA_GROUP
+    return CBAR_GROUP if corruption in CBAR_CORRUPTIONS else EXTRA_GROUP
 
 
 def parse_corruptions(text: str) -> tuple[str, ...]:
-    """'default' -> the 15, 'all' -> the 19, else a comma list of known names (paper order)."""
-    key = text.strip().lower()
-    if key in ("", "default", "benchmark"):
-        return BENCHMARK_CORRUPTIONS
-    if key == "all":
-        return ALL_CORRUPTIONS
-    names = [n.strip() for n in key.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_CORRUPTIONS]
+    """A comma list of 'default' (the 15), 'all' (the 19), 'c-bar' (ImageNet-C-bar's 10) and
+    corruption names -> the names, ImageNet-C's in paper order, then C-bar's."""
+    known = ALL_CORRUPTIONS + CBAR_CORRUPTIONS
+    words = {"": BENCHMARK_CORRUPTIONS, "default": BENCHMARK_CORRUPTIONS,
+             "benchmark": BENCHMARK_CORRUPTIONS, "all": ALL_CORRUPTIONS, "c-bar": CBAR_CORRUPTIONS}
+    pieces = [n.strip() for n in text.lower().split(",") if n.strip()] or [""]
+    unknown = [n for n in pieces if n not in words and n not in known]
     if unknown:
         raise UnknownNameError(
             f"unknown corruption {', '.join(unknown)}; known: default (the 15), all (the 19), "
-            f"or a comma list of {', '.join(ALL_CORRUPTIONS)}"
+            f"c-bar (ImageNet-C-bar's 10), or a comma list of {', '.join(known)}"
         )
-    return tuple(c for c in ALL_CORRUPTIONS if c in names)
+    names = {c for n in pieces for c in words.get(n, (n,))}
+    return tuple(c for c in known if c in names)
 
 
 def parse_severities(text: str) -> tuple[int, ...]:

@@ -178,3 +178,14 @@ def test_committed_mixer_sweep_global_filter_below_attention_in_flops():
     assert found.tokens is None and found.below_after is True
     assert found.verdict.startswith("not within the sizes measured")
     assert found.sizes == tuple(float(n) for n in sizes)
+
+
+def test_a_count_only_run_has_no_latency_crossover_but_a_timed_pair_without_latency_says_so():
+    counted = [r for name, law in (("global_filter", _law(40, 1.1)), ("attention", _law(0.05, 2)))
+               for r in _rows(name, law)]
+    for row in counted:
+        row.latency_ms_p50 = row.latency_ms_p10 = row.latency_ms_p90 = None
+    assert {c.metric for c in crossovers(counted)} == {"flops", "bytes"}
+    timed_elsewhere = counted + _rows("dwconv", _law(1, 1))  # one timed row in the run
+    latency = [c for c in crossovers(timed_elsewhere) if c.metric == "latency_ms_p50"]
+    assert [c.verdict for c in latency] == ["not timed"]

@@ -1,7 +1,6 @@
 """The fast meta path: a count-only run builds on meta with no initialisation, starts no child
 process, and fvcore traces zeroed storage instead of randomly initialised weights."""
 
-import os
 import subprocess
 
 import pytest
@@ -35,20 +34,8 @@ class RandomOnRealTensors(TorchFunctionMode):
         return out
 
 
-def test_count_only_run_starts_no_child_and_builds_no_real_weights(tmp_path, monkeypatch):
-    spawned: list[str] = []
-    real_popen_init, real_fork = subprocess.Popen.__init__, os.fork
-
-    def popen_init(self, *args, **kwargs):
-        spawned.append(f"Popen {args[0] if args else kwargs.get('args')}")
-        real_popen_init(self, *args, **kwargs)
-
-    def fork():
-        spawned.append("fork")
-        return real_fork()
-
-    monkeypatch.setattr(subprocess.Popen, "__init__", popen_init)
-    monkeypatch.setattr(os, "fork", fork)
+def test_count_only_run_starts_no_child_and_builds_no_real_weights(tmp_path, monkeypatch,
+                                                                   spawned):
     built: list[set[str]] = []
     real_create = gfbench.models.create_model
 

@@ -139,27 +139,10 @@ def test_a_step_that_cannot_be_traced_is_a_one_line_note_and_the_counts_stay(tmp
     assert row.error.startswith("memory prediction failed: ") and "\n" not in row.error
 
 
-def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_path,
-                                                                           monkeypatch):
-    import os
-    import subprocess
-
+def test_a_count_only_predict_run_starts_no_child_and_fills_pred_mem_bytes(tmp_path, spawned):
     from gfbench.measure.complexity import run_complexity
     from gfbench.measure.plan import ComplexityRequest
 
-    spawned: list[str] = []
-    real_popen_init, real_fork = subprocess.Popen.__init__, os.fork
-
-    def popen_init(self, *args, **kwargs):
-        spawned.append("Popen")
-        real_popen_init(self, *args, **kwargs)
-
-    def fork():
-        spawned.append("fork")
-        return real_fork()
-
-    monkeypatch.setattr(subprocess.Popen, "__init__", popen_init)
-    monkeypatch.setattr(os, "fork", fork)
     request = ComplexityRequest(mixers=("global_filter",), tokens=("14",), dim=64,
                                 batch_sizes=(2,), metrics=("params",), predict=True,
                                 out=tmp_path)
@@ -194,14 +177,27 @@ def test_batch_search_stops_at_its_limit_when_everything_fits():
     assert largest_batch(lambda b: True, 3, limit=100) == 100
 
 
+def fitted_rows(settings: list[Setting], budget_bytes: int) -> list:
+    """The count step's rows of these settings, with --fit-memory's search for the budget."""
+    from gfbench.measure.setting import SweepOptions, count_setting
+
+    options = SweepOptions(metrics=frozenset({"params"}), fit_budget_bytes=budget_bytes,
+                           fit_budget="test")
+    return [count_setting(s, options) for s in settings]
+
+
 def test_fit_setting_is_the_largest_batch_whose_predicted_need_fits():
-    from gfbench.measure.predict import fit_memory
+    from gfbench.measure.predict import memory_fit
 
     setting = Setting("mixer", "dwconv", 8, 8, 4, "fp32", "train", "meta", dim=16,
                       optimizer="sgd")
     need = {b: predict_setting(setting, batch_size=b).need_total for b in (36, 37, 38)}
     assert need[36] < need[37] < need[38]
-    fit = fit_memory([setting, setting], need[37], "test")  # the same setting once
+    (counted,) = fitted_rows([setting], need[37])
+    assert counted.fit_max_batch == 37 and counted.fit_budget_bytes == need[37]
+    assert counted.fit_budget == "test" and counted.error == ""
+    assert counted.fit_need_bytes == predict_setting(setting).need_total
+    fit = memory_fit([counted, counted], need[37], "test")  # the same setting once
     (row,) = fit.fits
     assert row.max_batch == 37 and row.fits and row.need_bytes <= need[37]
     assert row.pred_peak_at_max == predict_setting(setting, batch_size=37).peak_above_resident
@@ -209,9 +205,42 @@ def test_fit_setting_is_the_largest_batch_whose_predicted_need_fits():
     # whatever the order asked
     exact = predict_setting(setting).need_total
     sizes = [dataclasses_replace(setting, res_h=side, res_w=side) for side in (32, 8, 16)]
-    fit = fit_memory(sizes, exact, "test")
+    fit = memory_fit(fitted_rows(sizes, exact), exact, "test")
     assert [f.fits for f in fit.fits] == [False, True, False]
+    assert [f.max_batch for f in fit.fits][1] == 4  # exactly its own batch
     assert fit.smallest_unfit() == {"dwconv": "16x16"}
+
+
+def test_a_failed_fit_leaves_the_batch_empty_and_says_why_in_one_line():
+    from gfbench.measure.predict import memory_fit
+
+    # a mixer the registry does not know: the count step fails before any fit, the row says
+    # why, and the fit read from the row carries that line
+    unknown = Setting("mixer", "no_such_mixer", 8, 8, 1, "fp32", "infer", "meta", dim=16)
+    (row,) = fitted_rows([unknown], 2**20)
+    assert row.status == "error" and row.fit_max_batch is None
+    (fit,) = memory_fit([row], 2**20, "test").fits
+    assert fit.max_batch == 0 and not fit.fits and fit.error == row.error
+    assert "\n" not in fit.error and "no_such_mixer" in fit.error
+
+
+def test_a_search_that_fails_is_a_note_and_the_counts_stay(monkeypatch):
+    import gfbench.measure.predict as predict
+    from gfbench.measure.predict import FIT_FAILED, memory_fit
+    from gfbench.measure.setting import SweepOptions, count_setting
+
+    def broken(setting, batch_size=None, device_kind=None):
+        raise RuntimeError("cannot trace this step\nsecond line")
+
+    monkeypatch.setattr(predict, "predict_setting", broken)
+    setting = Setting("mixer", "dwconv", 8, 8, 2, "fp32", "infer", "meta", dim=16)
+    (row,) = fitted_rows([setting], 2**20)
+    plain = count_setting(setting, SweepOptions(metrics=frozenset({"params"})))
+    assert row.status == "ok" and row.params == plain.params > 0
+    assert row.fit_budget_bytes == 2**20 and row.fit_max_batch is None
+    assert row.error == FIT_FAILED + "cannot trace this step"
+    (fit,) = memory_fit([row], 2**20, "test").fits
+    assert fit.error == "cannot trace this step" and fit.max_batch == 0
 
 
 def dataclasses_replace(setting: Setting, **changes) -> Setting:

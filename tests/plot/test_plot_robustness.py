@@ -307,3 +307,42 @@ def test_gfbench_plot_puts_the_calibration_figures_and_table_in_the_report(tmp_p
         assert "Calibration against corruption severity" in text
         assert "Reliability diagrams" in text and "Calibration of the top-1 softmax" in text
     assert "| gfnet-s | severity 5 (mean of 4) |" in markdown
+
+
+def _cbar_rows(model: str = "gfnet-s") -> list:
+    """Clean plus two ImageNet-C-bar corruptions x five severities, source generated-bar."""
+    from gfbench.results import RobustnessRow
+
+    rows = [RobustnessRow(model=model, checkpoint=f"ckpt/{model}.pth", source="clean",
+                          corruption="clean", severity=0, images=100, correct_top1=80,
+                          correct_top5=100)]
+    for i, corruption in enumerate(("sparkles", "perlin_noise")):
+        for severity in range(1, 6):
+            rows.append(RobustnessRow(
+                model=model, checkpoint=f"ckpt/{model}.pth", source="generated-bar",
+                corruption=corruption, severity=severity, images=100,
+                correct_top1=70 - 9 * severity - 5 * i, correct_top5=100))
+    return rows
+
+
+def test_c_bar_rows_get_their_own_figure_with_the_c_bar_error(tmp_path):
+    rows = _rows() + _cbar_rows()
+    write_robustness(tmp_path / "mixed", rows)
+    frame = robustness_frame(load_results([tmp_path]).runs, [])
+    with style_context():
+        entries, figures = robustness_figures(frame)
+    stems = [f.stem for f in figures]
+    assert "robustness-c-bar" in stems and "robustness-severity" in stems
+    (bar,) = [f for f in figures if f.stem == "robustness-c-bar"]
+    bar_rows = [r for r in rows if r.source == "generated-bar"]
+    mean = sum(_error_pct(r) for r in bar_rows) / len(bar_rows)  # by hand: the plain mean
+    lines = {line.get_gid(): line for ax in bar.figure.axes for line in ax.lines}
+    label = f"gfnet-s (generated-bar): C-bar error {mean:.1f}% over 10 of 50 cases"
+    for corruption in ("sparkles", "perlin_noise"):
+        part = sorted((r for r in bar_rows if r.corruption == corruption),
+                      key=lambda r: r.severity)
+        np.testing.assert_allclose(lines[f"severity|{label}|{corruption}"].get_ydata(),
+                                   [_error_pct(r) for r in part])
+    (severity,) = [f for f in figures if f.stem == "robustness-severity"]
+    drawn = {line.get_gid() for ax in severity.figure.axes for line in ax.lines}
+    assert not any("sparkles" in (gid or "") for gid in drawn)  # C's figure keeps C's rows

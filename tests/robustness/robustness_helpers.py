@@ -3,6 +3,8 @@ pixels, so every error is known by hand) and procedural gratings for a tiny trai
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -246,3 +248,17 @@ def run_cli(monkeypatch, capsys, *args):
         code = exc.code
     out = capsys.readouterr()
     return code, " ".join(out.out.split()), " ".join(out.err.split())
+
+
+def torchrun_robustness(options: list[str], out: Path, cwd: Path
+                        ) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node=2 -m gfbench robustness OPTIONS --out OUT` with this
+    checkout's gfbench, one thread per rank and a wide terminal; its output captured."""
+    import gfbench
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
+           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gfbench", "robustness", *options, "--out", str(out)],
+        capture_output=True, text=True, timeout=240, env=env, cwd=cwd)

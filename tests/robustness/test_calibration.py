@@ -22,6 +22,7 @@ from robustness_helpers import (
     ORACLE_SIZE,
     index_bundle,
     index_colour,
+    torchrun_robustness,
     write_folder_tree,
     write_folder_val,
     write_image,
@@ -362,12 +363,9 @@ def test_two_gloo_processes_give_the_single_process_bits(tmp_path):
                "--clean", str(val), "--corruptions", "gaussian_noise,fog", "--severities", "3",
                "--attack", "fgsm", "--class-map", "folders", "--batch-size", "1",
                "--workers", "0", "--device", "cpu"]
+    two = torchrun_robustness(options, tmp_path / "two", tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
            "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
-    two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     one = subprocess.run([sys.executable, "-m", "gfbench", "robustness", *options, "--out",
                           str(tmp_path / "one")],

@@ -352,24 +352,15 @@ def test_the_cli_runs_the_map_with_clean_and_prints_its_line(tmp_path, monkeypat
 
 
 def test_two_gloo_processes_give_the_single_process_map(tmp_path, one_thread):
-    import os
-    import subprocess
+    from robustness_helpers import torchrun_robustness, write_folder_val, write_vit_checkpoint
 
-    from robustness_helpers import write_folder_val, write_vit_checkpoint
-
-    import gfbench
 
     checkpoint = write_vit_checkpoint(tmp_path / "vit3.pth")
     val = write_folder_val(tmp_path / "val", per_class=3)
     options = ["--ckpt", str(checkpoint), "--model", "test_vit", "--clean", str(val),
                "--fourier-map", "--fourier-grid", "3", "--fourier-eps", "8", "--class-map",
                "folders", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
-           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    done = torchrun_robustness(options, tmp_path / "two", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     single = run_robustness(RobustnessConfig(
         checkpoint=checkpoint, model="test_vit", clean=val, class_map="folders", batch_size=5,

@@ -27,7 +27,8 @@ def test_reencoded_image_is_pils_jpeg_round_trip_of_the_corrupted_uint8_image():
     rng = np.random.default_rng(0)
     photo = Image.fromarray(np.clip(rng.normal(120, 40, (300, 260, 3)), 0, 255).astype(np.uint8))
     sample = Sample(path="unused", label=0, key="n01/a.JPEG")
-    for corruption, severity in (("fog", 2), ("gaussian_noise", 5), ("pixelate", 1)):
+    for corruption, severity in (("fog", 2), ("gaussian_noise", 5), ("pixelate", 1),
+                                 ("sparkles", 3), ("perlin_noise", 1)):  # C's and C-bar's
         plain = prepare(photo, sample, Recipe("generate", (224, 224), corruption=corruption,
                                               severity=severity, seed=3))
         crop = center_crop(resize_cover(photo, (256, 256), "bilinear"), (224, 224))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from robustness_helpers import (
+    torchrun_robustness,
     write_folder_tree,
     write_folder_val,
     write_vit_checkpoint,
@@ -34,12 +35,7 @@ def test_two_gloo_processes_equal_one(tmp_path, one_thread):
                ",".join(CORRUPTIONS), "--severities", "1,2", "--attack", "pgd",
                "--class-map", "folders", "--batch-size", "4", "--workers", "0",
                "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120",
-           "PYTHONPATH": str(Path(gfbench.__file__).parents[1])}  # this checkout's gfbench
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gfbench", "robustness", *options, "--out", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    done = torchrun_robustness(options, tmp_path / "two", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes" in done.stdout  # rank 0 reports, once
     assert done.stdout.count("wrote ") == 1
