@@ -1,9 +1,10 @@
 """A small, reproducible end-to-end demonstration of `gfbench robustness` and `gfbench plot`
 on a CPU, without ImageNet, ImageNet-C or a pretrained checkpoint.
 
-What it does (seeded, deterministic data; 14.7 minutes measured on 2026-12-06 on a 2-core CPU
-shared with other jobs, load average 3-4.5, of which the evaluation took 345 s; an epoch of the
-training took 73 s under that load and 8 s once the machine was quiet, so less on an idle one):
+What it does (seeded, deterministic data; 1068 s measured on 2026-12-06 on a 2-core CPU
+shared with other jobs, load average 4-5, of which training took 658 s and the evaluation
+374 s; an epoch of the training took 25-108 s under that load and 8 s on a quiet machine, so
+less on an idle one):
 1. draws a procedural 10-class image set (stripes at 4 orientations, rings, checkerboard, dots,
    disk, square, spokes; random colours, scales and phases) as 256x256 JPEGs in
    <work>/train/<wnid>/ and <work>/val/<wnid>/; the folder names are 10 evenly spaced
