@@ -8,8 +8,8 @@ change them: it removes the complexity and breakdown runs in results/ (the robus
 file is made by benchmarks/robustness_demo.py and left alone), runs the commands below, each a
 plain `gfbench` command line recorded in its run's provenance, then draws the figures with
 `gfbench plot results/`. Run it on an idle machine: timed rows warn when the load average
-was above the cores. On the idle 2-core CPU it takes about 15 minutes (the timed sweeps;
-`--only counted` re-makes the counted runs and the breakdown in about a minute).
+was above the cores. On the idle 2-core CPU it takes about 20 minutes (the timed sweeps;
+`--only counted` re-makes the counted runs and the breakdown in a few minutes).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ COUNTED = (
 TIMED = (
     "complexity",  # exactly the main job (`make demo`): the README shows its output
     f"complexity --mixers {MIXERS} --tokens 14,28,42,56 --dim 384 --batch-size 8 --repeat 20",
+    # each module's own latency and roofline (hook-timed, batch 8)
+    "breakdown --models gfnet,deit,resmlp --res 224 --time --batch-size 8",
 )
 
 
@@ -67,9 +69,9 @@ def main() -> None:
     commands = {"counted": COUNTED, "timed": TIMED}
     chosen = [commands[args.only]] if args.only else [COUNTED, TIMED]
     if args.only != "timed":
-        clear(("complexity-models-meta", "complexity-mixers-meta", "breakdown"))
+        clear(("complexity-models-meta", "complexity-mixers-meta", "breakdown-d1-torch."))
     if args.only != "counted":
-        clear(("complexity-models-cpu", "complexity-mixers-cpu"))
+        clear(("complexity-models-cpu", "complexity-mixers-cpu", "breakdown-d1-torch-cpu"))
     took = [(line, run(line)) for group in chosen for line in group]
     shutil.rmtree(RESULTS / "plots", ignore_errors=True)  # figures of removed runs go too
     plot = subprocess.run([sys.executable, "-m", "gfbench", "plot", "results"], cwd=ROOT,
