@@ -127,8 +127,9 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(records)
-    (args.out / "results.md").write_text(markdown(records, paths))
-    print(markdown(records, paths))
+    used = [p for p in paths if any(r["run"] == p.name.split("-", 1)[0] for r in records)]
+    (args.out / "results.md").write_text(markdown(records, used))
+    print(markdown(records, used))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ change them: it removes the complexity and breakdown runs in results/ (the robus
 file is made by benchmarks/robustness_demo.py and left alone), runs the commands below, each a
 plain `gfbench` command line recorded in its run's provenance, then draws the figures with
 `gfbench plot results/`. Run it on an idle machine: timed rows warn when the load average
-was above the cores. On the idle 2-core CPU it takes about 20 minutes (the timed sweeps;
+was above the cores. On the idle 2-core CPU it took 382 s on 2026-12-06 (mostly the timed sweeps;
 `--only counted` re-makes the counted runs and the breakdown in a few minutes).
 """
 
