@@ -209,11 +209,13 @@ def crossover_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _roofline_blocks(subject: str, setting: Setting, rows: pd.DataFrame, ceilings: dict[str, Any],
                      pictures: _FigureWriter, notes: list[str]) -> list[Picture]:
-    """The roofline figure of one setting, or a note saying why there is none."""
-    from gfbench.plot.roofline import roofline_figure, roofline_problem, setting_ceilings
+    """The roofline figure of one setting, or a note saying why a timed one has none (a run
+    that timed nothing never has one: no note)."""
+    from gfbench.plot.roofline import NOT_TIMED, roofline_figure, roofline_problem, setting_ceilings
 
     if (problem := roofline_problem(rows)):
-        notes.append(f"{subject}s on {setting.title()}: no roofline figure ({problem})")
+        if problem != NOT_TIMED:
+            notes.append(f"{subject}s on {setting.title()}: no roofline figure ({problem})")
         return []
     measured, why_none = setting_ceilings(rows, ceilings, setting.precision)
     return [pictures.picture(roofline_figure(subject, setting, rows, measured, why_none))]

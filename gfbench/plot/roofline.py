@@ -112,11 +112,14 @@ def roofline_points(rows: pd.DataFrame) -> pd.DataFrame:
     return points
 
 
+NOT_TIMED = "not timed"
+
+
 def roofline_problem(rows: pd.DataFrame) -> str:
     """Why no roofline can be drawn for these rows ('' when it can)."""
     timed = (_numbers(rows, "latency_ms_p50") > 0) & (rows["status"] == "ok")
     if not timed.any():
-        return "not timed"
+        return NOT_TIMED
     if not (_numbers(rows, "bytes") > 0).any():
         return "no bytes counted (files written before gfbench counted them)"
     if roofline_points(rows).empty:

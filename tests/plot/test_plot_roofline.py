@@ -161,3 +161,12 @@ def test_plot_adds_the_roofline_and_crossovers_to_the_report(tmp_path):
     # never cross (equal at N=196, then apart), latency neither; the verdicts say so
     markdown = (tmp_path / "plots" / "report.md").read_text()
     assert "gfnet-xs below deit-s at every other size (equal at N=196)" in markdown
+
+
+def test_a_run_that_timed_nothing_gets_no_roofline_note(tmp_path):
+    counted = [dataclasses.replace(row, latency_ms_p10=None, latency_ms_p50=None,
+                                   latency_ms_p90=None) for row in _rows()]
+    _write(tmp_path / "counted", counted, None)
+    report = make_plots([tmp_path], PlotOptions(out=tmp_path / "plots", formats=("png",)))
+    assert not any(p.name.startswith("roofline-") for p in report.figures)
+    assert not any("roofline" in note for note in report.notes)
