@@ -267,9 +267,16 @@ def complexity_table(rows: list, title: str) -> Table:
         if flagged:
             cells.append(row.status if row.status == "ok" else status)
         lines.append(cells)
-    for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
+    return _filled(table, columns, lines, left=("name", "status"))
+
+
+def _filled(table: Table, columns: Sequence[str], lines: list[list[str]],
+            left: tuple[str, ...]) -> Table:
+    """The table with its columns and rows: numbers are never cut (each column at least as wide
+    as its widest cell), only the name column folds; ``left`` columns align left."""
+    for i, column in enumerate(columns):
         widest = max([len(column), *(len(Text.from_markup(cells[i]).plain) for cells in lines)])
-        table.add_column(column, justify="left" if column in ("name", "status") else "right",
+        table.add_column(column, justify="left" if column in left else "right",
                          no_wrap=column != "name", overflow="fold",
                          min_width=None if column == "name" else widest)
     for cells in lines:
@@ -299,14 +306,7 @@ def roofline_table(rows: list, title: str) -> Table | None:
     lines = [_roofline_cells(r, batches) for r in timed]
     columns = ("name", "size", "FLOP/B", "MAC/s", "% peak", "% bw", "bound", "floor ms",
                "ratio")
-    for i, column in enumerate(columns):  # numbers are never cut: a long name folds instead
-        widest = max([len(column), *(len(cells[i]) for cells in lines)])
-        table.add_column(column, justify="left" if column in ("name", "bound") else "right",
-                         no_wrap=column != "name", overflow="fold",
-                         min_width=None if column == "name" else widest)
-    for cells in lines:
-        table.add_row(*cells)
-    return table
+    return _filled(table, columns, lines, left=("name", "bound"))
 
 
 def roofline_title(ceilings: dict | None, rows: list, tf32: bool = False) -> str:
