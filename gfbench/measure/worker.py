@@ -171,13 +171,15 @@ class ForkServer:
         return self.process
 
     def close(self) -> None:
-        """End the server (its stdin closes; it exits after the call in flight)."""
+        """End the server (its stdin closes; it exits after the call in flight). Ctrl-C while
+        waiting for it (the second it takes at exit, all rows written) kills it instead of
+        printing a traceback."""
         if self.process is not None and self.process.poll() is None:
             assert self.process.stdin is not None  # started with stdin=PIPE
             self.process.stdin.close()
             try:
                 self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
                 self.process.kill()
                 self.process.wait()
         self.process = None

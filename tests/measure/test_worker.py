@@ -103,3 +103,24 @@ def test_a_call_abandoned_before_its_child_starts_ends_quietly(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 1
     assert err.read_text() == ""  # no traceback on the user's terminal
+
+
+def test_ctrl_c_while_the_fork_server_exits_kills_it_quietly(monkeypatch):
+    """Ctrl-C in the second the server takes to exit at the end of a run (every row already
+    written) ends it without a traceback."""
+    from gfbench.measure.worker import ForkServer
+
+    server = ForkServer()
+    process = server.ensure()
+    real_wait = process.wait
+    calls = []
+
+    def interrupted_wait(timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    monkeypatch.setattr(process, "wait", interrupted_wait)
+    server.close()  # raises nothing
+    assert calls == [30, None] and process.poll() is not None and server.process is None
