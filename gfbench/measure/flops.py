@@ -302,7 +302,7 @@ class _TrainingTrace(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        out = _fused_attention(args, kwargs) if func is F.scaled_dot_product_attention \
+        out = fused_attention(args, kwargs) if func is F.scaled_dot_product_attention \
             else None
         out = func(*args, **kwargs) if out is None else out
         modules = frozenset(self.tracker.parents)
@@ -312,8 +312,9 @@ class _TrainingTrace(TorchFunctionMode):
         return out
 
 
-def _fused_attention(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-    """SDPA by the fused CPU kernel on 4-D meta tensors; None where it does not apply."""
+def fused_attention(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """SDPA by the fused CPU kernel on 4-D meta tensors (what a device runs, where meta would
+    take the math path); None where it does not apply. The FLOP and memory traces share it."""
     q, k, v, *rest = args
     if kwargs.get("enable_gqa") or not all(t.is_meta and t.dim() == 4 for t in (q, k, v)):
         return None
